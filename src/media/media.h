@@ -1,0 +1,106 @@
+/*
+ * media.h
+ *		What the media room offers: probe and validate an upload, make the
+ *		streaming proxy and the JPEG thumbnail.  Built on libav; no PostgreSQL,
+ *		no storage, no JSON in here.
+ *
+ * Every entry point returns 0 on success or a <sysexits.h> status:
+ *		EX_DATAERR		not a usable video (bad, unsupported or hostile media)
+ *		EX_NOINPUT		the input file does not exist
+ *		EX_TEMPFAIL		worth a retry: out of space, interrupted by a stop request
+ *		EX_SOFTWARE		internal error
+ * On failure `why` (MEDIA_WHY_MAX bytes) holds one line naming the cause.
+ */
+#ifndef VPROXY_MEDIA_H
+#define VPROXY_MEDIA_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sysexits.h>
+
+#define MEDIA_WHY_MAX 512
+#define MEDIA_NAME_MAX 64
+
+/* Callbacks a long operation calls; any may be NULL. */
+typedef struct MediaHooks
+{
+	bool		(*should_stop) (void *arg);	/* true: abandon now, clean up */
+	void		(*progress) (double fraction, void *arg);	/* 0..1, monotonic */
+	void	   *arg;
+} MediaHooks;
+
+/* What probe reports of a file (the "original" or "proxy" object). */
+typedef struct MediaInfo
+{
+	int			width;			/* as stored, like ffprobe */
+	int			height;
+	int			display_width;	/* after sample aspect ratio and rotation */
+	int			display_height;
+	double		fps;			/* average frame rate, else nominal */
+	double		duration_seconds;
+	char		codec[MEDIA_NAME_MAX];	/* FFmpeg codec name */
+	int64_t		bitrate;		/* container bit rate, bit/s */
+	int64_t		file_size_bytes;
+	int			rotation;		/* clockwise degrees to display: 0/90/180/270 */
+	char		pix_fmt[MEDIA_NAME_MAX];
+	int			sample_aspect_num;
+	int			sample_aspect_den;
+	char		field_order[MEDIA_NAME_MAX];	/* progressive, tt, bb, tb, bt,
+												 * unknown */
+	char		color_transfer[MEDIA_NAME_MAX];
+	bool		hdr;			/* PQ or HLG transfer */
+	char		format_name[MEDIA_NAME_MAX];	/* container, e.g. "mov,mp4,..." */
+	int64_t		frame_count;	/* from the container, 0 when unknown */
+	bool		has_audio;
+	char		audio_codec[MEDIA_NAME_MAX];	/* "" without audio */
+	int			audio_channels;
+	int			audio_sample_rate;
+	int			audio_streams;	/* how many audio streams there are */
+} MediaInfo;
+
+/* Settings of the proxy; media_proxy_defaults() fills the documented ones. */
+typedef struct ProxyOptions
+{
+	int			height;			/* 480, never upscaled */
+	double		fps;			/* 10, never above the source */
+	int			crf;			/* 28 */
+	char		preset[MEDIA_NAME_MAX];	/* "medium" */
+	int			audio_bitrate;	/* 64000 bit/s */
+	double		keyframe_seconds;	/* 2 */
+} ProxyOptions;
+
+/* Settings of the thumbnail; at_seconds < 0 means "the default time". */
+typedef struct ThumbnailOptions
+{
+	double		at_seconds;		/* 5.0, or the midpoint when beyond the end */
+	int			width;			/* 320 */
+} ThumbnailOptions;
+
+/* What was written as the thumbnail. */
+typedef struct ThumbnailInfo
+{
+	int			width;
+	int			height;
+	int64_t		file_size_bytes;
+	double		timestamp_seconds;
+} ThumbnailInfo;
+
+extern void media_proxy_defaults(ProxyOptions *options);
+extern void media_thumbnail_defaults(ThumbnailOptions *options);
+
+/* Open, validate (see the issue: streams, duration, dimensions, first frame) and describe. */
+extern int	media_probe(const char *input, const MediaHooks *hooks,
+						MediaInfo *info, char *why);
+
+/* Write the proxy to `output` (temp name beside it, renamed on success); describe it. */
+extern int	media_make_proxy(const char *input, const char *output,
+							 const ProxyOptions *options, const MediaHooks *hooks,
+							 MediaInfo *proxy_info, char *why);
+
+/* Write the JPEG thumbnail to `output` (temp name beside it, renamed on success). */
+extern int	media_make_thumbnail(const char *input, const char *output,
+								 const ThumbnailOptions *options,
+								 const MediaHooks *hooks,
+								 ThumbnailInfo *thumbnail_info, char *why);
+
+#endif							/* VPROXY_MEDIA_H */

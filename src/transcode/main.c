@@ -1,0 +1,54 @@
+/*
+ * main.c
+ *		Entry point of vproxy-transcode: dispatch to a command.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include "transcode/commands.h"
+
+typedef struct Command
+{
+	const char *name;
+	int			(*run) (int argc, char **argv);
+} Command;
+
+static const Command commands[] = {
+	{"probe", cmd_probe},
+	{"proxy", cmd_proxy},
+	{"thumbnail", cmd_thumbnail},
+	{"job", cmd_job},
+	{"storage", cmd_storage},
+};
+
+static const char usage_text[] =
+"usage: vproxy-transcode probe INPUT\n"
+"       vproxy-transcode proxy INPUT OUTPUT [--height N] [--fps N] [--crf N] [--preset NAME]\n"
+"                                           [--audio-bitrate BPS] [--progress-fd N]\n"
+"       vproxy-transcode thumbnail INPUT OUTPUT [--at SECONDS] [--width N]\n"
+"       vproxy-transcode job [--progress-fd N]   (job spec JSON on stdin)\n"
+"       vproxy-transcode storage get|put|head|delete|presign ...   (settings in the environment)\n";
+
+int
+main(int argc, char **argv)
+{
+	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))
+	{
+		fputs(usage_text, stdout);
+		return 0;
+	}
+	if (argc >= 2)
+	{
+		for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		{
+			if (strcmp(argv[1], commands[i].name) == 0)
+			{
+				install_stop_handlers();
+				return commands[i].run(argc - 1, argv + 1);
+			}
+		}
+	}
+	fputs(usage_text, stderr);
+	return fail(EX_USAGE, "%s", argc < 2 ? "no command given" : "unknown command");
+}

@@ -1,0 +1,135 @@
+/*
+ * shared.c
+ *		What all commands share: failure messages, JSON output, stop requests
+ *		and the progress channel.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "transcode/commands.h"
+
+static volatile sig_atomic_t stop_signal_number;
+static int	progress_fd = -1;
+static double progress_last = -1.0;
+static char progress_last_stage[32];
+
+/* Print the cause as the last stderr line and return the exit status. */
+int
+fail(int status, const char *fmt,...)
+{
+	va_list		args;
+
+	fflush(stdout);
+	fputs("vproxy-transcode: ", stderr);
+	va_start(args, fmt);
+	vfprintf(stderr, fmt, args);
+	va_end(args);
+	fputc('\n', stderr);
+	fflush(stderr);
+	return status;
+}
+
+/* Print one JSON object on stdout followed by a newline. */
+int
+print_json(json_t *object)
+{
+	int			rc;
+
+	if (object == NULL)
+		return fail(EX_SOFTWARE, "out of memory building the result");
+	rc = json_dumpf(object, stdout, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(10));
+	json_decref(object);
+	if (rc != 0 || fputc('\n', stdout) == EOF || fflush(stdout) != 0)
+		return fail(EX_SOFTWARE, "cannot write the result: %s", strerror(errno));
+	return 0;
+}
+
+/* Signal handler: remember the first stop request. */
+static void
+handle_stop(int signo)
+{
+	if (stop_signal_number == 0)
+		stop_signal_number = signo;
+}
+
+/* Catch SIGTERM, SIGINT and SIGHUP as a stop request; ignore SIGPIPE. */
+void
+install_stop_handlers(void)
+{
+	struct sigaction action;
+
+	memset(&action, 0, sizeof(action));
+	action.sa_handler = handle_stop;
+	sigemptyset(&action.sa_mask);
+	sigaction(SIGTERM, &action, NULL);
+	sigaction(SIGINT, &action, NULL);
+	sigaction(SIGHUP, &action, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+/* Whether a stop was requested. */
+bool
+stop_requested(void *unused)
+{
+	(void) unused;
+	return stop_signal_number != 0;
+}
+
+/* The signal that asked us to stop, 0 if none. */
+int
+stop_signal(void)
+{
+	return stop_signal_number;
+}
+
+/* Accept "--progress-fd N": N must be an open file descriptor. */
+bool
+progress_open(const char *fd_text)
+{
+	char	   *end;
+	long		fd;
+
+	errno = 0;
+	fd = strtol(fd_text, &end, 10);
+	if (errno != 0 || *end != '\0' || end == fd_text || fd < 0 || fd > INT_MAX)
+		return false;
+	if (write((int) fd, "", 0) < 0)
+		return false;
+	progress_fd = (int) fd;
+	return true;
+}
+
+/* Write a progress line when the fraction moved by 0.001 or the stage changed. */
+void
+progress_report(double fraction, const char *stage)
+{
+	char		line[64];
+	int			len;
+
+	if (progress_fd < 0)
+		return;
+	if (fraction < 0.0)
+		fraction = 0.0;
+	if (fraction > 1.0)
+		fraction = 1.0;
+	if (fraction < progress_last)
+		fraction = progress_last;
+	if (strcmp(stage, progress_last_stage) == 0 && fraction - progress_last < 0.001 && fraction < 1.0)
+		return;
+	len = snprintf(line, sizeof(line), "progress %.4f %s\n", fraction, stage);
+	if (len > 0 && (size_t) len < sizeof(line))
+	{
+		ssize_t		written = write(progress_fd, line, len);
+
+		(void) written;			/* a reader that went away is not our failure */
+	}
+	progress_last = fraction;
+	snprintf(progress_last_stage, sizeof(progress_last_stage), "%s", stage);
+}
