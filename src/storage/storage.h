@@ -72,8 +72,11 @@ extern int	storage_get(Storage *storage, const char *key, const char *local_path
 extern int	storage_put(Storage *storage, const char *key, const char *local_path,
 						const char *content_type, const StorageHooks *hooks, char *why);
 
+/* Size, ETag and content type of an object. */
 extern int	storage_head(Storage *storage, const char *key, StorageObjectInfo *info,
 						 char *why);
+
+/* Remove an object; removing one that does not exist succeeds, as in S3. */
 extern int	storage_delete(Storage *storage, const char *key, char *why);
 
 /* A presigned GET URL valid for 1 s .. 7 days (S3); a file:// URL for files. */

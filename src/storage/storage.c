@@ -1,0 +1,131 @@
+/*
+ * storage.c
+ *		The public entry points of storage.h: choose a backend by the URL's
+ *		scheme, check the arguments every backend shares, then dispatch.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "storage/storage_internal.h"
+
+/* Parse the configuration and prepare a handle (no network traffic yet). */
+int
+storage_open(const StorageConfig *config, Storage **storage, char *why)
+{
+	Storage    *handle;
+	const char *url = config ? config->url : NULL;
+	int			status;
+
+	*storage = NULL;
+	if (url == NULL || url[0] == '\0')
+		return storage_fail(why, EX_USAGE, "no storage URL configured");
+	handle = calloc(1, sizeof(Storage));
+	if (handle == NULL)
+		return storage_fail(why, EX_SOFTWARE, "out of memory");
+	if (strncmp(url, "file://", 7) == 0)
+		status = file_backend_open(url + 7, handle, why);
+	else if (strncmp(url, "s3://", 5) == 0)
+		status = storage_fail(why, EX_USAGE, "S3 storage is not built in yet");
+	else
+		status = storage_fail(why, EX_USAGE,
+							  "storage URL must start with file:/// or s3://");
+	if (status != 0)
+	{
+		free(handle);
+		return status;
+	}
+	*storage = handle;
+	return 0;
+}
+
+/* Release a handle; NULL is fine. */
+void
+storage_close(Storage *storage)
+{
+	if (storage == NULL)
+		return;
+	storage->backend->close(storage->state);
+	free(storage);
+}
+
+/* Refuse a missing or empty key before any backend sees it. */
+static int
+check_key(const char *key, char *why)
+{
+	if (key == NULL || key[0] == '\0')
+		return storage_fail(why, EX_USAGE, "empty storage key");
+	return 0;
+}
+
+/* The in-place path of an object, or NULL when it must be fetched. */
+int
+storage_local_path(Storage *storage, const char *key, char **path, char *why)
+{
+	*path = NULL;
+	if (check_key(key, why) != 0)
+		return EX_USAGE;
+	return storage->backend->local_path(storage->state, key, path, why);
+}
+
+/* Download an object into a local file, streamed. */
+int
+storage_get(Storage *storage, const char *key, const char *local_path,
+			const StorageHooks *hooks, char *why)
+{
+	if (check_key(key, why) != 0)
+		return EX_USAGE;
+	if (local_path == NULL || local_path[0] == '\0')
+		return storage_fail(why, EX_USAGE, "no local file to download into");
+	return storage->backend->get(storage->state, key, local_path, hooks, why);
+}
+
+/* Upload a local file as an object, atomically replacing any previous one. */
+int
+storage_put(Storage *storage, const char *key, const char *local_path,
+			const char *content_type, const StorageHooks *hooks, char *why)
+{
+	if (check_key(key, why) != 0)
+		return EX_USAGE;
+	if (local_path == NULL || local_path[0] == '\0')
+		return storage_fail(why, EX_USAGE, "no local file to upload");
+	if (content_type == NULL || content_type[0] == '\0')
+		content_type = "application/octet-stream";
+	if (strpbrk(content_type, "\r\n") != NULL)
+		return storage_fail(why, EX_USAGE, "content type holds a line break");
+	return storage->backend->put(storage->state, key, local_path, content_type,
+								 hooks, why);
+}
+
+/* Size, ETag and content type of an object. */
+int
+storage_head(Storage *storage, const char *key, StorageObjectInfo *info, char *why)
+{
+	memset(info, 0, sizeof(*info));
+	if (check_key(key, why) != 0)
+		return EX_USAGE;
+	return storage->backend->head(storage->state, key, info, why);
+}
+
+/* Remove an object; removing one that does not exist succeeds. */
+int
+storage_delete(Storage *storage, const char *key, char *why)
+{
+	if (check_key(key, why) != 0)
+		return EX_USAGE;
+	return storage->backend->delete(storage->state, key, why);
+}
+
+/* A URL to read the object: presigned for S3, file:// for files. */
+int
+storage_presign(Storage *storage, const char *key, int expires_seconds,
+				char **url, char *why)
+{
+	*url = NULL;
+	if (check_key(key, why) != 0)
+		return EX_USAGE;
+	if (expires_seconds < 1 || expires_seconds > STORAGE_PRESIGN_MAX_SECONDS)
+		return storage_fail(why, EX_USAGE,
+							"presign expiry must be from 1 to %d seconds, not %d",
+							STORAGE_PRESIGN_MAX_SECONDS, expires_seconds);
+	return storage->backend->presign(storage->state, key, expires_seconds, url, why);
+}

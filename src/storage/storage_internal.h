@@ -1,0 +1,98 @@
+/*
+ * storage_internal.h
+ *		What the files of the storage room share: the backend table behind
+ *		struct Storage, and helpers for failure messages and local files.
+ */
+#ifndef VPROXY_STORAGE_INTERNAL_H
+#define VPROXY_STORAGE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "storage/storage.h"
+
+/* Longest presign expiry S3 accepts: seven days. */
+#define STORAGE_PRESIGN_MAX_SECONDS (7 * 24 * 3600)
+
+/* The operations of one backend; `state` is the backend's own handle. */
+typedef struct StorageBackend
+{
+	int			(*local_path) (void *state, const char *key, char **path, char *why);
+	int			(*get) (void *state, const char *key, const char *local_path,
+						const StorageHooks *hooks, char *why);
+	int			(*put) (void *state, const char *key, const char *local_path,
+						const char *content_type, const StorageHooks *hooks, char *why);
+	int			(*head) (void *state, const char *key, StorageObjectInfo *info, char *why);
+	int			(*delete) (void *state, const char *key, char *why);
+	int			(*presign) (void *state, const char *key, int expires_seconds,
+							char **url, char *why);
+	void		(*close) (void *state);
+} StorageBackend;
+
+struct Storage
+{
+	const StorageBackend *backend;
+	void	   *state;
+};
+
+/* Backends: fill in storage->backend and storage->state. */
+extern int	file_backend_open(const char *root, Storage *storage, char *why);
+extern int	s3_backend_open(const StorageConfig *config, const char *location,
+							Storage *storage, char *why);
+
+/* Write a one-line cause into why (STORAGE_WHY_MAX bytes); return status. */
+extern int	storage_fail(char *why, int status, const char *fmt,...)
+			__attribute__((format(printf, 3, 4)));
+
+/*
+ * Quote a key or path for a message: double quotes around it, control
+ * characters and quotes escaped, cut with "..." when longer than the buffer.
+ */
+extern const char *storage_quote(const char *text, char *buffer, size_t size);
+
+/* The status for a failed local file operation's errno (ENOSPC: transient). */
+extern int	storage_errno_status(int error);
+
+/* Whether the caller asked to stop; hooks may be NULL. */
+extern bool storage_should_stop(const StorageHooks *hooks);
+
+/* Report progress through the hooks, if any. */
+extern void storage_progress(const StorageHooks *hooks, int64_t done, int64_t total);
+
+/*
+ * A local file written under a temporary name in its final directory and
+ * renamed into place only when complete, so that no partial file is ever
+ * seen under the final name.
+ */
+typedef struct LocalOutput
+{
+	int			dir_fd;			/* the directory, owned */
+	int			fd;				/* the temporary file, -1 when closed */
+	char		temp_name[256];
+	char	   *final_name;
+	char	   *display_path;	/* for messages */
+} LocalOutput;
+
+/* Create the temporary file for `name` in the open directory dir_fd (taken over). */
+extern int	local_output_open_at(LocalOutput *output, int dir_fd, const char *name,
+								 const char *display_path, char *why);
+
+/* Same for a path: its directory must exist. */
+extern int	local_output_open(LocalOutput *output, const char *path, char *why);
+
+/* Rename into place (after fsync of file and directory when durable). */
+extern int	local_output_commit(LocalOutput *output, bool durable, char *why);
+
+/* Remove the temporary file and release everything; safe after commit. */
+extern void local_output_discard(LocalOutput *output);
+
+/*
+ * Copy `length` bytes from in_fd (at its offset 0) to out_fd, in the kernel
+ * when possible, checking for stop requests and reporting progress.
+ */
+extern int	storage_copy_fd(int in_fd, int out_fd, int64_t length,
+							const StorageHooks *hooks, const char *in_display,
+							const char *out_display, char *why);
+
+#endif							/* VPROXY_STORAGE_INTERNAL_H */

@@ -1,0 +1,241 @@
+/*
+ * storage_command.c
+ *		`vproxy-transcode storage get|put|head|delete|presign`: the storage
+ *		room's operations by hand, for checking a configuration.  Settings come
+ *		from the environment so that secrets never appear on a command line:
+ *		VPROXY_STORAGE_URL, VPROXY_S3_ENDPOINT, VPROXY_S3_REGION,
+ *		VPROXY_S3_ACCESS_KEY_ID and VPROXY_S3_SECRET_ACCESS_KEY (else
+ *		AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), VPROXY_S3_CA_FILE.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "storage/storage.h"
+#include "transcode/commands.h"
+
+#define DEFAULT_PRESIGN_SECONDS 3600
+
+/* Stage names of the progress channel, passed as the progress hook's arg. */
+static char download_stage[] = "download";
+static char upload_stage[] = "upload";
+
+static const char storage_usage[] =
+"usage: vproxy-transcode storage get KEY FILE [--progress-fd N]\n"
+"       vproxy-transcode storage put FILE KEY [--content-type TYPE] [--progress-fd N]\n"
+"       vproxy-transcode storage head KEY\n"
+"       vproxy-transcode storage delete KEY\n"
+"       vproxy-transcode storage presign KEY [--expires SECONDS]\n"
+"settings: VPROXY_STORAGE_URL (file:///dir or s3://bucket[/prefix]), VPROXY_S3_ENDPOINT,\n"
+"          VPROXY_S3_REGION, VPROXY_S3_ACCESS_KEY_ID, VPROXY_S3_SECRET_ACCESS_KEY\n"
+"          (else AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), VPROXY_S3_CA_FILE\n";
+
+/* The parsed command line of one storage operation. */
+typedef struct StorageArgs
+{
+	const char *operation;
+	const char *operands[2];
+	int			operand_count;
+	const char *content_type;
+	int			expires_seconds;
+} StorageArgs;
+
+/* The first non-empty environment variable of the two (second may be NULL). */
+static const char *
+env_setting(const char *name, const char *fallback)
+{
+	const char *value = getenv(name);
+
+	if ((value == NULL || value[0] == '\0') && fallback != NULL)
+		value = getenv(fallback);
+	return value ? value : "";
+}
+
+/* Parse a whole decimal int, or fail. */
+static bool
+parse_int(const char *text, int *value)
+{
+	char	   *end;
+	long		parsed;
+
+	errno = 0;
+	parsed = strtol(text, &end, 10);
+	if (errno != 0 || end == text || *end != '\0' || parsed < INT_MIN || parsed > INT_MAX)
+		return false;
+	*value = (int) parsed;
+	return true;
+}
+
+/* Print the usage and a usage failure. */
+static int
+usage_error(const char *fmt, const char *detail)
+{
+	fputs(storage_usage, stderr);
+	return fail(EX_USAGE, fmt, detail);
+}
+
+/* Split argv into the operation, its operands and its options. */
+static int
+parse_storage_args(int argc, char **argv, StorageArgs *args)
+{
+	memset(args, 0, sizeof(*args));
+	args->expires_seconds = DEFAULT_PRESIGN_SECONDS;
+	if (argc < 2)
+		return usage_error("storage: %s", "no operation given");
+	args->operation = argv[1];
+	for (int i = 2; i < argc; i++)
+	{
+		const char *arg = argv[i];
+		bool		has_value = i + 1 < argc;
+
+		if (strcmp(arg, "--content-type") == 0 && strcmp(args->operation, "put") == 0 && has_value)
+			args->content_type = argv[++i];
+		else if (strcmp(arg, "--expires") == 0 && strcmp(args->operation, "presign") == 0 &&
+				 has_value)
+		{
+			if (!parse_int(argv[++i], &args->expires_seconds))
+				return usage_error("storage presign: --expires wants whole seconds, not \"%s\"",
+								   argv[i]);
+		}
+		else if (strcmp(arg, "--progress-fd") == 0 && has_value)
+		{
+			if (!progress_open(argv[++i]))
+				return usage_error("storage: --progress-fd wants an open file descriptor, not \"%s\"",
+								   argv[i]);
+		}
+		else if (strncmp(arg, "--", 2) == 0)
+			return usage_error("storage: unknown or incomplete option %s", arg);
+		else if (args->operand_count < 2)
+			args->operands[args->operand_count++] = arg;
+		else
+			return usage_error("storage: unexpected argument \"%s\"", arg);
+	}
+	return 0;
+}
+
+/* Progress hook: forward a transfer's bytes to the progress channel. */
+static void
+report_transfer(int64_t done, int64_t total, void *stage)
+{
+	progress_report(total > 0 ? (double) done / (double) total : 0.0, stage);
+}
+
+/* The size of a local file, -1 if it cannot be read. */
+static json_int_t
+local_file_size(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 ? (json_int_t) st.st_size : -1;
+}
+
+/* Run the parsed operation on an open storage handle. */
+static int
+run_operation(Storage *storage, const StorageArgs *args)
+{
+	char		why[STORAGE_WHY_MAX];
+	const char *op = args->operation;
+	const char *const *operand = args->operands;
+	int			status;
+
+	if (strcmp(op, "get") == 0)
+	{
+		StorageHooks hooks = {stop_requested, report_transfer, download_stage};
+
+		status = storage_get(storage, operand[0], operand[1], &hooks, why);
+		if (status == 0)
+			return print_json(json_pack("{s:s, s:s, s:I}", "key", operand[0], "file", operand[1],
+										"size_bytes", local_file_size(operand[1])));
+	}
+	else if (strcmp(op, "put") == 0)
+	{
+		StorageHooks hooks = {stop_requested, report_transfer, upload_stage};
+		const char *type = args->content_type ? args->content_type : "application/octet-stream";
+
+		status = storage_put(storage, operand[1], operand[0], type, &hooks, why);
+		if (status == 0)
+			return print_json(json_pack("{s:s, s:s, s:I, s:s}", "key", operand[1],
+										"file", operand[0],
+										"size_bytes", local_file_size(operand[0]),
+										"content_type", type));
+	}
+	else if (strcmp(op, "head") == 0)
+	{
+		StorageObjectInfo info;
+
+		status = storage_head(storage, operand[0], &info, why);
+		if (status == 0)
+			return print_json(json_pack("{s:s, s:I, s:s, s:s}", "key", operand[0],
+										"size_bytes", (json_int_t) info.size_bytes,
+										"etag", info.etag, "content_type", info.content_type));
+	}
+	else if (strcmp(op, "delete") == 0)
+	{
+		status = storage_delete(storage, operand[0], why);
+		if (status == 0)
+			return print_json(json_pack("{s:s, s:b}", "key", operand[0], "deleted", 1));
+	}
+	else
+	{
+		char	   *url;
+
+		status = storage_presign(storage, operand[0], args->expires_seconds, &url, why);
+		if (status == 0)
+		{
+			json_t	   *result = json_pack("{s:s, s:s, s:i}", "key", operand[0], "url", url,
+										   "expires_seconds", args->expires_seconds);
+
+			free(url);
+			return print_json(result);
+		}
+	}
+	return fail(status, "storage %s: %s", op, why);
+}
+
+/* vproxy-transcode storage OPERATION ...: one JSON object on success. */
+int
+cmd_storage(int argc, char **argv)
+{
+	static const struct
+	{
+		const char *name;
+		int			operands;
+	}			operations[] = {
+		{"get", 2}, {"put", 2}, {"head", 1}, {"delete", 1}, {"presign", 1},
+	};
+	StorageArgs args;
+	StorageConfig config;
+	Storage    *storage;
+	char		why[STORAGE_WHY_MAX];
+	int			status;
+	bool		known = false;
+
+	status = parse_storage_args(argc, argv, &args);
+	if (status != 0)
+		return status;
+	for (size_t i = 0; i < sizeof(operations) / sizeof(operations[0]); i++)
+	{
+		if (strcmp(args.operation, operations[i].name) != 0)
+			continue;
+		known = true;
+		if (args.operand_count != operations[i].operands)
+			return usage_error("storage %s: wrong number of arguments", args.operation);
+	}
+	if (!known)
+		return usage_error("storage: unknown operation \"%s\"", args.operation);
+
+	config.url = env_setting("VPROXY_STORAGE_URL", NULL);
+	config.s3_endpoint = env_setting("VPROXY_S3_ENDPOINT", NULL);
+	config.s3_region = env_setting("VPROXY_S3_REGION", NULL);
+	config.access_key_id = env_setting("VPROXY_S3_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID");
+	config.secret_access_key = env_setting("VPROXY_S3_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY");
+	config.ca_file = env_setting("VPROXY_S3_CA_FILE", NULL);
+	status = storage_open(&config, &storage, why);
+	if (status != 0)
+		return fail(status, "storage: %s", why);
+	status = run_operation(storage, &args);
+	storage_close(storage);
+	return status;
+}
