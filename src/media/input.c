@@ -1,0 +1,279 @@
+/*
+ * input.c
+ *		Open an upload safely and choose its video and audio streams.
+ *
+ * Only the "file" protocol is allowed, so nothing a file says can make us
+ * reach the network or another file (playlists, concat lists, data URLs), and
+ * only real container demuxers are accepted (no image sequences, no hls, no
+ * concat).  Probing is bounded in bytes and in time, decoders opened during
+ * probing are refused oversized pictures, and a stop request or a spent CPU
+ * budget interrupts any blocking read.
+ */
+#include <string.h>
+#include <sys/stat.h>
+
+#include <libavutil/avstring.h>
+#include <libavutil/dict.h>
+
+#include "media/media_internal.h"
+
+/* Container demuxers we accept, by libavformat short name. */
+static const char accepted_formats[] =
+"mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,mpegts,mpeg,flv,asf,mxf,ogg,nut,dv,ivf";
+
+#define PROBE_BYTES "10000000"
+#define ANALYZE_MICROSECONDS "10000000"
+#define MAX_STREAMS "256"
+
+/* Whether the caller asked us to stop, or the CPU budget is spent. */
+bool
+media_stop_requested(const MediaHooks *hooks)
+{
+	if (media_cpu_exhausted())
+		return true;
+	return hooks != NULL && hooks->should_stop != NULL && hooks->should_stop(hooks->arg);
+}
+
+/* libavformat's interrupt callback: nonzero aborts the blocking call. */
+static int
+interrupt_requested(void *opaque)
+{
+	return media_stop_requested((const MediaHooks *) opaque);
+}
+
+/* Whether a stream is a real video stream (cover art does not count). */
+static bool
+is_real_video(const AVStream *stream)
+{
+	return stream->codecpar->codec_type == AVMEDIA_TYPE_VIDEO &&
+		!(stream->disposition & AV_DISPOSITION_ATTACHED_PIC) &&
+		stream->codecpar->codec_id != AV_CODEC_ID_NONE;
+}
+
+/* Whether a stream is an audio stream we could decode. */
+static bool
+is_usable_audio(const AVStream *stream)
+{
+	const AVCodecParameters *par = stream->codecpar;
+
+	return par->codec_type == AVMEDIA_TYPE_AUDIO &&
+		avcodec_find_decoder(par->codec_id) != NULL &&
+		par->ch_layout.nb_channels > 0 && par->sample_rate > 0;
+}
+
+/* Video: default disposition first, then the most pixels. */
+static bool
+better_video(const AVStream *candidate, const AVStream *best)
+{
+	bool		candidate_default = candidate->disposition & AV_DISPOSITION_DEFAULT;
+	bool		best_default = best->disposition & AV_DISPOSITION_DEFAULT;
+	int64_t		candidate_area = (int64_t) candidate->codecpar->width * candidate->codecpar->height;
+	int64_t		best_area = (int64_t) best->codecpar->width * best->codecpar->height;
+
+	if (candidate_default != best_default)
+		return candidate_default;
+	return candidate_area > best_area;
+}
+
+/* Audio: default disposition, then most channels, then highest bit rate. */
+static bool
+better_audio(const AVStream *candidate, const AVStream *best)
+{
+	bool		candidate_default = candidate->disposition & AV_DISPOSITION_DEFAULT;
+	bool		best_default = best->disposition & AV_DISPOSITION_DEFAULT;
+	int			candidate_channels = candidate->codecpar->ch_layout.nb_channels;
+	int			best_channels = best->codecpar->ch_layout.nb_channels;
+
+	if (candidate_default != best_default)
+		return candidate_default;
+	if (candidate_channels != best_channels)
+		return candidate_channels > best_channels;
+	return candidate->codecpar->bit_rate > best->codecpar->bit_rate;
+}
+
+/* Pick the video and audio streams; tell the demuxer to drop the others. */
+static void
+choose_streams(MediaInput *input)
+{
+	AVFormatContext *format = input->format;
+
+	for (unsigned i = 0; i < format->nb_streams; i++)
+	{
+		AVStream   *stream = format->streams[i];
+
+		if (stream->codecpar->codec_type == AVMEDIA_TYPE_AUDIO)
+			input->audio_streams++;
+		if (is_real_video(stream) &&
+			(input->video == NULL || better_video(stream, input->video)))
+			input->video = stream;
+		else if (is_usable_audio(stream) &&
+				 (input->audio == NULL || better_audio(stream, input->audio)))
+			input->audio = stream;
+	}
+	for (unsigned i = 0; i < format->nb_streams; i++)
+	{
+		AVStream   *stream = format->streams[i];
+
+		if (stream != input->video && stream != input->audio)
+			stream->discard = AVDISCARD_ALL;
+	}
+}
+
+/* Check what the container says before anything is decoded. */
+static int
+validate_streams(MediaInput *input, char *why)
+{
+	const AVCodecParameters *par;
+	int64_t		duration = input->format->duration;
+
+	if (input->video == NULL)
+		return media_fail(why, EX_DATAERR, "the file holds no video stream");
+	par = input->video->codecpar;
+	if (avcodec_find_decoder(par->codec_id) == NULL)
+		return media_fail(why, EX_DATAERR, "no decoder for the video codec %s",
+						  avcodec_get_name(par->codec_id));
+	if (par->width <= 0 || par->height <= 0)
+		return media_fail(why, EX_DATAERR, "the video stream has no picture size");
+	if (par->width > MEDIA_MAX_SIDE || par->height > MEDIA_MAX_SIDE ||
+		(int64_t) par->width * par->height > MEDIA_MAX_PIXELS)
+		return media_fail(why, EX_DATAERR,
+						  "the video is %dx%d, larger than vproxy accepts (%d on a side, %d pixels)",
+						  par->width, par->height, MEDIA_MAX_SIDE, MEDIA_MAX_PIXELS);
+	if (duration == AV_NOPTS_VALUE && input->video->duration != AV_NOPTS_VALUE)
+		duration = av_rescale_q(input->video->duration, input->video->time_base, AV_TIME_BASE_Q);
+	if (duration == AV_NOPTS_VALUE || duration <= 0)
+		return media_fail(why, EX_DATAERR, "the video has no duration");
+	return 0;
+}
+
+/* Per-stream decoder options used while probing: refuse oversized pictures. */
+static AVDictionary **
+probe_options(const AVFormatContext *format)
+{
+	AVDictionary **options = av_calloc(format->nb_streams, sizeof(*options));
+
+	if (options == NULL)
+		return NULL;
+	for (unsigned i = 0; i < format->nb_streams; i++)
+		av_dict_set_int(&options[i], "max_pixels", MEDIA_MAX_PIXELS, 0);
+	return options;
+}
+
+/* Free what probe_options made. */
+static void
+free_probe_options(AVDictionary **options, unsigned count)
+{
+	if (options == NULL)
+		return;
+	for (unsigned i = 0; i < count; i++)
+		av_dict_free(&options[i]);
+	av_free(options);
+}
+
+/* Open `path`, read its headers and choose its streams; 0 or a status. */
+int
+media_input_open(const char *path, const MediaHooks *hooks,
+				 MediaInput *input, char *why)
+{
+	AVDictionary *options = NULL;
+	AVDictionary **stream_options;
+	char	   *url;
+	struct stat st;
+	unsigned	stream_count;
+	int			ret;
+
+	memset(input, 0, sizeof(*input));
+	input->hooks = hooks;
+	media_limit_resources();
+	if (stat(path, &st) != 0)
+		return media_fail(why, EX_NOINPUT, "input %s does not exist", path);
+	if (!S_ISREG(st.st_mode))
+		return media_fail(why, EX_DATAERR, "input %s is not a regular file", path);
+	if (st.st_size == 0)
+		return media_fail(why, EX_DATAERR, "input %s is empty", path);
+	input->file_size = st.st_size;
+
+	input->format = avformat_alloc_context();
+	if (input->format == NULL)
+		return media_fail(why, EX_TEMPFAIL, "out of memory opening the input");
+	input->format->interrupt_callback.callback = interrupt_requested;
+	input->format->interrupt_callback.opaque = (void *) hooks;
+	av_dict_set(&options, "protocol_whitelist", "file", 0);
+	av_dict_set(&options, "format_whitelist", accepted_formats, 0);
+	av_dict_set(&options, "probesize", PROBE_BYTES, 0);
+	av_dict_set(&options, "analyzeduration", ANALYZE_MICROSECONDS, 0);
+	av_dict_set(&options, "max_streams", MAX_STREAMS, 0);
+	url = av_asprintf("file:%s", path);
+	if (url == NULL)
+	{
+		av_dict_free(&options);
+		return media_fail(why, EX_TEMPFAIL, "out of memory opening the input");
+	}
+	ret = avformat_open_input(&input->format, url, NULL, &options);
+	av_free(url);
+	av_dict_free(&options);
+	if (ret == AVERROR_EXIT)
+		return media_fail_stopped(why);
+	if (ret == AVERROR(EINVAL) || ret == AVERROR_INVALIDDATA)
+		return media_fail(why, EX_DATAERR,
+						  "not a video container vproxy accepts (MP4, MOV, MKV, WebM, AVI, MPEG-TS/PS, FLV, ASF, MXF, Ogg, NUT, DV, IVF)");
+	if (ret < 0)
+		return media_fail_av(why, ret, "cannot open the input");
+
+	stream_count = input->format->nb_streams;
+	stream_options = probe_options(input->format);
+	if (stream_options == NULL)
+		return media_fail(why, EX_TEMPFAIL, "out of memory probing the input");
+	ret = avformat_find_stream_info(input->format, stream_options);
+	free_probe_options(stream_options, stream_count);
+	if (ret == AVERROR_EXIT)
+		return media_fail_stopped(why);
+	if (ret < 0)
+		return media_fail_av(why, ret, "cannot read the stream parameters");
+	if (media_stop_requested(hooks))
+		return media_fail_stopped(why);
+
+	input->start_time = input->format->start_time == AV_NOPTS_VALUE ? 0 : input->format->start_time;
+	choose_streams(input);
+	return validate_streams(input, why);
+}
+
+/* Close the input; safe on a half-opened one. */
+void
+media_input_close(MediaInput *input)
+{
+	avformat_close_input(&input->format);
+	input->video = NULL;
+	input->audio = NULL;
+}
+
+/*
+ * Read the next packet of a chosen stream: 0, 1 at the end of the input, or
+ * a status.  Like the ffmpeg CLI, a damaged tail ends the input instead of
+ * failing it; a stop request, missing memory or an I/O error fail it.
+ */
+int
+media_read_packet(MediaInput *input, AVPacket *packet, char *why)
+{
+	int			ret;
+
+	for (;;)
+	{
+		ret = av_read_frame(input->format, packet);
+		if (media_stop_requested(input->hooks))
+		{
+			av_packet_unref(packet);
+			return media_fail_stopped(why);
+		}
+		if (ret == AVERROR(EAGAIN))
+			continue;
+		if (ret == AVERROR(ENOMEM) || ret == AVERROR(EIO))
+			return media_fail_av(why, ret, "cannot read the input");
+		if (ret < 0)
+			return 1;
+		if (packet->stream_index == input->video->index ||
+			(input->audio != NULL && packet->stream_index == input->audio->index))
+			return 0;
+		av_packet_unref(packet);
+	}
+}

@@ -1,0 +1,109 @@
+/*
+ * media_internal.h
+ *		What the files of the media room share among themselves: the opened
+ *		input, decoders, orientation, output files and failure messages.
+ */
+#ifndef VPROXY_MEDIA_INTERNAL_H
+#define VPROXY_MEDIA_INTERNAL_H
+
+#include <libavcodec/avcodec.h>
+#include <libavfilter/avfilter.h>
+#include <libavformat/avformat.h>
+
+#include "media/media.h"
+
+/* Refuse frames larger than this on a side or in area (decompression bombs). */
+#define MEDIA_MAX_SIDE 8192
+#define MEDIA_MAX_PIXELS (1 << 26)
+
+/* An input file opened with the safety settings, its streams chosen. */
+typedef struct MediaInput
+{
+	AVFormatContext *format;
+	AVStream   *video;			/* the video stream we use */
+	AVStream   *audio;			/* the best audio stream, NULL without one */
+	int			audio_streams;	/* how many audio streams the file has */
+	int64_t		start_time;		/* of the file, AV_TIME_BASE units, 0 if none */
+	int64_t		file_size;
+	const MediaHooks *hooks;
+} MediaInput;
+
+/* How a decoded picture must be turned to be shown upright. */
+typedef struct Orientation
+{
+	int			rotation;		/* clockwise degrees: 0, 90, 180, 270 */
+	const char *filters;		/* libavfilter chain doing it, "" for none */
+	bool		swaps_sides;	/* width and height trade places */
+} Orientation;
+
+/* errors.c */
+extern int	media_fail(char *why, int status, const char *fmt,...)
+			__attribute__((format(printf, 3, 4)));
+extern int	media_fail_av(char *why, int averror, const char *what);
+extern const char *media_av_error_words(int averror, char *buffer, size_t size);
+
+/* limits.c */
+extern void media_limit_resources(void);
+extern bool media_cpu_exhausted(void);
+extern int	media_fail_stopped(char *why);
+
+/* input.c */
+extern int	media_input_open(const char *path, const MediaHooks *hooks,
+							 MediaInput *input, char *why);
+extern void media_input_close(MediaInput *input);
+extern double media_duration_seconds(const MediaInput *input);
+extern int	media_read_packet(MediaInput *input, AVPacket *packet, char *why);
+extern bool media_stop_requested(const MediaHooks *hooks);
+
+/* decode.c */
+extern int	media_open_decoder(AVStream *stream, int threads,
+							   AVCodecContext **decoder, char *why);
+extern int	media_decode_first_frame(MediaInput *input, char *why);
+
+/* orientation.c */
+extern Orientation media_orientation(const AVStream *stream);
+extern void media_display_size(const AVCodecParameters *par, AVRational sar,
+							   const Orientation *orientation,
+							   int *display_width, int *display_height);
+extern int	media_even(double value);
+
+/* video_filter.c */
+typedef struct VideoFilterSpec
+{
+	const AVFrame *first_frame; /* describes the decoded frames */
+	AVRational	time_base;		/* of the frames' pts */
+	AVRational	sample_aspect;	/* of the stream, when the frames have none */
+	const Orientation *orientation;
+	bool		deinterlace;
+	double		fps;			/* 0: keep every frame */
+	int			width;			/* output size, already even */
+	int			height;
+	const char *scale_flags;	/* swscale algorithm, e.g. "lanczos" */
+	bool		full_range;		/* yuvj420p (JPEG) instead of yuv420p */
+	int			threads;		/* for the filters that slice the work */
+} VideoFilterSpec;
+
+typedef struct VideoFilter
+{
+	AVFilterGraph *graph;
+	AVFilterContext *source;
+	AVFilterContext *sink;
+	bool		tone_mapped;	/* HDR source brought to BT.709 SDR */
+} VideoFilter;
+
+extern int	media_video_filter_open(const VideoFilterSpec *spec,
+									VideoFilter *filter, char *why);
+extern void media_video_filter_close(VideoFilter *filter);
+extern bool media_frame_is_hdr(const AVFrame *frame);
+
+/* jpeg.c */
+extern int	media_write_jpeg(const AVFrame *frame, int quality, const char *path,
+							 char *why);
+
+/* output_file.c */
+extern int	media_temp_path(const char *output, char *temp_path, size_t size,
+							char *why);
+extern int	media_commit_output(const char *temp_path, const char *output,
+								int64_t *file_size, char *why);
+
+#endif							/* VPROXY_MEDIA_INTERNAL_H */

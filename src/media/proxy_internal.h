@@ -1,0 +1,78 @@
+/*
+ * proxy_internal.h
+ *		The state of one proxy run, shared by the files that make the proxy:
+ *		proxy.c (the run), proxy_video.c, proxy_audio.c, proxy_output.c.
+ */
+#ifndef VPROXY_PROXY_INTERNAL_H
+#define VPROXY_PROXY_INTERNAL_H
+
+#include "media/frame_selection.h"
+#include "media/media_internal.h"
+
+typedef struct ProxyRun
+{
+	const ProxyOptions *options;
+	MediaInput	input;
+	double		duration;		/* of the input, seconds */
+	int64_t		video_offset;	/* input start time, video stream time base */
+	int64_t		audio_offset;	/* input start time, audio stream time base */
+
+	/* video: decoder -> filter (fps, upright, scale) -> encoder */
+	AVCodecContext *video_decoder;
+	Orientation orientation;
+	VideoFilter video_filter;
+	bool		video_filter_open;
+	int			filter_width;	/* what the filter was built for */
+	int			filter_height;
+	int			filter_format;
+	AVRational	frame_rate;		/* of the proxy */
+	int			width;			/* of the proxy */
+	int			height;
+	bool		deinterlace;
+	bool		hdr;
+	FrameSelection selection;	/* which source frames the fps filter keeps */
+	AVCodecContext *video_encoder;
+	int64_t		last_video_pts; /* last pts given to the encoder */
+	int64_t		frames_decoded;
+	int64_t		frames_encoded;
+
+	/* audio: decoder -> filter (resample, downmix, 1024-sample frames) -> encoder */
+	AVCodecContext *audio_decoder;
+	AVFilterGraph *audio_graph;
+	AVFilterContext *audio_source;
+	AVFilterContext *audio_sink;
+	AVCodecContext *audio_encoder;
+	int64_t		audio_next_pts; /* expected pts of the next decoded samples */
+	int64_t		audio_rescale_last;
+
+	/* output */
+	AVFormatContext *output;
+	AVStream   *video_out;
+	AVStream   *audio_out;
+	AVPacket   *packet;			/* scratch for encoders */
+	AVFrame    *frame;			/* scratch for filters and audio */
+	AVFrame    *decoded;		/* scratch for the video decoder */
+	char		temp_path[4096];
+} ProxyRun;
+
+/* proxy_video.c */
+extern int	proxy_video_open(ProxyRun *run, char *why);
+extern int	proxy_video_packet(ProxyRun *run, AVPacket *packet, char *why);
+extern int	proxy_video_finish(ProxyRun *run, char *why);
+extern void proxy_video_close(ProxyRun *run);
+
+/* proxy_audio.c */
+extern int	proxy_audio_open(ProxyRun *run, char *why);
+extern int	proxy_audio_packet(ProxyRun *run, AVPacket *packet, char *why);
+extern int	proxy_audio_finish(ProxyRun *run, char *why);
+extern void proxy_audio_close(ProxyRun *run);
+
+/* proxy_output.c */
+extern int	proxy_output_open(ProxyRun *run, char *why);
+extern int	proxy_output_start(ProxyRun *run, char *why);
+extern int	proxy_output_encoded(ProxyRun *run, AVCodecContext *encoder,
+								 AVStream *stream, char *why);
+extern int	proxy_output_finish(ProxyRun *run, char *why);
+extern void proxy_output_close(ProxyRun *run);
+
+#endif							/* VPROXY_PROXY_INTERNAL_H */

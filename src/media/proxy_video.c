@@ -1,0 +1,320 @@
+/*
+ * proxy_video.c
+ *		The proxy's video: decode, select frames at the proxy's rate, turn
+ *		upright, scale to square pixels, tone-map HDR, encode H.264.
+ *
+ * Timestamps are shifted by the file's start time, as the ffmpeg CLI does,
+ * so audio and video keep their relative offset.  Frames the fps filter is
+ * sure to drop are not even decoded when they are not references
+ * (frame_selection.c).  A change of picture size or format mid-stream
+ * rebuilds the filter, as the CLI does.
+ */
+#include <math.h>
+
+#include <libavfilter/buffersink.h>
+#include <libavfilter/buffersrc.h>
+#include <libavutil/opt.h>
+
+#include "media/proxy_internal.h"
+
+/* The source's frame rate: average, else nominal. */
+static AVRational
+source_rate(const AVStream *stream)
+{
+	if (stream->avg_frame_rate.num > 0 && stream->avg_frame_rate.den > 0)
+		return stream->avg_frame_rate;
+	return stream->r_frame_rate;
+}
+
+/* Whether the container says the pictures are interlaced. */
+static bool
+interlaced_stream(const AVCodecParameters *par)
+{
+	return par->field_order == AV_FIELD_TT || par->field_order == AV_FIELD_BB ||
+		par->field_order == AV_FIELD_TB || par->field_order == AV_FIELD_BT;
+}
+
+/* The proxy's size and rate from the source's display size and rate. */
+static void
+choose_format(ProxyRun *run)
+{
+	AVStream   *video = run->input.video;
+	AVRational	sar = av_guess_sample_aspect_ratio(run->input.format, video, NULL);
+	AVRational	rate = source_rate(video);
+	int			display_width;
+	int			display_height;
+	double		fps = run->options->fps;
+
+	media_display_size(video->codecpar, sar, &run->orientation, &display_width, &display_height);
+	/* never upscaled: a shorter source keeps its height, made even */
+	run->height = display_height > run->options->height ? run->options->height : media_even(display_height);
+	run->width = media_even((double) run->height * display_width / display_height);
+	if (rate.num > 0 && rate.den > 0 && av_q2d(rate) < fps)
+		fps = av_q2d(rate);
+	run->frame_rate = av_d2q(fps, INT_MAX);
+}
+
+/* Open libx264 with the proxy settings. */
+static int
+open_encoder(ProxyRun *run, char *why)
+{
+	const AVCodec *codec = avcodec_find_encoder_by_name("libx264");
+	const AVCodecParameters *par = run->input.video->codecpar;
+	AVCodecContext *encoder;
+	AVDictionary *options = NULL;
+	int			ret;
+
+	if (codec == NULL)
+		return media_fail(why, EX_SOFTWARE, "libavcodec has no libx264 encoder");
+	encoder = run->video_encoder = avcodec_alloc_context3(codec);
+	if (encoder == NULL)
+		return media_fail(why, EX_TEMPFAIL, "out of memory opening the H.264 encoder");
+	encoder->width = run->width;
+	encoder->height = run->height;
+	encoder->pix_fmt = AV_PIX_FMT_YUV420P;
+	encoder->sample_aspect_ratio = (AVRational)
+	{
+		1, 1
+	};
+	encoder->framerate = run->frame_rate;
+	encoder->time_base = av_inv_q(run->frame_rate);
+	encoder->gop_size = (int) lround(run->options->keyframe_seconds * av_q2d(run->frame_rate));
+	if (encoder->gop_size < 1)
+		encoder->gop_size = 1;
+	encoder->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
+	encoder->thread_count = 0;
+	encoder->color_range = AVCOL_RANGE_MPEG;
+	if (run->hdr)
+	{
+		encoder->color_primaries = AVCOL_PRI_BT709;
+		encoder->color_trc = AVCOL_TRC_BT709;
+		encoder->colorspace = AVCOL_SPC_BT709;
+	}
+	else
+	{
+		encoder->color_primaries = par->color_primaries;
+		encoder->color_trc = par->color_trc;
+		encoder->colorspace = par->color_space;
+	}
+	av_dict_set(&options, "preset", run->options->preset, 0);
+	av_dict_set_int(&options, "crf", run->options->crf, 0);
+	ret = avcodec_open2(encoder, codec, &options);
+	av_dict_free(&options);
+	if (ret < 0)
+		return media_fail_av(why, ret, "cannot open the H.264 encoder");
+	return 0;
+}
+
+/* Open the decoder and encoder and plan the frame selection. */
+int
+proxy_video_open(ProxyRun *run, char *why)
+{
+	AVStream   *video = run->input.video;
+	int			status;
+
+	run->video_offset = av_rescale_q(run->input.start_time, AV_TIME_BASE_Q, video->time_base);
+	run->orientation = media_orientation(video);
+	run->deinterlace = interlaced_stream(video->codecpar);
+	run->hdr = video->codecpar->color_trc == AVCOL_TRC_SMPTE2084 ||
+		video->codecpar->color_trc == AVCOL_TRC_ARIB_STD_B67;
+	run->last_video_pts = AV_NOPTS_VALUE;
+	choose_format(run);
+	frame_selection_init(&run->selection, video->time_base, run->frame_rate, video->r_frame_rate,
+						 !run->deinterlace && av_cmp_q(video->avg_frame_rate, video->r_frame_rate) == 0);
+	status = media_open_decoder(video, 0, &run->video_decoder, why);
+	if (status == 0)
+		status = open_encoder(run, why);
+	return status;
+}
+
+/* Encode one filtered frame (NULL: flush the encoder). */
+static int
+encode_frame(ProxyRun *run, AVFrame *frame, char *why)
+{
+	int			ret;
+
+	if (frame != NULL)
+	{
+		/* a rebuilt filter may repeat a tick: keep timestamps increasing */
+		if (run->last_video_pts != AV_NOPTS_VALUE && frame->pts <= run->last_video_pts)
+			return 0;
+		run->last_video_pts = frame->pts;
+		frame->pict_type = AV_PICTURE_TYPE_NONE;
+		run->frames_encoded++;
+		if (run->input.hooks != NULL && run->input.hooks->progress != NULL && run->duration > 0)
+			run->input.hooks->progress(fmin(1.0, frame->pts * av_q2d(run->video_encoder->time_base) / run->duration),
+									   run->input.hooks->arg);
+	}
+	ret = avcodec_send_frame(run->video_encoder, frame);
+	if (ret < 0 && ret != AVERROR_EOF)
+		return media_fail_av(why, ret, "the H.264 encoder failed");
+	return proxy_output_encoded(run, run->video_encoder, run->video_out, why);
+}
+
+/* Encode what the filter has ready. */
+static int
+encode_filtered(ProxyRun *run, char *why)
+{
+	AVFrame    *frame = run->frame;
+	AVRational	sink_time_base = av_buffersink_get_time_base(run->video_filter.sink);
+	int			ret;
+	int			status;
+
+	while ((ret = av_buffersink_get_frame(run->video_filter.sink, frame)) >= 0)
+	{
+		frame->pts = av_rescale_q(frame->pts, sink_time_base, run->video_encoder->time_base);
+		status = encode_frame(run, frame, why);
+		av_frame_unref(frame);
+		if (status != 0)
+			return status;
+	}
+	if (ret != AVERROR(EAGAIN) && ret != AVERROR_EOF)
+		return media_fail_av(why, ret, "cannot filter the video");
+	return 0;
+}
+
+/* Drain and free the filter (before a rebuild, or at the end). */
+static int
+finish_filter(ProxyRun *run, char *why)
+{
+	int			ret;
+	int			status;
+
+	if (!run->video_filter_open)
+		return 0;
+	ret = av_buffersrc_add_frame_flags(run->video_filter.source, NULL, 0);
+	if (ret < 0)
+		return media_fail_av(why, ret, "cannot filter the video");
+	status = encode_filtered(run, why);
+	media_video_filter_close(&run->video_filter);
+	run->video_filter_open = false;
+	return status;
+}
+
+/* Build the filter for frames like `frame`. */
+static int
+open_filter(ProxyRun *run, const AVFrame *frame, char *why)
+{
+	AVStream   *video = run->input.video;
+	VideoFilterSpec spec;
+	int			status;
+
+	if (frame->interlaced_frame && !run->deinterlace)
+	{
+		run->deinterlace = true;
+		run->selection.enabled = false;
+	}
+	memset(&spec, 0, sizeof(spec));
+	spec.first_frame = frame;
+	spec.time_base = video->time_base;
+	spec.sample_aspect = av_guess_sample_aspect_ratio(run->input.format, video, NULL);
+	spec.orientation = &run->orientation;
+	spec.deinterlace = run->deinterlace;
+	spec.fps = av_q2d(run->frame_rate);
+	spec.width = run->width;
+	spec.height = run->height;
+	spec.scale_flags = "lanczos";
+	spec.full_range = false;
+	spec.threads = 1;
+	status = media_video_filter_open(&spec, &run->video_filter, why);
+	if (status == 0)
+	{
+		run->video_filter_open = true;
+		run->filter_width = frame->width;
+		run->filter_height = frame->height;
+		run->filter_format = frame->format;
+	}
+	return status;
+}
+
+/* Filter and encode one decoded frame. */
+static int
+take_frame(ProxyRun *run, AVFrame *frame, char *why)
+{
+	int			status;
+	int			ret;
+
+	if (frame->width > MEDIA_MAX_SIDE || frame->height > MEDIA_MAX_SIDE)
+		return media_fail(why, EX_DATAERR, "a frame is %dx%d, larger than vproxy accepts",
+						  frame->width, frame->height);
+	run->frames_decoded++;
+	frame->pts = frame->best_effort_timestamp;
+	if (frame->pts != AV_NOPTS_VALUE)
+		frame->pts -= run->video_offset;
+	if (run->video_filter_open &&
+		(frame->width != run->filter_width || frame->height != run->filter_height ||
+		 frame->format != run->filter_format) &&
+		(status = finish_filter(run, why)) != 0)
+		return status;
+	if (!run->video_filter_open && (status = open_filter(run, frame, why)) != 0)
+		return status;
+	ret = av_buffersrc_add_frame_flags(run->video_filter.source, frame, 0);
+	if (ret < 0)
+		return media_fail_av(why, ret, "cannot filter the video");
+	return encode_filtered(run, why);
+}
+
+/* Move the decoder's frames on. */
+static int
+drain_decoder(ProxyRun *run, AVFrame *frame, char *why)
+{
+	int			ret;
+	int			status;
+
+	while ((ret = avcodec_receive_frame(run->video_decoder, frame)) >= 0)
+	{
+		status = take_frame(run, frame, why);
+		av_frame_unref(frame);
+		if (status != 0)
+			return status;
+	}
+	if (ret == AVERROR(ENOMEM))
+		return media_fail_av(why, ret, "cannot decode the video");
+	return 0;
+}
+
+/* Decode one video packet; skip it when it is sure to be dropped anyway. */
+int
+proxy_video_packet(ProxyRun *run, AVPacket *packet, char *why)
+{
+	int64_t		pts = packet->pts == AV_NOPTS_VALUE ? AV_NOPTS_VALUE : packet->pts - run->video_offset;
+	int			ret;
+
+	run->video_decoder->skip_frame = frame_selection_drops(&run->selection, pts) ?
+		AVDISCARD_NONREF : AVDISCARD_DEFAULT;
+	ret = avcodec_send_packet(run->video_decoder, packet);
+	if (ret == AVERROR(ENOMEM))
+		return media_fail_av(why, ret, "cannot decode the video");
+	return drain_decoder(run, run->decoded, why);
+}
+
+/* Flush decoder, filter and encoder at the end of the input. */
+int
+proxy_video_finish(ProxyRun *run, char *why)
+{
+	int			status;
+
+	run->video_decoder->skip_frame = AVDISCARD_DEFAULT;
+	avcodec_send_packet(run->video_decoder, NULL);
+	status = drain_decoder(run, run->decoded, why);
+	if (status == 0 && run->frames_decoded == 0)
+		return media_fail(why, EX_DATAERR, "no frame of the video stream decodes");
+	if (status == 0)
+		status = finish_filter(run, why);
+	if (status == 0)
+		status = encode_frame(run, NULL, why);
+	if (status == 0 && run->frames_encoded == 0)
+		return media_fail(why, EX_DATAERR, "the video yields no frame at %g fps",
+						  av_q2d(run->frame_rate));
+	return status;
+}
+
+/* Free the video side. */
+void
+proxy_video_close(ProxyRun *run)
+{
+	media_video_filter_close(&run->video_filter);
+	run->video_filter_open = false;
+	avcodec_free_context(&run->video_decoder);
+	avcodec_free_context(&run->video_encoder);
+}

@@ -1,0 +1,257 @@
+/*
+ * thumbnail.c
+ *		media_make_thumbnail: the JPEG of the frame `ffmpeg -ss T -i IN
+ *		-frames:v 1` picks (the first frame at or after T from the start of
+ *		the file), upright, with square pixels, `width` wide, full-range
+ *		colour, quality equivalent to ffmpeg's -q:v 2.
+ */
+#include <math.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libavfilter/buffersink.h>
+#include <libavfilter/buffersrc.h>
+
+#include "media/media_internal.h"
+
+#define THUMBNAIL_DEFAULT_SECONDS 5.0
+#define THUMBNAIL_JPEG_QUALITY 95
+
+typedef struct ThumbnailRun
+{
+	MediaInput	input;
+	AVCodecContext *decoder;
+	VideoFilter filter;
+	VideoFilterSpec spec;
+	Orientation orientation;
+	int64_t		target_pts;		/* first acceptable pts, stream time base */
+	AVFrame    *previous;		/* the last frame before the target */
+	AVFrame    *picture;		/* the chosen picture, filtered */
+	bool		fed;			/* the filter has had the target frame */
+} ThumbnailRun;
+
+/* The time to take the picture at: the asked one, or the midpoint. */
+static double
+choose_time(const ThumbnailOptions *options, double duration)
+{
+	double		at = options->at_seconds < 0 ? THUMBNAIL_DEFAULT_SECONDS : options->at_seconds;
+
+	if (at >= duration)
+		at = duration / 2.0;
+	return at;
+}
+
+/* Build the filter for frames like `frame`. */
+static int
+open_filter(ThumbnailRun *run, const AVFrame *frame, int width, char *why)
+{
+	AVStream   *video = run->input.video;
+	AVRational	sar = av_guess_sample_aspect_ratio(run->input.format, video, (AVFrame *) frame);
+	AVCodecParameters par = *video->codecpar;
+	int			display_width;
+	int			display_height;
+
+	par.width = frame->width;
+	par.height = frame->height;
+	media_display_size(&par, sar, &run->orientation, &display_width, &display_height);
+	run->spec.first_frame = frame;
+	run->spec.time_base = video->time_base;
+	run->spec.sample_aspect = sar;
+	run->spec.orientation = &run->orientation;
+	run->spec.deinterlace = frame->interlaced_frame;
+	run->spec.fps = 0;
+	run->spec.width = media_even(width);
+	run->spec.height = media_even((double) width * display_height / display_width);
+	run->spec.scale_flags = "bicubic";
+	run->spec.full_range = true;
+	run->spec.threads = 1;
+	return media_video_filter_open(&run->spec, &run->filter, why);
+}
+
+/* Feed one frame (NULL: the end) to the filter; keep the first picture at or after the target. */
+static int
+filter_frame(ThumbnailRun *run, AVFrame *frame, char *why)
+{
+	AVFrame    *out;
+	int			ret = av_buffersrc_add_frame_flags(run->filter.source, frame, AV_BUFFERSRC_FLAG_KEEP_REF);
+
+	if (ret < 0)
+		return media_fail_av(why, ret, "cannot filter the thumbnail picture");
+	out = av_frame_alloc();
+	if (out == NULL)
+		return media_fail(why, EX_TEMPFAIL, "out of memory");
+	while (run->picture == NULL && (ret = av_buffersink_get_frame(run->filter.sink, out)) >= 0)
+	{
+		if (out->pts == AV_NOPTS_VALUE || out->pts >= run->target_pts || frame == NULL)
+		{
+			run->picture = out;
+			return 0;
+		}
+		av_frame_unref(out);
+	}
+	av_frame_free(&out);
+	if (ret < 0 && ret != AVERROR(EAGAIN) && ret != AVERROR_EOF)
+		return media_fail_av(why, ret, "cannot filter the thumbnail picture");
+	return 0;
+}
+
+/* Handle one decoded frame. */
+static int
+take_frame(ThumbnailRun *run, AVFrame *frame, int width, char *why)
+{
+	int			status;
+
+	frame->pts = frame->best_effort_timestamp;
+	if (!run->fed && frame->pts != AV_NOPTS_VALUE && frame->pts < run->target_pts)
+	{
+		av_frame_unref(run->previous);
+		av_frame_move_ref(run->previous, frame);
+		return 0;
+	}
+	if (!run->fed)
+	{
+		run->fed = true;
+		if ((status = open_filter(run, frame, width, why)) != 0)
+			return status;
+		/* the deinterlacer wants the frame before */
+		if (run->spec.deinterlace && run->previous->buf[0] != NULL &&
+			(status = filter_frame(run, run->previous, why)) != 0)
+			return status;
+	}
+	status = filter_frame(run, frame, why);
+	av_frame_unref(frame);
+	return status;
+}
+
+/* Receive what the decoder has ready; stop once the picture is there. */
+static int
+drain_decoder(ThumbnailRun *run, AVFrame *frame, int width, char *why)
+{
+	int			ret;
+	int			status;
+
+	while (run->picture == NULL && (ret = avcodec_receive_frame(run->decoder, frame)) >= 0)
+		if ((status = take_frame(run, frame, width, why)) != 0)
+			return status;
+	return 0;
+}
+
+/* Decode from the seek point until the picture is chosen. */
+static int
+find_picture(ThumbnailRun *run, int width, char *why)
+{
+	AVPacket   *packet = av_packet_alloc();
+	AVFrame    *frame = av_frame_alloc();
+	int			status = 0;
+
+	if (packet == NULL || frame == NULL)
+		status = media_fail(why, EX_TEMPFAIL, "out of memory");
+	while (status == 0 && run->picture == NULL)
+	{
+		status = media_read_packet(&run->input, packet, why);
+		if (status == 1)
+		{
+			status = 0;
+			break;
+		}
+		if (status == 0 && packet->stream_index == run->input.video->index)
+		{
+			int			ret = avcodec_send_packet(run->decoder, packet);
+
+			if (ret == AVERROR(ENOMEM))
+				status = media_fail_av(why, ret, "cannot decode the video");
+			if (status == 0)
+				status = drain_decoder(run, frame, width, why);
+		}
+		av_packet_unref(packet);
+	}
+	if (status == 0 && run->picture == NULL)
+	{
+		avcodec_send_packet(run->decoder, NULL);
+		status = drain_decoder(run, frame, width, why);
+	}
+	/* past the last frame: the last one there is */
+	if (status == 0 && run->picture == NULL && !run->fed && run->previous->buf[0] != NULL)
+	{
+		run->target_pts = run->previous->pts;
+		av_frame_move_ref(frame, run->previous);
+		status = take_frame(run, frame, width, why);
+	}
+	if (status == 0 && run->picture == NULL && run->fed)
+		status = filter_frame(run, NULL, why);
+	if (status == 0 && run->picture == NULL)
+		status = media_fail(why, EX_DATAERR, "no frame of the video stream decodes");
+	av_packet_free(&packet);
+	av_frame_free(&frame);
+	return status;
+}
+
+/* Seek to just before `seconds`; from the start if the file cannot seek. */
+static void
+seek_near(ThumbnailRun *run, double seconds)
+{
+	int64_t		timestamp = run->input.start_time + llround(seconds * AV_TIME_BASE);
+
+	if (seconds <= 0)
+		return;
+	if (avformat_seek_file(run->input.format, -1, INT64_MIN, timestamp, timestamp, 0) < 0)
+		avformat_seek_file(run->input.format, -1, INT64_MIN, run->input.start_time,
+						   run->input.start_time, 0);
+}
+
+/* Write the JPEG thumbnail of `input` to `output`. */
+int
+media_make_thumbnail(const char *input, const char *output,
+					 const ThumbnailOptions *options, const MediaHooks *hooks,
+					 ThumbnailInfo *thumbnail_info, char *why)
+{
+	ThumbnailRun run;
+	char		temp_path[4096];
+	double		at;
+	int			status;
+
+	memset(&run, 0, sizeof(run));
+	memset(thumbnail_info, 0, sizeof(*thumbnail_info));
+	temp_path[0] = '\0';
+	status = media_input_open(input, hooks, &run.input, why);
+	if (status == 0)
+	{
+		AVRational	time_base = run.input.video->time_base;
+
+		run.orientation = media_orientation(run.input.video);
+		at = choose_time(options, media_duration_seconds(&run.input));
+		/* ffmpeg -ss: timestamps shifted by -(start + T), frames below 0 dropped */
+		run.target_pts = -av_rescale_q(-(run.input.start_time + llround(at * AV_TIME_BASE)),
+									   AV_TIME_BASE_Q, time_base);
+		run.previous = av_frame_alloc();
+		if (run.previous == NULL)
+			status = media_fail(why, EX_TEMPFAIL, "out of memory");
+	}
+	if (status == 0)
+		status = media_open_decoder(run.input.video, 0, &run.decoder, why);
+	if (status == 0)
+	{
+		seek_near(&run, at);
+		status = find_picture(&run, options->width, why);
+	}
+	if (status == 0)
+		status = media_temp_path(output, temp_path, sizeof(temp_path), why);
+	if (status == 0)
+		status = media_write_jpeg(run.picture, THUMBNAIL_JPEG_QUALITY, temp_path, why);
+	if (status == 0)
+		status = media_commit_output(temp_path, output, &thumbnail_info->file_size_bytes, why);
+	else if (temp_path[0] != '\0')
+		unlink(temp_path);
+	if (status == 0)
+	{
+		thumbnail_info->width = run.picture->width;
+		thumbnail_info->height = run.picture->height;
+		thumbnail_info->timestamp_seconds = at;
+	}
+	av_frame_free(&run.picture);
+	av_frame_free(&run.previous);
+	media_video_filter_close(&run.filter);
+	avcodec_free_context(&run.decoder);
+	media_input_close(&run.input);
+	return status;
+}

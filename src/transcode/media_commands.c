@@ -1,0 +1,167 @@
+/*
+ * media_commands.c
+ *		The commands probe, proxy and thumbnail: parse the arguments, call the
+ *		media room, print its description as JSON.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "media/media.h"
+#include "transcode/commands.h"
+#include "transcode/media_json.h"
+
+static const char *const x264_presets[] = {
+	"ultrafast", "superfast", "veryfast", "faster", "fast",
+	"medium", "slow", "slower", "veryslow", "placebo", NULL
+};
+
+/* Parse a whole decimal integer within [low, high]. */
+static bool
+parse_int(const char *text, long low, long high, int *value)
+{
+	char	   *end;
+	long		parsed;
+
+	errno = 0;
+	parsed = strtol(text, &end, 10);
+	if (errno != 0 || end == text || *end != '\0' || parsed < low || parsed > high)
+		return false;
+	*value = (int) parsed;
+	return true;
+}
+
+/* Parse a finite number within [low, high]. */
+static bool
+parse_double(const char *text, double low, double high, double *value)
+{
+	char	   *end;
+	double		parsed;
+
+	errno = 0;
+	parsed = strtod(text, &end);
+	if (errno != 0 || end == text || *end != '\0' || !isfinite(parsed) ||
+		parsed < low || parsed > high)
+		return false;
+	*value = parsed;
+	return true;
+}
+
+/* Whether `name` is one of libx264's presets. */
+static bool
+known_preset(const char *name)
+{
+	for (int i = 0; x264_presets[i] != NULL; i++)
+		if (strcmp(name, x264_presets[i]) == 0)
+			return true;
+	return false;
+}
+
+/* The progress hook: forward the fraction to the progress channel. */
+static void
+report_proxy_progress(double fraction, void *arg)
+{
+	progress_report(fraction, (const char *) arg);
+}
+
+/* vproxy-transcode probe INPUT */
+int
+cmd_probe(int argc, char **argv)
+{
+	MediaHooks	hooks = {stop_requested, NULL, NULL};
+	MediaInfo	info;
+	char		why[MEDIA_WHY_MAX];
+	int			status;
+
+	if (argc != 2)
+		return fail(EX_USAGE, "usage: vproxy-transcode probe INPUT");
+	status = media_probe(argv[1], &hooks, &info, why);
+	if (status != 0)
+		return fail(status, "%s", why);
+	return print_json(media_info_json(&info));
+}
+
+/* vproxy-transcode proxy INPUT OUTPUT [--height N] [--fps N] [--crf N] [--preset NAME] [--audio-bitrate BPS] [--progress-fd N] */
+int
+cmd_proxy(int argc, char **argv)
+{
+	MediaHooks	hooks = {stop_requested, report_proxy_progress, (void *) "proxy"};
+	ProxyOptions options;
+	MediaInfo	info;
+	char		why[MEDIA_WHY_MAX];
+	int			status;
+
+	media_proxy_defaults(&options);
+	if (argc < 3 || argv[1][0] == '-' || argv[2][0] == '-')
+		return fail(EX_USAGE, "usage: vproxy-transcode proxy INPUT OUTPUT [options]");
+	for (int i = 3; i < argc; i += 2)
+	{
+		const char *name = argv[i];
+		const char *value = i + 1 < argc ? argv[i + 1] : NULL;
+		bool		ok;
+
+		if (value == NULL)
+			return fail(EX_USAGE, "option %s needs a value", name);
+		if (strcmp(name, "--height") == 0)
+			ok = parse_int(value, 16, 4320, &options.height);
+		else if (strcmp(name, "--fps") == 0)
+			ok = parse_double(value, 0.1, 240.0, &options.fps);
+		else if (strcmp(name, "--crf") == 0)
+			ok = parse_int(value, 0, 51, &options.crf);
+		else if (strcmp(name, "--preset") == 0)
+		{
+			ok = known_preset(value);
+			if (ok)
+				snprintf(options.preset, sizeof(options.preset), "%s", value);
+		}
+		else if (strcmp(name, "--audio-bitrate") == 0)
+			ok = parse_int(value, 8000, 512000, &options.audio_bitrate);
+		else if (strcmp(name, "--progress-fd") == 0)
+			ok = progress_open(value);
+		else
+			return fail(EX_USAGE, "unknown option %s", name);
+		if (!ok)
+			return fail(EX_USAGE, "invalid value for %s: %s", name, value);
+	}
+	status = media_make_proxy(argv[1], argv[2], &options, &hooks, &info, why);
+	if (status != 0)
+		return fail(status, "%s", why);
+	return print_json(media_info_json(&info));
+}
+
+/* vproxy-transcode thumbnail INPUT OUTPUT [--at SECONDS] [--width N] */
+int
+cmd_thumbnail(int argc, char **argv)
+{
+	MediaHooks	hooks = {stop_requested, NULL, NULL};
+	ThumbnailOptions options;
+	ThumbnailInfo info;
+	char		why[MEDIA_WHY_MAX];
+	int			status;
+
+	media_thumbnail_defaults(&options);
+	if (argc < 3 || argv[1][0] == '-' || argv[2][0] == '-')
+		return fail(EX_USAGE, "usage: vproxy-transcode thumbnail INPUT OUTPUT [--at SECONDS] [--width N]");
+	for (int i = 3; i < argc; i += 2)
+	{
+		const char *name = argv[i];
+		const char *value = i + 1 < argc ? argv[i + 1] : NULL;
+		bool		ok;
+
+		if (value == NULL)
+			return fail(EX_USAGE, "option %s needs a value", name);
+		if (strcmp(name, "--at") == 0)
+			ok = parse_double(value, 0.0, 1e9, &options.at_seconds);
+		else if (strcmp(name, "--width") == 0)
+			ok = parse_int(value, 16, 4096, &options.width);
+		else
+			return fail(EX_USAGE, "unknown option %s", name);
+		if (!ok)
+			return fail(EX_USAGE, "invalid value for %s: %s", name, value);
+	}
+	status = media_make_thumbnail(argv[1], argv[2], &options, &hooks, &info, why);
+	if (status != 0)
+		return fail(status, "%s", why);
+	return print_json(thumbnail_info_json(&info));
+}

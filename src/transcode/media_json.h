@@ -1,0 +1,19 @@
+/*
+ * media_json.h
+ *		The JSON objects describing a video (probe, proxy) and a thumbnail,
+ *		as printed by the commands and stored in result_data.
+ */
+#ifndef VPROXY_TRANSCODE_MEDIA_JSON_H
+#define VPROXY_TRANSCODE_MEDIA_JSON_H
+
+#include <jansson.h>
+
+#include "media/media.h"
+
+/* width, height, fps, duration_seconds, codec, bitrate, file_size_bytes and more. */
+extern json_t *media_info_json(const MediaInfo *info);
+
+/* width, height, file_size_bytes, timestamp_seconds. */
+extern json_t *thumbnail_info_json(const ThumbnailInfo *info);
+
+#endif							/* VPROXY_TRANSCODE_MEDIA_JSON_H */
