@@ -1,0 +1,20 @@
+/*
+ * file_digest.h
+ *		SHA-256 of a local file, as lower-case hex.
+ */
+#ifndef VPROXY_TRANSCODE_FILE_DIGEST_H
+#define VPROXY_TRANSCODE_FILE_DIGEST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define SHA256_HEX_LEN 64
+
+/*
+ * Hash the file and report its size; 0, EX_NOINPUT when it is missing,
+ * EX_TEMPFAIL when stopped, EX_IOERR-like read errors as EX_SOFTWARE.
+ */
+extern int	file_sha256(const char *path, char hex[SHA256_HEX_LEN + 1], int64_t *size,
+						bool (*should_stop) (void *arg), char *why, size_t why_size);
+
+#endif							/* VPROXY_TRANSCODE_FILE_DIGEST_H */

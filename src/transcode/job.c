@@ -1,0 +1,369 @@
+/*
+ * job.c
+ *		`vproxy-transcode job`: run one queued job from its spec on stdin
+ *		(job-protocol.md): fetch the original, check its size and SHA-256,
+ *		validate and probe it, make what the job type asks for, store it under
+ *		the output keys and print result_data.  Whatever happens, the private
+ *		temp directory is removed before exit.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "transcode/commands.h"
+#include "transcode/file_digest.h"
+#include "transcode/job_spec.h"
+#include "transcode/job_workspace.h"
+#include "transcode/media_json.h"
+
+#define SPEC_MAX_BYTES (1024 * 1024)
+#define JOB_WHY_MAX 512
+#define EXTENSION_MAX 8
+
+/* Room for the outputs: a 2 Mbit/s ceiling for the proxy, plus slack. */
+#define OUTPUT_BYTES_PER_SECOND (2 * 1000 * 1000 / 8)
+#define OUTPUT_SLACK_BYTES (16 * 1024 * 1024)
+
+_Static_assert(MEDIA_WHY_MAX <= JOB_WHY_MAX && STORAGE_WHY_MAX <= JOB_WHY_MAX &&
+			   WORKSPACE_WHY_MAX <= JOB_WHY_MAX && JOB_SPEC_WHY_MAX <= JOB_WHY_MAX,
+			   "why buffers fit");
+
+/* One stage of the job and its share of the progress bar. */
+typedef struct Stage
+{
+	const char *name;
+	double		start;
+	double		span;
+} Stage;
+
+typedef struct JobRun
+{
+	JobSpec		spec;
+	Storage    *storage;
+	Workspace	workspace;
+	char		input[PATH_MAX];	/* the original, in place or downloaded */
+	bool		original_is_remote;
+	char		sha256[SHA256_HEX_LEN + 1];
+	MediaInfo	original;
+	MediaInfo	proxy;
+	ThumbnailInfo thumbnail;
+	Stage		stage;
+	char		why[JOB_WHY_MAX];
+} JobRun;
+
+/* Enter a stage covering [start, start + span) of the whole job. */
+static void
+enter_stage(JobRun *run, const char *name, double start, double span)
+{
+	run->stage.name = name;
+	run->stage.start = start;
+	run->stage.span = span;
+	progress_report(start, name);
+}
+
+/* Media progress hook: a fraction of the current stage. */
+static void
+media_progress(double fraction, void *arg)
+{
+	JobRun	   *run = arg;
+
+	progress_report(run->stage.start + fraction * run->stage.span, run->stage.name);
+}
+
+/* Storage progress hook: bytes done of the current stage. */
+static void
+storage_progress(int64_t done, int64_t total, void *arg)
+{
+	if (total > 0)
+		media_progress((double) done / (double) total, arg);
+}
+
+/* Stop hook shared by media and storage. */
+static bool
+job_should_stop(void *arg)
+{
+	(void) arg;
+	return stop_requested(NULL);
+}
+
+/* Read the whole spec from stdin. */
+static int
+read_spec(char **text, char *why)
+{
+	size_t		used = 0;
+	size_t		size = 4096;
+	char	   *buffer = malloc(size);
+
+	while (buffer != NULL)
+	{
+		ssize_t		got = read(STDIN_FILENO, buffer + used, size - used - 1);
+
+		if (got == 0)
+		{
+			buffer[used] = '\0';
+			*text = buffer;
+			return 0;
+		}
+		if (got < 0 && errno == EINTR && !stop_requested(NULL))
+			continue;
+		if (got < 0)
+		{
+			snprintf(why, JOB_WHY_MAX, "cannot read the job spec: %s", strerror(errno));
+			free(buffer);
+			return EX_USAGE;
+		}
+		used += (size_t) got;
+		if (used + 1 == size)
+		{
+			char	   *bigger;
+
+			if (size >= SPEC_MAX_BYTES)
+			{
+				snprintf(why, JOB_WHY_MAX, "job spec is larger than %d bytes", SPEC_MAX_BYTES);
+				free(buffer);
+				return EX_USAGE;
+			}
+			size *= 2;
+			bigger = realloc(buffer, size);
+			if (bigger == NULL)
+				free(buffer);
+			buffer = bigger;
+		}
+	}
+	snprintf(why, JOB_WHY_MAX, "out of memory reading the job spec");
+	return EX_SOFTWARE;
+}
+
+/* "original" plus the key's extension when it is short and plain, for demuxer probing. */
+static void
+original_file_name(const char *key, char *name, size_t size)
+{
+	const char *dot = strrchr(key, '.');
+	size_t		len = dot ? strlen(dot + 1) : 0;
+	bool		plain = len > 0 && len <= EXTENSION_MAX && strchr(dot, '/') == NULL;
+
+	for (size_t i = 0; plain && i < len; i++)
+		plain = (dot[1 + i] >= 'a' && dot[1 + i] <= 'z') ||
+			(dot[1 + i] >= 'A' && dot[1 + i] <= 'Z') ||
+			(dot[1 + i] >= '0' && dot[1 + i] <= '9');
+	snprintf(name, size, plain ? "original.%s" : "original", plain ? dot + 1 : "");
+}
+
+/* Find the original: in place for the file backend, else download it. */
+static int
+fetch_original(JobRun *run, const StorageHooks *hooks)
+{
+	StorageObjectInfo object;
+	char	   *local = NULL;
+	char		name[32];
+	int			rc;
+
+	rc = storage_local_path(run->storage, run->spec.original_key, &local, run->why);
+	if (rc != 0)
+		return rc;
+	if (local != NULL)
+	{
+		rc = snprintf(run->input, sizeof(run->input), "%s", local) < (int) sizeof(run->input) ? 0 : EX_SOFTWARE;
+		if (rc != 0)
+			snprintf(run->why, JOB_WHY_MAX, "path of the original is too long");
+		free(local);
+		return rc;
+	}
+	run->original_is_remote = true;
+	if ((rc = storage_head(run->storage, run->spec.original_key, &object, run->why)) != 0)
+		return rc;
+	if ((rc = workspace_require_space(&run->workspace, object.size_bytes + OUTPUT_SLACK_BYTES,
+									  run->why)) != 0)
+		return rc;
+	original_file_name(run->spec.original_key, name, sizeof(name));
+	if (!workspace_file(&run->workspace, name, run->input, sizeof(run->input)))
+	{
+		snprintf(run->why, JOB_WHY_MAX, "temp directory path is too long");
+		return EX_SOFTWARE;
+	}
+	return storage_get(run->storage, run->spec.original_key, run->input, hooks, run->why);
+}
+
+/* Hash the original and compare size and SHA-256 with the expected ones. */
+static int
+verify_original(JobRun *run)
+{
+	int64_t		size;
+	int			rc;
+
+	rc = file_sha256(run->input, run->sha256, &size, job_should_stop, run->why, JOB_WHY_MAX);
+	if (rc == EX_NOINPUT)
+		snprintf(run->why, JOB_WHY_MAX, "original %s does not exist", run->spec.original_key);
+	if (rc != 0)
+		return rc;
+	if (run->spec.original_size >= 0 && size != run->spec.original_size)
+	{
+		snprintf(run->why, JOB_WHY_MAX, "size mismatch: the original has %lld bytes, expected %lld",
+				 (long long) size, (long long) run->spec.original_size);
+		return EX_DATAERR;
+	}
+	if (run->spec.original_sha256 != NULL && strcasecmp(run->sha256, run->spec.original_sha256) != 0)
+	{
+		snprintf(run->why, JOB_WHY_MAX, "checksum mismatch: the original has SHA-256 %s, expected %s",
+				 run->sha256, run->spec.original_sha256);
+		return EX_DATAERR;
+	}
+	return 0;
+}
+
+/* Make the proxy in the workspace and store it. */
+static int
+make_and_store_proxy(JobRun *run, const MediaHooks *media_hooks,
+					 const StorageHooks *storage_hooks, double start, double span)
+{
+	char		path[PATH_MAX];
+	int			rc;
+
+	if (!workspace_file(&run->workspace, "proxy.mp4", path, sizeof(path)))
+	{
+		snprintf(run->why, JOB_WHY_MAX, "temp directory path is too long");
+		return EX_SOFTWARE;
+	}
+	enter_stage(run, "proxy", start, span * 0.9);
+	rc = media_make_proxy(run->input, path, &run->spec.proxy, media_hooks, &run->proxy, run->why);
+	if (rc != 0)
+		return rc;
+	enter_stage(run, "store", start + span * 0.9, span * 0.1);
+	return storage_put(run->storage, run->spec.proxy_key, path, "video/mp4",
+					   storage_hooks, run->why);
+}
+
+/* Make the thumbnail in the workspace and store it. */
+static int
+make_and_store_thumbnail(JobRun *run, const MediaHooks *media_hooks,
+						 const StorageHooks *storage_hooks, double start, double span)
+{
+	char		path[PATH_MAX];
+	int			rc;
+
+	if (!workspace_file(&run->workspace, "thumbnail.jpg", path, sizeof(path)))
+	{
+		snprintf(run->why, JOB_WHY_MAX, "temp directory path is too long");
+		return EX_SOFTWARE;
+	}
+	enter_stage(run, "thumbnail", start, span);
+	rc = media_make_thumbnail(run->input, path, &run->spec.thumbnail, media_hooks,
+							  &run->thumbnail, run->why);
+	if (rc != 0)
+		return rc;
+	return storage_put(run->storage, run->spec.thumbnail_key, path, "image/jpeg",
+					   storage_hooks, run->why);
+}
+
+/* The job's steps, in order; progress shares depend on what the job does. */
+static int
+run_steps(JobRun *run)
+{
+	MediaHooks	media_hooks = {job_should_stop, media_progress, run};
+	StorageHooks storage_hooks = {job_should_stop, storage_progress, run};
+	double		proxy_span = job_makes_proxy(&run->spec) ? 0.85 : 0.0;
+	double		thumbnail_span = job_makes_thumbnail(&run->spec) ? 0.05 : 0.0;
+	double		fetch_span = 1.0 - proxy_span - thumbnail_span;
+	int64_t		output_bytes;
+	int			rc;
+
+	if ((rc = workspace_create(run->spec.temp_directory, &run->workspace, run->why)) != 0 ||
+		(rc = storage_open(&run->spec.storage, &run->storage, run->why)) != 0)
+		return rc;
+	enter_stage(run, "fetch", 0.0, fetch_span * 0.8);
+	if ((rc = fetch_original(run, &storage_hooks)) != 0)
+		return rc;
+	enter_stage(run, "verify", fetch_span * 0.8, fetch_span * 0.2);
+	if ((rc = verify_original(run)) != 0 ||
+		(rc = media_probe(run->input, &media_hooks, &run->original, run->why)) != 0)
+		return rc;
+	output_bytes = (int64_t) (run->original.duration_seconds * OUTPUT_BYTES_PER_SECOND) +
+		OUTPUT_SLACK_BYTES;
+	if (job_makes_proxy(&run->spec) &&
+		(rc = workspace_require_space(&run->workspace, output_bytes, run->why)) != 0)
+		return rc;
+	if (job_makes_proxy(&run->spec) &&
+		(rc = make_and_store_proxy(run, &media_hooks, &storage_hooks,
+								   fetch_span, proxy_span)) != 0)
+		return rc;
+	if (job_makes_thumbnail(&run->spec) &&
+		(rc = make_and_store_thumbnail(run, &media_hooks, &storage_hooks,
+									   fetch_span + proxy_span, thumbnail_span)) != 0)
+		return rc;
+	progress_report(1.0, "done");
+	return 0;
+}
+
+/* result_data of DESIGN.md for what the job made. */
+static json_t *
+build_result(const JobRun *run)
+{
+	json_t	   *result = json_object();
+	json_t	   *metadata = json_object();
+
+	if (result == NULL || metadata == NULL)
+	{
+		json_decref(result);
+		json_decref(metadata);
+		return NULL;
+	}
+	json_object_set_new(result, "status", json_string("success"));
+	if (job_makes_proxy(&run->spec))
+		json_object_set_new(result, "proxy_path", json_string(run->spec.proxy_key));
+	if (job_makes_thumbnail(&run->spec))
+		json_object_set_new(result, "thumbnail_path", json_string(run->spec.thumbnail_key));
+	json_object_set_new(result, "original_sha256", json_string(run->sha256));
+	json_object_set_new(metadata, "original", media_info_json(&run->original));
+	if (job_makes_proxy(&run->spec))
+		json_object_set_new(metadata, "proxy", media_info_json(&run->proxy));
+	if (job_makes_thumbnail(&run->spec))
+		json_object_set_new(metadata, "thumbnail", thumbnail_info_json(&run->thumbnail));
+	json_object_set_new(result, "metadata", metadata);
+	return result;
+}
+
+/* vproxy-transcode job [--progress-fd N]: spec on stdin, result_data on stdout. */
+int
+cmd_job(int argc, char **argv)
+{
+	JobRun	   *run;
+	char	   *text = NULL;
+	int			rc;
+
+	if (argc == 3 && strcmp(argv[1], "--progress-fd") == 0)
+	{
+		if (!progress_open(argv[2]))
+			return fail(EX_USAGE, "--progress-fd needs an open file descriptor, not \"%s\"", argv[2]);
+	}
+	else if (argc != 1)
+		return fail(EX_USAGE, "usage: vproxy-transcode job [--progress-fd N] < spec.json");
+
+	run = calloc(1, sizeof(JobRun));
+	if (run == NULL)
+		return fail(EX_SOFTWARE, "out of memory");
+	rc = read_spec(&text, run->why);
+	if (rc == 0)
+		rc = job_spec_parse(text, &run->spec, run->why);
+	free(text);
+	if (rc == 0)
+		rc = run_steps(run);
+	if (stop_requested(NULL))
+	{
+		rc = EX_TEMPFAIL;
+		snprintf(run->why, JOB_WHY_MAX, "stopped by signal %d", stop_signal());
+	}
+	workspace_remove(&run->workspace);
+	if (run->storage != NULL)
+		storage_close(run->storage);
+	if (rc == 0)
+		rc = print_json(build_result(run));
+	else
+		rc = fail(rc, "%s", run->why);
+	job_spec_free(&run->spec);
+	free(run);
+	return rc;
+}

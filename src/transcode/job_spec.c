@@ -1,0 +1,287 @@
+/*
+ * job_spec.c
+ *		Parse and check the job spec of `vproxy-transcode job`.
+ *
+ * Everything a supervisor can get wrong is refused here with EX_USAGE and a
+ * reason naming the field, before any download or decode starts.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "transcode/job_spec.h"
+
+typedef struct JobTypeName
+{
+	const char *name;
+	JobType		type;
+} JobTypeName;
+
+static const JobTypeName job_types[] = {
+	{"proxy_generation", JOB_PROXY_GENERATION},
+	{"metadata_extraction", JOB_METADATA_EXTRACTION},
+	{"thumbnail_generation", JOB_THUMBNAIL_GENERATION},
+};
+
+static const char *const x264_presets[] = {
+	"ultrafast", "superfast", "veryfast", "faster", "fast",
+	"medium", "slow", "slower", "veryslow", "placebo",
+};
+
+/* Format the reason into why and return EX_USAGE. */
+static int
+refuse(char *why, const char *fmt, const char *field)
+{
+	snprintf(why, JOB_SPEC_WHY_MAX, fmt, field);
+	return EX_USAGE;
+}
+
+/* An optional string member: absent or null gives fallback. */
+static int
+get_string(json_t *object, const char *field, const char *fallback,
+		   const char **value, char *why)
+{
+	json_t	   *member = json_object_get(object, field);
+
+	if (member == NULL || json_is_null(member))
+	{
+		*value = fallback;
+		return 0;
+	}
+	if (!json_is_string(member) || strlen(json_string_value(member)) != json_string_length(member))
+		return refuse(why, "job spec: \"%s\" must be a string", field);
+	*value = json_string_value(member);
+	return 0;
+}
+
+/* A required non-empty string member. */
+static int
+get_required_string(json_t *object, const char *field, const char **value, char *why)
+{
+	int			rc = get_string(object, field, NULL, value, why);
+
+	if (rc == 0 && (*value == NULL || **value == '\0'))
+		return refuse(why, "job spec: \"%s\" is required", field);
+	return rc;
+}
+
+/* An optional number member within [min, max]; absent or null keeps *value. */
+static int
+get_number(json_t *object, const char *field, double min, double max,
+		   double *value, char *why)
+{
+	json_t	   *member = json_object_get(object, field);
+	double		number;
+
+	if (member == NULL || json_is_null(member))
+		return 0;
+	if (!json_is_number(member))
+		return refuse(why, "job spec: \"%s\" must be a number", field);
+	number = json_number_value(member);
+	if (!isfinite(number) || number < min || number > max)
+	{
+		snprintf(why, JOB_SPEC_WHY_MAX, "job spec: \"%s\" must be between %g and %g",
+				 field, min, max);
+		return EX_USAGE;
+	}
+	*value = number;
+	return 0;
+}
+
+/* An optional integer member within [min, max]; absent or null keeps *value. */
+static int
+get_integer(json_t *object, const char *field, int min, int max, int *value, char *why)
+{
+	double		number = *value;
+	int			rc = get_number(object, field, min, max, &number, why);
+
+	if (rc != 0)
+		return rc;
+	if (number != floor(number))
+		return refuse(why, "job spec: \"%s\" must be an integer", field);
+	*value = (int) number;
+	return 0;
+}
+
+/* An object member; absent or null gives an empty object owned by the root. */
+static int
+get_object(json_t *root, const char *field, json_t **object, char *why)
+{
+	json_t	   *member = json_object_get(root, field);
+
+	if (member == NULL || json_is_null(member))
+	{
+		member = json_object();
+		if (member == NULL || json_object_set_new(root, field, member) != 0)
+			return refuse(why, "job spec: out of memory at \"%s\"", field);
+	}
+	if (!json_is_object(member))
+		return refuse(why, "job spec: \"%s\" must be an object", field);
+	*object = member;
+	return 0;
+}
+
+/* Whether text is 64 hexadecimal digits. */
+static bool
+is_sha256_hex(const char *text)
+{
+	size_t		i;
+
+	for (i = 0; text[i] != '\0'; i++)
+		if (!((text[i] >= '0' && text[i] <= '9') ||
+			  (text[i] >= 'a' && text[i] <= 'f') ||
+			  (text[i] >= 'A' && text[i] <= 'F')))
+			return false;
+	return i == 64;
+}
+
+/* The job type and the output keys it needs. */
+static int
+parse_job_type(json_t *root, json_t *outputs, JobSpec *spec, char *why)
+{
+	const char *name;
+	size_t		i;
+	int			rc;
+
+	if ((rc = get_required_string(root, "job_type", &name, why)) != 0)
+		return rc;
+	for (i = 0; i < sizeof(job_types) / sizeof(job_types[0]); i++)
+		if (strcmp(name, job_types[i].name) == 0)
+			break;
+	if (i == sizeof(job_types) / sizeof(job_types[0]))
+	{
+		snprintf(why, JOB_SPEC_WHY_MAX, "job spec: unknown job_type \"%.64s\"", name);
+		return EX_USAGE;
+	}
+	spec->type = job_types[i].type;
+	if (job_makes_proxy(spec) &&
+		(rc = get_required_string(outputs, "proxy_key", &spec->proxy_key, why)) != 0)
+		return rc;
+	if (job_makes_thumbnail(spec) &&
+		(rc = get_required_string(outputs, "thumbnail_key", &spec->thumbnail_key, why)) != 0)
+		return rc;
+	return 0;
+}
+
+/* Storage settings; the storage room checks the URL itself. */
+static int
+parse_storage(json_t *storage, StorageConfig *config, char *why)
+{
+	int			rc;
+
+	if ((rc = get_required_string(storage, "url", &config->url, why)) != 0 ||
+		(rc = get_string(storage, "s3_endpoint", "", &config->s3_endpoint, why)) != 0 ||
+		(rc = get_string(storage, "s3_region", "", &config->s3_region, why)) != 0 ||
+		(rc = get_string(storage, "access_key_id", "", &config->access_key_id, why)) != 0 ||
+		(rc = get_string(storage, "secret_access_key", "", &config->secret_access_key, why)) != 0 ||
+		(rc = get_string(storage, "ca_file", "", &config->ca_file, why)) != 0)
+		return rc;
+	return 0;
+}
+
+/* The original's key and, when known, its size and SHA-256. */
+static int
+parse_original(json_t *original, JobSpec *spec, char *why)
+{
+	double		size = -1;
+	int			rc;
+
+	if ((rc = get_required_string(original, "key", &spec->original_key, why)) != 0 ||
+		(rc = get_number(original, "size_bytes", 0, 9007199254740992.0, &size, why)) != 0 ||
+		(rc = get_string(original, "sha256", NULL, &spec->original_sha256, why)) != 0)
+		return rc;
+	if (size != floor(size))
+		return refuse(why, "job spec: \"%s\" must be an integer", "size_bytes");
+	spec->original_size = (int64_t) size;
+	if (spec->original_sha256 != NULL && spec->original_sha256[0] == '\0')
+		spec->original_sha256 = NULL;
+	if (spec->original_sha256 != NULL && !is_sha256_hex(spec->original_sha256))
+		return refuse(why, "job spec: \"%s\" must be 64 hexadecimal digits", "sha256");
+	return 0;
+}
+
+/* Proxy and thumbnail parameters over the documented defaults. */
+static int
+parse_params(json_t *params, JobSpec *spec, char *why)
+{
+	const char *preset;
+	size_t		i;
+	int			rc;
+
+	media_proxy_defaults(&spec->proxy);
+	media_thumbnail_defaults(&spec->thumbnail);
+	if ((rc = get_number(params, "timestamp_seconds", 0, 1e9, &spec->thumbnail.at_seconds, why)) != 0 ||
+		(rc = get_integer(params, "thumbnail_width", 16, 4096, &spec->thumbnail.width, why)) != 0 ||
+		(rc = get_integer(params, "height", 16, 4320, &spec->proxy.height, why)) != 0 ||
+		(rc = get_number(params, "fps", 1, 120, &spec->proxy.fps, why)) != 0 ||
+		(rc = get_integer(params, "crf", 0, 51, &spec->proxy.crf, why)) != 0 ||
+		(rc = get_integer(params, "audio_bitrate", 8000, 512000, &spec->proxy.audio_bitrate, why)) != 0 ||
+		(rc = get_string(params, "preset", NULL, &preset, why)) != 0)
+		return rc;
+	if (preset == NULL)
+		return 0;
+	for (i = 0; i < sizeof(x264_presets) / sizeof(x264_presets[0]); i++)
+		if (strcmp(preset, x264_presets[i]) == 0)
+			break;
+	if (i == sizeof(x264_presets) / sizeof(x264_presets[0]))
+		return refuse(why, "job spec: \"%s\" must name an x264 preset", "preset");
+	snprintf(spec->proxy.preset, sizeof(spec->proxy.preset), "%s", preset);
+	return 0;
+}
+
+/* Parse and check a spec; 0 or EX_USAGE with the reason in why. */
+int
+job_spec_parse(const char *text, JobSpec *spec, char *why)
+{
+	json_error_t error;
+	json_t	   *storage,
+			   *original,
+			   *outputs,
+			   *params;
+	int			rc;
+
+	memset(spec, 0, sizeof(*spec));
+	spec->root = json_loads(text, JSON_REJECT_DUPLICATES, &error);
+	if (spec->root == NULL)
+	{
+		snprintf(why, JOB_SPEC_WHY_MAX, "job spec is not JSON: %s at line %d",
+				 error.text, error.line);
+		return EX_USAGE;
+	}
+	if (!json_is_object(spec->root))
+		return refuse(why, "job spec: %s", "the spec must be a JSON object");
+	if ((rc = get_object(spec->root, "storage", &storage, why)) != 0 ||
+		(rc = get_object(spec->root, "original", &original, why)) != 0 ||
+		(rc = get_object(spec->root, "outputs", &outputs, why)) != 0 ||
+		(rc = get_object(spec->root, "params", &params, why)) != 0 ||
+		(rc = parse_job_type(spec->root, outputs, spec, why)) != 0 ||
+		(rc = parse_storage(storage, &spec->storage, why)) != 0 ||
+		(rc = parse_original(original, spec, why)) != 0 ||
+		(rc = parse_params(params, spec, why)) != 0 ||
+		(rc = get_string(spec->root, "temp_directory", "", &spec->temp_directory, why)) != 0)
+		return rc;
+	return 0;
+}
+
+/* Release what job_spec_parse allocated. */
+void
+job_spec_free(JobSpec *spec)
+{
+	json_decref(spec->root);
+	spec->root = NULL;
+}
+
+/* Whether the job type makes a proxy. */
+bool
+job_makes_proxy(const JobSpec *spec)
+{
+	return spec->type == JOB_PROXY_GENERATION;
+}
+
+/* Whether the job type makes a thumbnail. */
+bool
+job_makes_thumbnail(const JobSpec *spec)
+{
+	return spec->type == JOB_PROXY_GENERATION || spec->type == JOB_THUMBNAIL_GENERATION;
+}
