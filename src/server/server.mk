@@ -1,7 +1,18 @@
 # The server room: vproxy.so (no libav, no libcurl), its SQL scripts and the
 # SQL-level test suites.  Included by the top Makefile before PGXS.
+#
+# `make installcheck` (as a non-root user, after `make install`) runs the
+# pg_regress and isolation suites in throwaway instances of their own, with
+# vproxy preloaded and no workers (test/regress.conf): no running server needed.
 
 MODULE_big = vproxy
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/server/*.c)))
 DATA = $(sort $(wildcard sql/vproxy--*.sql))
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
+
+REGRESS = api worker_functions privileges settings
+REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/regress.conf
+
+ISOLATION = claim_skip_locked cancel_vs_finish lease_takeover
+ISOLATION_OPTS = --temp-instance=tmp_check_iso --temp-config=test/regress.conf \
+	--inputdir=test/isolation

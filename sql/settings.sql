@@ -1,0 +1,27 @@
+-- The settings: names and defaults of DESIGN.md, the secret never shown.
+CREATE EXTENSION IF NOT EXISTS vproxy;
+SELECT name, setting, unit, context FROM pg_settings
+ WHERE name LIKE 'vproxy.%' AND name NOT IN ('vproxy.storage_url', 'vproxy.database')
+ ORDER BY name;
+SELECT setting, context FROM pg_settings WHERE name = 'vproxy.database';
+-- the secret is set (test/regress.conf) but never shown, not even to a superuser
+SHOW vproxy.s3_secret_access_key;
+SELECT current_setting('vproxy.s3_secret_access_key');
+SELECT count(*) AS secret_in_show_all FROM pg_settings WHERE setting LIKE '%regress-secret%';
+-- the key id is for superusers only
+CREATE ROLE vproxy_regress_nobody;
+SET ROLE vproxy_regress_nobody;
+SHOW vproxy.s3_access_key_id;
+SHOW vproxy.s3_secret_access_key;
+SELECT count(*) AS visible FROM pg_settings WHERE name LIKE 'vproxy.s3_%_key%';
+RESET ROLE;
+DROP ROLE vproxy_regress_nobody;
+-- bad values are refused with the reason
+SET vproxy.storage_url = 'ftp://example';
+ALTER SYSTEM SET vproxy.storage_url = 'ftp://example';
+ALTER SYSTEM SET vproxy.proxy_key_template = 'videos/{mall_id}/proxy.mp4';
+ALTER SYSTEM SET vproxy.job_timeout = 0;
+-- the postmaster ones cannot change at run time
+SET vproxy.workers = 3;
+-- nothing else may be invented under the vproxy prefix
+SET vproxy.no_such_setting = 1;
