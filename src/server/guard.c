@@ -1,0 +1,161 @@
+/*
+ * guard.c
+ *		DROP DATABASE, ALTER DATABASE ... RENAME / SET TABLESPACE and CREATE
+ *		DATABASE ... TEMPLATE refuse to run while anybody is connected to the
+ *		database.  Before such a command on vproxy.database, the hook asks the
+ *		launcher to stop the workers (they hand their jobs back) and waits for
+ *		them; the pause ends with the command's transaction, after which the
+ *		launcher looks for the database again (TimescaleDB's loader does the
+ *		same for its scheduler).
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "commands/defrem.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "tcop/utility.h"
+
+#include "guard.h"
+#include "settings.h"
+#include "state.h"
+#include "wakeup.h"
+
+/* how long a command waits for the workers before it goes on anyway */
+#define PAUSE_WAIT_MS 30000
+
+static ProcessUtility_hook_type prev_process_utility = NULL;
+static bool holding_pause = false;
+
+/* Whether a DefElem list has an option of that name naming our database. */
+static bool
+option_names_database(List *options, const char *option)
+{
+	ListCell   *cell;
+
+	foreach(cell, options)
+	{
+		DefElem    *elem = lfirst_node(DefElem, cell);
+
+		if (strcmp(elem->defname, option) == 0 && elem->arg != NULL &&
+			strcmp(defGetString(elem), vproxy_database) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Whether a DefElem list has an option of that name. */
+static bool
+has_option(List *options, const char *option)
+{
+	ListCell   *cell;
+
+	foreach(cell, options)
+		if (strcmp(lfirst_node(DefElem, cell)->defname, option) == 0)
+			return true;
+	return false;
+}
+
+/* Whether the statement needs vproxy.database free of connections. */
+static bool
+needs_database_alone(Node *stmt)
+{
+	switch (nodeTag(stmt))
+	{
+		case T_DropdbStmt:
+			return strcmp(((DropdbStmt *) stmt)->dbname, vproxy_database) == 0;
+		case T_RenameStmt:
+			return ((RenameStmt *) stmt)->renameType == OBJECT_DATABASE &&
+				strcmp(((RenameStmt *) stmt)->subname, vproxy_database) == 0;
+		case T_AlterDatabaseStmt:
+			return strcmp(((AlterDatabaseStmt *) stmt)->dbname, vproxy_database) == 0 &&
+				has_option(((AlterDatabaseStmt *) stmt)->options, "tablespace");
+		case T_CreatedbStmt:
+			return option_names_database(((CreatedbStmt *) stmt)->options, "template");
+		default:
+			return false;
+	}
+}
+
+/* Ask the launcher to stop the workers and wait until they are gone. */
+static void
+pause_workers(void)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), PAUSE_WAIT_MS);
+
+	SpinLockAcquire(&vproxy_state->mutex);
+	vproxy_state->pause_requests++;
+	holding_pause = true;
+	SpinLockRelease(&vproxy_state->mutex);
+	wake_launcher();
+
+	for (;;)
+	{
+		bool		done;
+
+		SpinLockAcquire(&vproxy_state->mutex);
+		done = vproxy_state->workers_paused || vproxy_state->launcher_pid == 0;
+		SpinLockRelease(&vproxy_state->mutex);
+		if (done)
+			return;
+		if (GetCurrentTimestamp() >= deadline)
+		{
+			ereport(WARNING,
+					(errmsg("vproxy workers did not stop within %d seconds", PAUSE_WAIT_MS / 1000)));
+			return;
+		}
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/* End this backend's pause with its transaction; the launcher looks again. */
+static void
+end_pause(XactEvent event, void *arg)
+{
+	if (!holding_pause)
+		return;
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT && event != XACT_EVENT_PREPARE)
+		return;
+	SpinLockAcquire(&vproxy_state->mutex);
+	vproxy_state->pause_requests--;
+	holding_pause = false;
+	SpinLockRelease(&vproxy_state->mutex);
+	wake_launcher();
+}
+
+/* ProcessUtility hook: pause the workers before commands that need it. */
+static void
+guard_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+					  ProcessUtilityContext context, ParamListInfo params,
+					  QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *stmt = pstmt->utilityStmt;
+
+	if (vproxy_state != NULL && !holding_pause && needs_database_alone(stmt))
+		pause_workers();
+	/* a new database of our name: the launcher may start the workers */
+	if (vproxy_state != NULL && IsA(stmt, CreatedbStmt) &&
+		strcmp(((CreatedbStmt *) stmt)->dbname, vproxy_database) == 0)
+		wake_launcher_at_commit();
+
+	if (prev_process_utility)
+		prev_process_utility(pstmt, queryString, readOnlyTree, context, params,
+							 queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+								queryEnv, dest, qc);
+}
+
+/* Install the ProcessUtility hook and its transaction callback. */
+void
+install_database_guard(void)
+{
+	prev_process_utility = ProcessUtility_hook;
+	ProcessUtility_hook = guard_process_utility;
+	RegisterXactCallback(end_pause, NULL);
+}

@@ -1,0 +1,274 @@
+/*
+ * launcher.c
+ *		The vproxy launcher: a static background worker connected to no
+ *		database (it reads the shared catalog pg_database, as the logical
+ *		replication launcher does).  It keeps vproxy.workers workers running
+ *		in vproxy.database, restarts those that die (with a growing delay if
+ *		they die young), stops them while a command needs their database
+ *		alone, and waits quietly while the database or the extension is
+ *		missing.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "commands/dbcommands.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "settings.h"
+#include "state.h"
+
+PGDLLEXPORT void vproxy_launcher_main(Datum main_arg);
+
+/* how often to look for a missing database or extension */
+#define DATABASE_POLL_MS 5000
+#define EXTENSION_POLL_MS 60000
+/* a worker that dies younger than this is restarted after a growing delay */
+#define YOUNG_DEATH_MS 10000
+#define MAX_RESTART_DELAY_MS 60000
+
+typedef struct WorkerHandle
+{
+	BackgroundWorkerHandle *handle; /* NULL: not running */
+	TimestampTz started_at;
+	TimestampTz restart_after;
+	int			young_deaths;
+} WorkerHandle;
+
+typedef enum LauncherMood
+{
+	MOOD_RUNNING,
+	MOOD_NO_DATABASE,
+	MOOD_NO_EXTENSION,
+	MOOD_PAUSED
+} LauncherMood;
+
+static WorkerHandle *workers;
+static LauncherMood mood = MOOD_RUNNING;
+static TimestampTz extension_looked_at = 0;
+
+/* Exit callback: the launcher is gone. */
+static void
+leave_launcher(int code, Datum arg)
+{
+	SpinLockAcquire(&vproxy_state->mutex);
+	vproxy_state->launcher_pid = 0;
+	vproxy_state->launcher_latch = NULL;
+	SpinLockRelease(&vproxy_state->mutex);
+}
+
+/* Say once in the log that the launcher is now in a new mood. */
+static void
+enter_mood(LauncherMood new_mood)
+{
+	if (new_mood == mood)
+		return;
+	mood = new_mood;
+	if (mood == MOOD_NO_DATABASE)
+		ereport(LOG, (errmsg("vproxy: database \"%s\" does not exist; workers start when it does",
+							 vproxy_database)));
+	else if (mood == MOOD_NO_EXTENSION)
+		ereport(LOG, (errmsg("vproxy: extension vproxy is not installed in database \"%s\"; "
+							 "workers start after CREATE EXTENSION vproxy", vproxy_database)));
+}
+
+/* Whether vproxy.database exists. */
+static bool
+database_exists(void)
+{
+	Oid			oid;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	oid = get_database_oid(vproxy_database, true);
+	CommitTransactionCommand();
+	return OidIsValid(oid);
+}
+
+/* Notice the workers that have stopped; count those still running. */
+static int
+collect_stopped_workers(void)
+{
+	int			running = 0;
+	TimestampTz now = GetCurrentTimestamp();
+
+	for (int i = 0; i < vproxy_workers; i++)
+	{
+		WorkerHandle *w = &workers[i];
+		pid_t		pid;
+
+		if (w->handle == NULL)
+			continue;
+		if (GetBackgroundWorkerPid(w->handle, &pid) != BGWH_STOPPED)
+		{
+			running++;
+			continue;
+		}
+		pfree(w->handle);
+		w->handle = NULL;
+		if (now < TimestampTzPlusMilliseconds(w->started_at, YOUNG_DEATH_MS))
+			w->young_deaths++;
+		else
+			w->young_deaths = 0;
+		w->restart_after = w->young_deaths == 0 ? now :
+			TimestampTzPlusMilliseconds(now, Min(MAX_RESTART_DELAY_MS,
+												 1000L << Min(w->young_deaths - 1, 16)));
+	}
+	return running;
+}
+
+/* Ask every running worker to stop (they hand their jobs back). */
+static void
+stop_workers(void)
+{
+	for (int i = 0; i < vproxy_workers; i++)
+		if (workers[i].handle != NULL)
+			TerminateBackgroundWorker(workers[i].handle);
+}
+
+/* Start the workers whose restart delay has passed; ms until the next is due. */
+static long
+start_workers(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	long		next_ms = EXTENSION_POLL_MS;
+
+	for (int i = 0; i < vproxy_workers; i++)
+	{
+		WorkerHandle *w = &workers[i];
+		BackgroundWorker worker;
+
+		if (w->handle != NULL)
+			continue;
+		if (now < w->restart_after)
+		{
+			next_ms = Min(next_ms, TimestampDifferenceMilliseconds(now, w->restart_after) + 1);
+			continue;
+		}
+		memset(&worker, 0, sizeof(worker));
+		worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+		worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+		worker.bgw_restart_time = BGW_NEVER_RESTART;
+		strlcpy(worker.bgw_library_name, "vproxy", BGW_MAXLEN);
+		strlcpy(worker.bgw_function_name, "vproxy_worker_main", BGW_MAXLEN);
+		snprintf(worker.bgw_name, BGW_MAXLEN, "vproxy worker %d", i + 1);
+		strlcpy(worker.bgw_type, "vproxy worker", BGW_MAXLEN);
+		worker.bgw_main_arg = Int32GetDatum(i);
+		worker.bgw_notify_pid = MyProcPid;
+		if (!RegisterDynamicBackgroundWorker(&worker, &w->handle))
+		{
+			w->handle = NULL;
+			w->young_deaths++;
+			w->restart_after = TimestampTzPlusMilliseconds(now, MAX_RESTART_DELAY_MS);
+			if (w->young_deaths == 1)
+				ereport(WARNING,
+						(errmsg("vproxy: cannot start worker %d: no free background worker slot", i + 1),
+						 errhint("Raise max_worker_processes (vproxy needs vproxy.workers + 1).")));
+			continue;
+		}
+		w->started_at = now;
+	}
+	return next_ms;
+}
+
+/* One look at the world; returns how long to sleep. */
+static long
+launcher_step(void)
+{
+	int			running = collect_stopped_workers();
+	bool		pause_wanted,
+				extension_missing,
+				recheck;
+
+	SpinLockAcquire(&vproxy_state->mutex);
+	pause_wanted = vproxy_state->pause_requests > 0;
+	if (!pause_wanted)
+		vproxy_state->workers_paused = false;
+	else if (running == 0)
+		vproxy_state->workers_paused = true;
+	recheck = vproxy_state->recheck_requested;
+	vproxy_state->recheck_requested = false;
+	if (recheck)
+	{
+		vproxy_state->extension_missing = false;
+		mood = MOOD_RUNNING;
+	}
+	extension_missing = vproxy_state->extension_missing;
+	SpinLockRelease(&vproxy_state->mutex);
+
+	if (pause_wanted)
+	{
+		enter_mood(MOOD_PAUSED);
+		stop_workers();
+		return 1000;
+	}
+	if (!database_exists())
+	{
+		enter_mood(MOOD_NO_DATABASE);
+		return DATABASE_POLL_MS;
+	}
+	if (extension_missing)
+	{
+		TimestampTz now = GetCurrentTimestamp();
+
+		if (mood != MOOD_NO_EXTENSION)
+		{
+			enter_mood(MOOD_NO_EXTENSION);
+			extension_looked_at = now;
+		}
+		if (now < TimestampTzPlusMilliseconds(extension_looked_at, EXTENSION_POLL_MS))
+			return TimestampDifferenceMilliseconds(now, TimestampTzPlusMilliseconds(extension_looked_at, EXTENSION_POLL_MS)) + 1;
+		/* the poll ran out: let the workers look again */
+		extension_looked_at = now;
+		SpinLockAcquire(&vproxy_state->mutex);
+		vproxy_state->extension_missing = false;
+		SpinLockRelease(&vproxy_state->mutex);
+	}
+	if (running == vproxy_workers)
+		enter_mood(MOOD_RUNNING);
+	return start_workers();
+}
+
+/* Entry point of the launcher. */
+void
+vproxy_launcher_main(Datum main_arg)
+{
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+
+	workers = MemoryContextAllocZero(TopMemoryContext, sizeof(WorkerHandle) * vproxy_workers);
+	SpinLockAcquire(&vproxy_state->mutex);
+	vproxy_state->launcher_pid = MyProcPid;
+	vproxy_state->launcher_latch = MyLatch;
+	vproxy_state->extension_missing = false;
+	vproxy_state->workers_paused = false;
+	SpinLockRelease(&vproxy_state->mutex);
+	before_shmem_exit(leave_launcher, (Datum) 0);
+	ereport(LOG, (errmsg("vproxy launcher started: %d worker(s) for database \"%s\"",
+						 vproxy_workers, vproxy_database)));
+
+	while (!ShutdownRequestPending)
+	{
+		long		sleep_ms;
+
+		ResetLatch(MyLatch);
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		sleep_ms = launcher_step();
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 sleep_ms, PG_WAIT_EXTENSION);
+	}
+	proc_exit(0);
+}

@@ -1,0 +1,150 @@
+/*
+ * settings.c
+ *		The vproxy.* settings.  Names, contexts and defaults of the ones in
+ *		DESIGN.md are part of the contract.
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "miscadmin.h"
+#include "utils/guc.h"
+
+#include "settings.h"
+
+char	   *vproxy_database;
+int			vproxy_workers;
+char	   *vproxy_storage_url;
+char	   *vproxy_s3_endpoint;
+char	   *vproxy_s3_region;
+char	   *vproxy_s3_access_key_id;
+char	   *vproxy_s3_secret_access_key;
+char	   *vproxy_s3_ca_file;
+int			vproxy_job_timeout;
+int			vproxy_retry_delay;
+int			vproxy_max_attempts;
+int			vproxy_lease_duration;
+char	   *vproxy_transcode_path;
+char	   *vproxy_temp_directory;
+char	   *vproxy_proxy_key_template;
+char	   *vproxy_thumbnail_key_template;
+
+/* Show the secret as stars to everybody, superusers included. */
+static const char *
+show_secret(void)
+{
+	return (vproxy_s3_secret_access_key && vproxy_s3_secret_access_key[0]) ? "********" : "";
+}
+
+/* Accept only file:///absolute/dir or s3://bucket[/prefix]. */
+static bool
+check_storage_url(char **newval, void **extra, GucSource source)
+{
+	const char *url = *newval;
+
+	if (strncmp(url, "file:///", 8) == 0 || (strncmp(url, "s3://", 5) == 0 && url[5] != '\0' && url[5] != '/'))
+		return true;
+	GUC_check_errdetail("vproxy.storage_url must look like file:///absolute/dir or s3://bucket[/prefix].");
+	return false;
+}
+
+/* Key templates must name the video, or every video would share one key. */
+static bool
+check_key_template(char **newval, void **extra, GucSource source)
+{
+	if (strstr(*newval, "{video_id}") != NULL)
+		return true;
+	GUC_check_errdetail("A key template must contain {video_id}.");
+	return false;
+}
+
+/* Define every vproxy.* setting. */
+void
+define_settings(void)
+{
+	DefineCustomStringVariable("vproxy.database",
+							   "Database whose vproxy extension the workers serve.",
+							   NULL, &vproxy_database, "postgres",
+							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("vproxy.workers",
+							"Number of background workers that run jobs.",
+							"0 starts no launcher and no worker.",
+							&vproxy_workers, 1, 0, 64,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("vproxy.storage_url",
+							   "Where originals are read and outputs written: file:///dir or s3://bucket[/prefix].",
+							   NULL, &vproxy_storage_url,
+							   DataDir ? psprintf("file://%s/vproxy_storage", DataDir) : "file:///var/lib/postgresql/vproxy_storage",
+							   PGC_SIGHUP, 0, check_storage_url, NULL, NULL);
+	DefineCustomStringVariable("vproxy.s3_endpoint",
+							   "S3 endpoint URL; empty means AWS, set means path-style requests.",
+							   NULL, &vproxy_s3_endpoint, "",
+							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("vproxy.s3_region",
+							   "S3 region used for request signing.",
+							   NULL, &vproxy_s3_region, "us-east-1",
+							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("vproxy.s3_access_key_id",
+							   "S3 access key id.",
+							   NULL, &vproxy_s3_access_key_id, "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+	DefineCustomStringVariable("vproxy.s3_secret_access_key",
+							   "S3 secret access key (never shown, never logged).",
+							   NULL, &vproxy_s3_secret_access_key, "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL, NULL, NULL, show_secret);
+	DefineCustomStringVariable("vproxy.s3_ca_file",
+							   "CA bundle for S3 over HTTPS; empty means the system's.",
+							   NULL, &vproxy_s3_ca_file, "",
+							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("vproxy.job_timeout",
+							"Longest run of one attempt; then the child is killed and the job retried.",
+							NULL, &vproxy_job_timeout, 3600, 1, INT_MAX / 1000,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("vproxy.retry_delay",
+							"Delay before the first retry; doubles at each further attempt.",
+							NULL, &vproxy_retry_delay, 300, 0, INT_MAX / 1000,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("vproxy.max_attempts",
+							"Attempts a job gets before it fails for good (set on new jobs).",
+							NULL, &vproxy_max_attempts, 3, 1, 100,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("vproxy.lease_duration",
+							"How long a claim stays valid without a heartbeat.",
+							"A job whose worker vanished is taken again after this.",
+							&vproxy_lease_duration, 60, 3, 86400,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomStringVariable("vproxy.transcode_path",
+							   "Path of the vproxy-transcode program; empty means the one beside postgres.",
+							   NULL, &vproxy_transcode_path, "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+	DefineCustomStringVariable("vproxy.temp_directory",
+							   "Where the child makes its private temp directory; empty means $TMPDIR or /tmp.",
+							   NULL, &vproxy_temp_directory, "",
+							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("vproxy.proxy_key_template",
+							   "Storage key of a proxy: {mall_id}, {pin_id} and {video_id} are filled in.",
+							   NULL, &vproxy_proxy_key_template, "videos/{mall_id}/proxy/{video_id}.mp4",
+							   PGC_SIGHUP, 0, check_key_template, NULL, NULL);
+	DefineCustomStringVariable("vproxy.thumbnail_key_template",
+							   "Storage key of a thumbnail: {mall_id}, {pin_id} and {video_id} are filled in.",
+							   NULL, &vproxy_thumbnail_key_template, "thumbnails/{mall_id}/{video_id}.jpg",
+							   PGC_SIGHUP, 0, check_key_template, NULL, NULL);
+	MarkGUCPrefixReserved("vproxy");
+}
+
+/* The program the workers run: the setting, or vproxy-transcode beside postgres. */
+const char *
+transcode_program(void)
+{
+	static char beside_postgres[MAXPGPATH];
+	char	   *slash;
+
+	if (vproxy_transcode_path[0] != '\0')
+		return vproxy_transcode_path;
+	strlcpy(beside_postgres, my_exec_path, sizeof(beside_postgres));
+	slash = strrchr(beside_postgres, '/');
+	if (slash == NULL)
+		return "vproxy-transcode";
+	strlcpy(slash + 1, "vproxy-transcode", sizeof(beside_postgres) - (slash + 1 - beside_postgres));
+	return beside_postgres;
+}

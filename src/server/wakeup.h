@@ -1,0 +1,15 @@
+/*
+ * wakeup.h
+ *		Wake-ups sent when a transaction commits: an idle worker for each job
+ *		queued, the worker of a cancelled job, the launcher.
+ */
+#ifndef VPROXY_WAKEUP_H
+#define VPROXY_WAKEUP_H
+
+/* Register the transaction callback that sends the wake-ups. */
+extern void install_wakeup_callback(void);
+
+/* At commit, wake the launcher. */
+extern void wake_launcher_at_commit(void);
+
+#endif							/* VPROXY_WAKEUP_H */
