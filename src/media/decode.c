@@ -43,6 +43,13 @@ media_open_decoder(AVStream *stream, int threads, AVCodecContext **decoder,
 	return 0;
 }
 
+/* Whether a frame decoded without errors (no concealment, not corrupt). */
+bool
+media_frame_is_clean(const AVFrame *frame)
+{
+	return !(frame->flags & AV_FRAME_FLAG_CORRUPT) && frame->decode_error_flags == 0;
+}
+
 /* Send one packet (NULL: flush); a damaged packet is skipped, like the CLI. */
 static int
 send_packet(AVCodecContext *decoder, const AVPacket *packet, char *why)
@@ -55,7 +62,8 @@ send_packet(AVCodecContext *decoder, const AVPacket *packet, char *why)
 }
 
 /*
- * Decode from the start of the video stream until one frame comes out.
+ * Decode from the start of the video stream until one frame comes out
+ * whole: a picture made up by error concealment does not count.
  * Leaves the input read past that point: reopen it to start over.
  */
 int
@@ -78,8 +86,13 @@ media_decode_first_frame(MediaInput *input, char *why)
 	{
 		int			ret = avcodec_receive_frame(decoder, frame);
 
-		if (ret == 0)
+		if (ret == 0 && media_frame_is_clean(frame))
 			break;
+		if (ret == 0)
+		{
+			av_frame_unref(frame);
+			continue;
+		}
 		if (ret == AVERROR(ENOMEM))
 		{
 			status = media_fail_av(why, ret, "cannot decode the video");
@@ -87,7 +100,7 @@ media_decode_first_frame(MediaInput *input, char *why)
 		}
 		if (ret == AVERROR_EOF || flushed)
 		{
-			status = media_fail(why, EX_DATAERR, "no frame of the video stream decodes");
+			status = media_fail(why, EX_DATAERR, "no frame of the video stream decodes without errors");
 			break;
 		}
 		/* EAGAIN, or a damaged packet: feed the next one */

@@ -59,6 +59,7 @@ extern bool media_stop_requested(const MediaHooks *hooks);
 extern int	media_open_decoder(AVStream *stream, int threads,
 							   AVCodecContext **decoder, char *why);
 extern int	media_decode_first_frame(MediaInput *input, char *why);
+extern bool media_frame_is_clean(const AVFrame *frame);
 
 /* orientation.c */
 extern Orientation media_orientation(const AVStream *stream);

@@ -33,7 +33,9 @@ typedef struct ProxyRun
 	FrameSelection selection;	/* which source frames the fps filter keeps */
 	AVCodecContext *video_encoder;
 	int64_t		last_video_pts; /* last pts given to the encoder */
-	int64_t		frames_decoded;
+	int64_t		video_end_pts;	/* end of the latest decoded frame, stream time base */
+	int64_t		frame_interval; /* nominal frame duration, stream time base */
+	int64_t		frames_decoded; /* without errors */
 	int64_t		frames_encoded;
 
 	/* audio: decoder -> filter (resample, downmix, 1024-sample frames) -> encoder */

@@ -47,7 +47,9 @@ choose_format(ProxyRun *run)
 
 	media_display_size(video->codecpar, sar, &run->orientation, &display_width, &display_height);
 	/* never upscaled: a shorter source keeps its height, made even */
-	run->height = display_height > run->options->height ? run->options->height : media_even(display_height);
+	run->height = display_height > run->options->height ? run->options->height : display_height & ~1;
+	if (run->height < 2)
+		run->height = 2;
 	run->width = media_even((double) run->height * display_width / display_height);
 	if (rate.num > 0 && rate.den > 0 && av_q2d(rate) < fps)
 		fps = av_q2d(rate);
@@ -118,6 +120,9 @@ proxy_video_open(ProxyRun *run, char *why)
 	run->hdr = video->codecpar->color_trc == AVCOL_TRC_SMPTE2084 ||
 		video->codecpar->color_trc == AVCOL_TRC_ARIB_STD_B67;
 	run->last_video_pts = AV_NOPTS_VALUE;
+	run->video_end_pts = AV_NOPTS_VALUE;
+	run->frame_interval = video->r_frame_rate.num > 0 && video->r_frame_rate.den > 0 ?
+		av_rescale_q(1, av_inv_q(video->r_frame_rate), video->time_base) : 0;
 	choose_format(run);
 	frame_selection_init(&run->selection, video->time_base, run->frame_rate, video->r_frame_rate,
 						 !run->deinterlace && av_cmp_q(video->avg_frame_rate, video->r_frame_rate) == 0);
@@ -173,16 +178,17 @@ encode_filtered(ProxyRun *run, char *why)
 	return 0;
 }
 
-/* Drain and free the filter (before a rebuild, or at the end). */
+/* Drain and free the filter, its input ending at end_pts (before a rebuild, or at the end). */
 static int
-finish_filter(ProxyRun *run, char *why)
+finish_filter(ProxyRun *run, int64_t end_pts, char *why)
 {
 	int			ret;
 	int			status;
 
 	if (!run->video_filter_open)
 		return 0;
-	ret = av_buffersrc_add_frame_flags(run->video_filter.source, NULL, 0);
+	/* the end of the last frame, so the fps filter gives it its full time */
+	ret = av_buffersrc_close(run->video_filter.source, end_pts, AV_BUFFERSRC_FLAG_PUSH);
 	if (ret < 0)
 		return media_fail_av(why, ret, "cannot filter the video");
 	status = encode_filtered(run, why);
@@ -231,21 +237,26 @@ open_filter(ProxyRun *run, const AVFrame *frame, char *why)
 static int
 take_frame(ProxyRun *run, AVFrame *frame, char *why)
 {
+	int64_t		duration = frame->pkt_duration > 0 ? frame->pkt_duration : run->frame_interval;
 	int			status;
 	int			ret;
 
 	if (frame->width > MEDIA_MAX_SIDE || frame->height > MEDIA_MAX_SIDE)
 		return media_fail(why, EX_DATAERR, "a frame is %dx%d, larger than vproxy accepts",
 						  frame->width, frame->height);
-	run->frames_decoded++;
+	if (media_frame_is_clean(frame))
+		run->frames_decoded++;
 	frame->pts = frame->best_effort_timestamp;
 	if (frame->pts != AV_NOPTS_VALUE)
 		frame->pts -= run->video_offset;
 	if (run->video_filter_open &&
 		(frame->width != run->filter_width || frame->height != run->filter_height ||
 		 frame->format != run->filter_format) &&
-		(status = finish_filter(run, why)) != 0)
+		(status = finish_filter(run, frame->pts, why)) != 0)
 		return status;
+	if (frame->pts != AV_NOPTS_VALUE &&
+		(run->video_end_pts == AV_NOPTS_VALUE || frame->pts + duration > run->video_end_pts))
+		run->video_end_pts = frame->pts + duration;
 	if (!run->video_filter_open && (status = open_filter(run, frame, why)) != 0)
 		return status;
 	ret = av_buffersrc_add_frame_flags(run->video_filter.source, frame, 0);
@@ -298,9 +309,9 @@ proxy_video_finish(ProxyRun *run, char *why)
 	avcodec_send_packet(run->video_decoder, NULL);
 	status = drain_decoder(run, run->decoded, why);
 	if (status == 0 && run->frames_decoded == 0)
-		return media_fail(why, EX_DATAERR, "no frame of the video stream decodes");
+		return media_fail(why, EX_DATAERR, "no frame of the video stream decodes without errors");
 	if (status == 0)
-		status = finish_filter(run, why);
+		status = finish_filter(run, run->video_end_pts, why);
 	if (status == 0)
 		status = encode_frame(run, NULL, why);
 	if (status == 0 && run->frames_encoded == 0)

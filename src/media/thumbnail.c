@@ -28,6 +28,9 @@ typedef struct ThumbnailRun
 	AVFrame    *previous;		/* the last frame before the target */
 	AVFrame    *picture;		/* the chosen picture, filtered */
 	bool		fed;			/* the filter has had the target frame */
+	double		seek_seconds;	/* where the current attempt seeked to */
+	bool		seen_frame;		/* a clean frame came since the seek */
+	bool		overshot;		/* the first one was already past the target */
 } ThumbnailRun;
 
 /* The time to take the picture at: the asked one, or the midpoint. */
@@ -82,7 +85,11 @@ filter_frame(ThumbnailRun *run, AVFrame *frame, char *why)
 		return media_fail(why, EX_TEMPFAIL, "out of memory");
 	while (run->picture == NULL && (ret = av_buffersink_get_frame(run->filter.sink, out)) >= 0)
 	{
-		if (out->pts == AV_NOPTS_VALUE || out->pts >= run->target_pts || frame == NULL)
+		/* the deinterlacer doubles the time base */
+		AVRational	sink_time_base = av_buffersink_get_time_base(run->filter.sink);
+
+		if (out->pts == AV_NOPTS_VALUE || frame == NULL ||
+			av_rescale_q(out->pts, sink_time_base, run->input.video->time_base) >= run->target_pts)
 		{
 			run->picture = out;
 			return 0;
@@ -102,6 +109,20 @@ take_frame(ThumbnailRun *run, AVFrame *frame, int width, char *why)
 	int			status;
 
 	frame->pts = frame->best_effort_timestamp;
+	if (!media_frame_is_clean(frame))
+	{
+		av_frame_unref(frame);
+		return 0;
+	}
+	/* the seek landed past the target: the caller seeks earlier */
+	if (!run->fed && !run->seen_frame && run->seek_seconds > 0 &&
+		frame->pts != AV_NOPTS_VALUE && frame->pts > run->target_pts)
+	{
+		run->overshot = true;
+		av_frame_unref(frame);
+		return 0;
+	}
+	run->seen_frame = true;
 	if (!run->fed && frame->pts != AV_NOPTS_VALUE && frame->pts < run->target_pts)
 	{
 		av_frame_unref(run->previous);
@@ -130,7 +151,8 @@ drain_decoder(ThumbnailRun *run, AVFrame *frame, int width, char *why)
 	int			ret;
 	int			status;
 
-	while (run->picture == NULL && (ret = avcodec_receive_frame(run->decoder, frame)) >= 0)
+	while (run->picture == NULL && !run->overshot &&
+		   (ret = avcodec_receive_frame(run->decoder, frame)) >= 0)
 		if ((status = take_frame(run, frame, width, why)) != 0)
 			return status;
 	return 0;
@@ -146,7 +168,7 @@ find_picture(ThumbnailRun *run, int width, char *why)
 
 	if (packet == NULL || frame == NULL)
 		status = media_fail(why, EX_TEMPFAIL, "out of memory");
-	while (status == 0 && run->picture == NULL)
+	while (status == 0 && run->picture == NULL && !run->overshot)
 	{
 		status = media_read_packet(&run->input, packet, why);
 		if (status == 1)
@@ -165,10 +187,16 @@ find_picture(ThumbnailRun *run, int width, char *why)
 		}
 		av_packet_unref(packet);
 	}
-	if (status == 0 && run->picture == NULL)
+	if (status == 0 && run->picture == NULL && !run->overshot)
 	{
 		avcodec_send_packet(run->decoder, NULL);
 		status = drain_decoder(run, frame, width, why);
+	}
+	if (run->overshot)
+	{
+		av_packet_free(&packet);
+		av_frame_free(&frame);
+		return status;
 	}
 	/* past the last frame: the last one there is */
 	if (status == 0 && run->picture == NULL && !run->fed && run->previous->buf[0] != NULL)
@@ -186,17 +214,56 @@ find_picture(ThumbnailRun *run, int width, char *why)
 	return status;
 }
 
-/* Seek to just before `seconds`; from the start if the file cannot seek. */
+/*
+ * Seek to `seconds` before the start of the picture's time, as ffmpeg -ss
+ * does (a little earlier when the format seeks by decoding time and the
+ * video reorders frames); from the start when the file cannot seek.
+ */
 static void
-seek_near(ThumbnailRun *run, double seconds)
+seek_to(ThumbnailRun *run, double seconds)
 {
-	int64_t		timestamp = run->input.start_time + llround(seconds * AV_TIME_BASE);
+	int64_t		timestamp;
 
-	if (seconds <= 0)
-		return;
+	run->seek_seconds = seconds > 0 ? seconds : 0;
+	run->seen_frame = false;
+	run->overshot = false;
+	av_frame_unref(run->previous);
+	if (!(run->input.format->iformat->flags & AVFMT_SEEK_TO_PTS) &&
+		run->input.video->codecpar->video_delay > 0)
+		seconds -= 3.0 / 23.0;
+	timestamp = run->input.start_time + (seconds > 0 ? llround(seconds * AV_TIME_BASE) : 0);
 	if (avformat_seek_file(run->input.format, -1, INT64_MIN, timestamp, timestamp, 0) < 0)
+	{
+		run->seek_seconds = 0;
 		avformat_seek_file(run->input.format, -1, INT64_MIN, run->input.start_time,
 						   run->input.start_time, 0);
+	}
+	avcodec_flush_buffers(run->decoder);
+}
+
+/*
+ * Find the picture at `at` seconds.  Some formats (MPEG-TS) seek only
+ * roughly and may land past the time asked for; then seek again earlier,
+ * at last from the start.
+ */
+static int
+find_picture_at(ThumbnailRun *run, double at, int width, char *why)
+{
+	static const double backoff[] = {0.0, 1.0, 5.0, -1.0};
+	int			status = 0;
+
+	for (size_t i = 0; i < sizeof(backoff) / sizeof(backoff[0]); i++)
+	{
+		double		seek = backoff[i] < 0 ? 0.0 : at - backoff[i];
+
+		if (i > 0 && run->seek_seconds <= 0)
+			break;
+		seek_to(run, seek);
+		status = find_picture(run, width, why);
+		if (status != 0 || !run->overshot)
+			return status;
+	}
+	return status;
 }
 
 /* Write the JPEG thumbnail of `input` to `output`. */
@@ -230,10 +297,7 @@ media_make_thumbnail(const char *input, const char *output,
 	if (status == 0)
 		status = media_open_decoder(run.input.video, 0, &run.decoder, why);
 	if (status == 0)
-	{
-		seek_near(&run, at);
-		status = find_picture(&run, options->width, why);
-	}
+		status = find_picture_at(&run, at, options->width, why);
 	if (status == 0)
 		status = media_temp_path(output, temp_path, sizeof(temp_path), why);
 	if (status == 0)

@@ -1,0 +1,442 @@
+# VproxyTest::Media: the media fixture corpus, made on demand with the ffmpeg
+# CLI, and ffprobe/ffmpeg helpers that check outputs independently of our
+# own code.  Other rooms' tests may use fixture(), run_transcode() and the
+# ffprobe helpers.
+#
+# Fixtures are cached in $ENV{VPROXY_FIXTURE_DIR} when it is set (a test
+# runner can share one directory between test files and remove it at the
+# end), else in a temporary directory removed when the test ends.
+package VproxyTest::Media;
+
+use strict;
+use warnings;
+use Exporter 'import';
+use File::Temp qw(tempdir);
+use File::Spec;
+use IPC::Open3;
+use JSON::PP;
+use POSIX qw(floor);
+use Symbol 'gensym';
+
+our @EXPORT = qw(
+  transcode_program run_transcode sanitizer_report fixture fixture_names
+  fixture_info bad_input bad_input_names scratch_dir ffprobe_json
+  video_stream audio_streams display_size expected_proxy_size
+  top_level_boxes psnr keyframe_times run_quiet have_program
+);
+
+my $JSON = JSON::PP->new->canonical;
+my $cache_dir;
+
+# The program under test.
+sub transcode_program { return $ENV{VPROXY_TRANSCODE} // 'vproxy-transcode' }
+
+# Whether a program is on PATH.
+sub have_program
+{
+	my ($name) = @_;
+	for my $dir (File::Spec->path)
+	{
+		return 1 if -x "$dir/$name";
+	}
+	return 0;
+}
+
+# A fresh temporary directory removed when the test ends.
+sub scratch_dir { return tempdir('vproxy-media-XXXXXX', TMPDIR => 1, CLEANUP => 1) }
+
+# Run a command, die on failure; its output is discarded.
+sub run_quiet
+{
+	my @cmd = @_;
+	my $out = '';
+	my $pid = open3(my $in, my $fh, undef, @cmd);
+	close $in;
+	local $/;
+	$out = <$fh> // '';
+	waitpid $pid, 0;
+	die "command failed ($?): @cmd\n$out" if $? != 0;
+	return $out;
+}
+
+# Make sanitizer reports fatal and recognisable for the ASan build.
+sub sanitizer_environment
+{
+	return (
+		ASAN_OPTIONS => $ENV{ASAN_OPTIONS} // 'halt_on_error=1:abort_on_error=0:exitcode=86:detect_leaks=1',
+		UBSAN_OPTIONS => $ENV{UBSAN_OPTIONS} // 'halt_on_error=1:print_stacktrace=1:exitcode=87',
+	);
+}
+
+# Run vproxy-transcode with @args.  Returns a hash: status (exit status or
+# 128+signal), stdout, stderr, json (decoded stdout when it is JSON),
+# last_error (last stderr line).  Options in a leading hash: env, progress
+# (true: --progress-fd 3 lines collected into {progress}), on_progress (a
+# sub called with each progress line and the pid).
+sub run_transcode
+{
+	my $opts = ref $_[0] eq 'HASH' ? shift : {};
+	my @args = @_;
+	my @cmd = (transcode_program(), @args);
+	local %ENV = (%ENV, sanitizer_environment(), %{ $opts->{env} // {} });
+	my $dir = scratch_dir();
+	my ($out_file, $err_file) = ("$dir/stdout", "$dir/stderr");
+	my @progress;
+
+	pipe(my $progress_read, my $progress_write) or die "pipe: $!";
+	my $pid = fork() // die "fork: $!";
+	if ($pid == 0)
+	{
+		close $progress_read;
+		open STDOUT, '>', $out_file or die;
+		open STDERR, '>', $err_file or die;
+		open STDIN, '<', '/dev/null' or die;
+		if ($opts->{progress} || $opts->{on_progress})
+		{
+			# put the pipe on fd 3
+			require POSIX;
+			POSIX::dup2(fileno($progress_write), 3) or die "dup2: $!";
+			push @cmd, '--progress-fd', '3';
+		}
+		exec { $cmd[0] } @cmd or die "exec $cmd[0]: $!";
+	}
+	close $progress_write;
+	while (my $line = <$progress_read>)
+	{
+		chomp $line;
+		push @progress, $line;
+		$opts->{on_progress}->($line, $pid) if $opts->{on_progress};
+	}
+	close $progress_read;
+	waitpid $pid, 0;
+	my $status = $? & 127 ? 128 + ($? & 127) : $? >> 8;
+	my %result = (status => $status, progress => \@progress);
+	for (['stdout', $out_file], ['stderr', $err_file])
+	{
+		open my $fh, '<', $_->[1] or die;
+		local $/;
+		$result{ $_->[0] } = <$fh> // '';
+	}
+	my @lines = grep { length } split /\n/, $result{stderr};
+	$result{last_error} = @lines ? $lines[-1] : '';
+	$result{json} = eval { decode_json($result{stdout}) } if $result{stdout} =~ /^\{/;
+	return \%result;
+}
+
+# The sanitizer or valgrind report in a result's stderr, '' when clean.
+sub sanitizer_report
+{
+	my ($result) = @_;
+	return $1 if $result->{stderr} =~ /((?:==\d+==ERROR: \w+Sanitizer|runtime error:|ERROR: LeakSanitizer).*)/s;
+	return '';
+}
+
+# The corpus: name => [file extension, ffmpeg arguments after the inputs
+# (or a sub making the file), description].  Small, short clips, one per
+# real-world case.
+my $SINE = 'sine=frequency=440:sample_rate=44100';
+my %FIXTURES = (
+	phone_rotated => ['mp4', sub {
+		my ($path, $dir) = @_;
+		my $plain = "$dir/phone_plain.mp4";
+		ffmpeg(qw(-f lavfi -i testsrc2=size=640x360:rate=30 -f lavfi -i), "$SINE:duration=6",
+			qw(-t 6 -c:v libx264 -preset ultrafast -g 60 -c:a aac -ac 2 -b:a 96k), $plain);
+		ffmpeg('-i', $plain, qw(-c copy -metadata:s:v:0 rotate=90), $path);
+		unlink $plain;
+	}, 'phone video, H.264/AAC, display matrix 90 degrees, 6 s'],
+	anamorphic_interlaced_ts => ['ts', [qw(-f lavfi -i testsrc2=size=720x576:rate=50 -f lavfi -i),
+		'sine=frequency=300:sample_rate=48000',
+		'-t', '3', '-vf', 'tinterlace=mode=interleave_top,setsar=16/15',
+		qw(-flags +ilme+ildct -top 1 -c:v mpeg2video -b:v 4M -c:a mp2 -ac 2 -output_ts_offset 10)],
+		'interlaced MPEG-2 (TFF), 720x576 SAR 16:15, MP2, MPEG-TS starting at 10 s'],
+	vp9_opus_webm => ['webm', [qw(-f lavfi -i testsrc2=size=426x240:rate=24 -f lavfi -i),
+		'sine=frequency=500:sample_rate=48000',
+		qw(-t 3 -c:v libvpx-vp9 -deadline realtime -cpu-used 8 -b:v 300k -c:a libopus -ac 2)],
+		'VP9/Opus WebM, 426x240'],
+	hevc10_surround => ['mkv', [qw(-f lavfi -i testsrc2=size=640x360:rate=25 -f lavfi -i),
+		'aevalsrc=sin(300*2*PI*t)|sin(400*2*PI*t)|sin(500*2*PI*t)|0.1*sin(50*2*PI*t)|sin(600*2*PI*t)|sin(700*2*PI*t):c=5.1:s=48000',
+		qw(-t 3 -c:v libx265 -preset ultrafast -pix_fmt yuv420p10le -x265-params log-level=error
+		  -c:a ac3 -b:a 192k)],
+		'HEVC Main 10 with 5.1 AC-3 in Matroska'],
+	mjpeg_pcm_avi => ['avi', [qw(-f lavfi -i testsrc2=size=320x240:rate=15 -f lavfi -i),
+		'sine=frequency=700:sample_rate=22050',
+		qw(-t 3 -c:v mjpeg -q:v 5 -pix_fmt yuvj422p -c:a pcm_s16le -ac 1)],
+		'MJPEG 4:2:2 full range, mono PCM, AVI'],
+	mpeg4_mp3_avi => ['avi', [qw(-f lavfi -i testsrc2=size=352x288:rate=25 -f lavfi -i),
+		"$SINE",
+		qw(-t 3 -c:v mpeg4 -q:v 4 -c:a libmp3lame -b:a 96k -ac 2)],
+		'MPEG-4 part 2 with MP3 (1152-sample frames), AVI'],
+	vfr_mp4 => ['mp4', [qw(-f lavfi -i testsrc2=size=320x240:rate=30 -f lavfi -i), "$SINE",
+		'-t', '4', '-vf', "select='not(mod(n\\,3))+not(mod(n\\,7))+between(n\\,40\\,60)'",
+		qw(-vsync vfr -c:v libx264 -preset ultrafast -c:a aac -ac 1)],
+		'variable frame rate H.264'],
+	odd_ffv1 => ['mkv', [qw(-f lavfi -i testsrc2=size=322x242:rate=25 -t 3 -vf crop=321:241:0:0:exact=1
+		-pix_fmt yuv420p -c:v ffv1)],
+		'odd width and height, FFV1, no audio'],
+	prores_mov => ['mov', [qw(-f lavfi -i testsrc2=size=320x240:rate=25 -f lavfi -i),
+		'sine=frequency=900:sample_rate=48000',
+		qw(-t 2 -c:v prores_ks -profile:v 0 -pix_fmt yuv422p10le -c:a pcm_s16le -ac 2)],
+		'ProRes 422 Proxy (10-bit 4:2:2) with PCM, MOV'],
+	two_audio_tracks => ['mkv', [qw(-f lavfi -i testsrc2=size=320x240:rate=25 -f lavfi -i),
+		'aevalsrc=sin(300*2*PI*t)|sin(400*2*PI*t)|sin(500*2*PI*t)|0.1*sin(50*2*PI*t)|sin(600*2*PI*t)|sin(700*2*PI*t):c=5.1:s=48000',
+		'-f', 'lavfi', '-i', 'sine=frequency=1000:sample_rate=48000',
+		qw(-t 3 -map 0:v -map 1:a -map 2:a -c:v libx264 -preset ultrafast -c:a aac
+		  -disposition:a:0 0 -disposition:a:1 default)],
+		'two audio tracks: 5.1 not default, mono default'],
+	cctv_5fps => ['mp4', [qw(-f lavfi -i testsrc2=size=640x360:rate=5 -t 4 -c:v libx264 -preset ultrafast)],
+		'5 fps CCTV-like, no audio'],
+	three_frames => ['mp4', [qw(-f lavfi -i testsrc2=size=320x240:rate=25 -frames:v 3 -c:v libx264 -preset ultrafast)],
+		'three frames only'],
+	pq_hdr => ['mkv', [qw(-f lavfi -i testsrc2=size=640x360:rate=25 -t 2 -c:v libx265 -preset ultrafast
+		-pix_fmt yuv420p10le -color_primaries bt2020 -color_trc smpte2084 -colorspace bt2020nc),
+		'-x265-params', 'log-level=error:hdr10=1:colorprim=bt2020:transfer=smpte2084:colormatrix=bt2020nc:master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)'],
+		'HDR10 (PQ, BT.2020) HEVC Main 10'],
+	yuv444_mov => ['mov', [qw(-f lavfi -i testsrc2=size=400x300:rate=30 -f lavfi -i), "$SINE",
+		qw(-t 2 -c:v libx264 -preset ultrafast -pix_fmt yuv444p -c:a aac -ac 2)],
+		'H.264 4:4:4 in MOV'],
+);
+
+# Bad inputs: name => [extension, sub making it, expected exit status].
+my %BAD = (
+	empty => ['mp4', sub { write_file($_[0], '') }, 65],
+	random_bytes => ['mp4', sub { write_file($_[0], pseudo_random(65536, 7)) }, 65],
+	text => ['mp4', sub { write_file($_[0], "this is not a video\n" x 200) }, 65],
+	truncated_mp4 => ['mp4', sub {
+		my ($path, $dir) = @_;
+		my $whole = "$dir/whole.mp4";
+		ffmpeg(qw(-f lavfi -i testsrc2=size=320x240:rate=25 -t 3 -c:v libx264 -preset ultrafast), $whole);
+		my $data = read_file($whole);
+		unlink $whole;
+		write_file($path, substr($data, 0, int(length($data) * 0.6)));
+	}, 65],
+	audio_only => ['m4a', sub { ffmpeg('-f', 'lavfi', '-i', "$SINE:duration=2", qw(-c:a aac), $_[0]) }, 65],
+	cover_art_only => ['m4a', sub {
+		my ($path, $dir) = @_;
+		ffmpeg(qw(-f lavfi -i testsrc2=size=64x64:rate=1 -frames:v 1), "$dir/cover.png");
+		ffmpeg('-f', 'lavfi', '-i', "$SINE:duration=2", '-i', "$dir/cover.png",
+			qw(-map 0:a -map 1:v -c:a aac -c:v png -disposition:v attached_pic), $path);
+		unlink "$dir/cover.png";
+	}, 65],
+	header_then_garbage => ['mkv', sub {
+		my ($path, $dir) = @_;
+		my $whole = "$dir/whole.mkv";
+		ffmpeg(qw(-f lavfi -i testsrc2=size=320x240:rate=25 -t 2 -c:v libx264 -preset ultrafast), $whole);
+		my $data = read_file($whole);
+		unlink $whole;
+		write_file($path, substr($data, 0, 1500) . pseudo_random(200000, 11));
+	}, 65],
+	too_wide => ['mkv', [qw(-f lavfi -i color=size=9000x16:rate=1 -frames:v 1 -c:v ffv1)], 65],
+	concat_list => ['ffconcat', sub { write_file($_[0], "ffconcat version 1.0\nfile '/etc/passwd'\n") }, 65],
+	hls_playlist => ['m3u8', sub {
+		write_file($_[0], "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nhttp://127.0.0.1:9/x.ts\n#EXT-X-ENDLIST\n");
+	}, 65],
+);
+
+# Deterministic bytes that look random.
+sub pseudo_random
+{
+	my ($length, $seed) = @_;
+	my $x = $seed;
+	my $out = '';
+	while (length($out) < $length)
+	{
+		$x = ($x * 1103515245 + 12345) % 2147483648;
+		$out .= chr(($x >> 16) & 255);
+	}
+	return $out;
+}
+
+sub write_file
+{
+	my ($path, $data) = @_;
+	open my $fh, '>:raw', $path or die "$path: $!";
+	print $fh $data;
+	close $fh or die "$path: $!";
+}
+
+sub read_file
+{
+	my ($path) = @_;
+	open my $fh, '<:raw', $path or die "$path: $!";
+	local $/;
+	return <$fh>;
+}
+
+# Run the ffmpeg CLI quietly, overwriting the output.
+sub ffmpeg
+{
+	run_quiet('ffmpeg', qw(-nostdin -hide_banner -loglevel error -y), @_);
+}
+
+sub fixture_dir
+{
+	$cache_dir //= $ENV{VPROXY_FIXTURE_DIR} // scratch_dir();
+	-d $cache_dir or mkdir $cache_dir or die "$cache_dir: $!";
+	return $cache_dir;
+}
+
+# Make (once) the named item of a table; returns its path.
+sub make_item
+{
+	my ($name, $ext, $recipe) = @_;
+	my $dir = fixture_dir();
+	my $path = "$dir/$name.$ext";
+	return $path if -e $path;
+	my $work = tempdir("make-$name-XXXXXX", DIR => $dir, CLEANUP => 1);
+	my $temp = "$work/$name.$ext";
+	if (ref $recipe eq 'CODE')
+	{
+		$recipe->($temp, $work);
+	}
+	else
+	{
+		ffmpeg(@$recipe, $temp);
+	}
+	rename $temp, $path or die "rename $temp: $!";
+	return $path;
+}
+
+# The names of the corpus, sorted.
+sub fixture_names { return sort keys %FIXTURES }
+
+# The path of a corpus clip, made on first use.
+sub fixture
+{
+	my ($name) = @_;
+	my $item = $FIXTURES{$name} or die "no fixture $name";
+	return make_item($name, $item->[0], $item->[1]);
+}
+
+# What a corpus clip is meant to be.
+sub fixture_info { return $FIXTURES{ $_[0] }[2] }
+
+sub bad_input_names { return sort keys %BAD }
+
+# The path of a bad input and the exit status expected for it.
+sub bad_input
+{
+	my ($name) = @_;
+	my $item = $BAD{$name} or die "no bad input $name";
+	return (make_item("bad_$name", $item->[0], $item->[1]), $item->[2]);
+}
+
+# ffprobe's view of a file (streams, format, stream side data).
+sub ffprobe_json
+{
+	my ($path, @extra) = @_;
+	my $out = run_quiet('ffprobe', qw(-v error -of json -show_format -show_streams), @extra, $path);
+	return decode_json($out);
+}
+
+# The stream ffmpeg's own choice would use: the first video stream that is not cover art.
+sub video_stream
+{
+	my ($probe) = @_;
+	for my $s (@{ $probe->{streams} })
+	{
+		return $s if $s->{codec_type} eq 'video' && !($s->{disposition}{attached_pic});
+	}
+	return undef;
+}
+
+sub audio_streams
+{
+	my ($probe) = @_;
+	return grep { $_->{codec_type} eq 'audio' } @{ $probe->{streams} };
+}
+
+# Rotation (clockwise display degrees, as ffmpeg's autorotate applies) of a stream.
+sub rotation_of
+{
+	my ($stream) = @_;
+	for my $sd (@{ $stream->{side_data_list} // [] })
+	{
+		if (defined $sd->{rotation})
+		{
+			my $theta = -$sd->{rotation};
+			$theta -= 360 * floor($theta / 360 + 0.9 / 360);
+			return int($theta + 0.5) % 360;
+		}
+	}
+	return 0;
+}
+
+# Display size of a stream: square pixels from the SAR, rotation applied.
+sub display_size
+{
+	my ($stream) = @_;
+	my ($w, $h) = ($stream->{width}, $stream->{height});
+	if (($stream->{sample_aspect_ratio} // '') =~ /^(\d+):(\d+)$/ && $1 > 0 && $2 > 0 && $1 != $2)
+	{
+		$w = int($w * $1 / $2 + 0.5);
+	}
+	my $rotation = rotation_of($stream);
+	return ($rotation == 90 || $rotation == 270) ? ($h, $w) : ($w, $h);
+}
+
+sub round_even
+{
+	my ($x) = @_;
+	my $even = 2 * floor($x / 2 + 0.5);
+	return $even < 2 ? 2 : $even;
+}
+
+# The proxy size the issue asks for: height 480 (never upscaled, even), display aspect.
+sub expected_proxy_size
+{
+	my ($stream, $target) = @_;
+	$target //= 480;
+	my ($dw, $dh) = display_size($stream);
+	my $h = $dh > $target ? $target : 2 * floor($dh / 2);
+	return (round_even($h * $dw / $dh), $h);
+}
+
+# Top-level box types of an MP4 file, in order.
+sub top_level_boxes
+{
+	my ($path) = @_;
+	open my $fh, '<:raw', $path or die "$path: $!";
+	my @boxes;
+	my $offset = 0;
+	my $size = -s $path;
+	while ($offset + 8 <= $size)
+	{
+		seek $fh, $offset, 0;
+		read($fh, my $header, 16) >= 8 or last;
+		my ($box_size, $type) = unpack 'N a4', $header;
+		$box_size = unpack 'x8 Q>', $header if $box_size == 1;
+		$box_size = $size - $offset if $box_size == 0;
+		last if $box_size < 8;
+		push @boxes, $type;
+		$offset += $box_size;
+	}
+	return @boxes;
+}
+
+# Average PSNR (dB) of picture file $a against $b, both decoded by ffmpeg and
+# compared at $b's size in yuv420p full range.
+sub psnr
+{
+	my ($a, $b) = @_;
+	my $out = run_quiet('ffmpeg', qw(-nostdin -hide_banner -loglevel info -i), $a, '-i', $b,
+		'-lavfi', '[0]scale=in_range=auto:out_range=full,format=yuvj420p[x];[1]scale=in_range=auto:out_range=full,format=yuvj420p[y];[x][y]psnr',
+		qw(-f null -));
+	return $out =~ /average:(inf|[\d.]+)/ ? ($1 eq 'inf' ? 99 : $1) : -1;
+}
+
+# Presentation times of the key frames of the first video stream.
+sub keyframe_times
+{
+	my ($path) = @_;
+	my $out = run_quiet('ffprobe', qw(-v error -select_streams v:0 -show_entries),
+		'packet=pts_time,flags', qw(-of csv=p=0), $path);
+	my @times;
+	for my $line (split /\n/, $out)
+	{
+		my ($t, $flags) = split /,/, $line;
+		push @times, $t if defined $flags && $flags =~ /K/;
+	}
+	return sort { $a <=> $b } @times;
+}
+
+1;
