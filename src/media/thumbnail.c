@@ -274,7 +274,7 @@ media_make_thumbnail(const char *input, const char *output,
 {
 	ThumbnailRun run;
 	char		temp_path[4096];
-	double		at;
+	double		at = 0.0;
 	int			status;
 
 	memset(&run, 0, sizeof(run));

@@ -9,7 +9,7 @@ use VproxyTest::Media;
 plan skip_all => 'ffmpeg/ffprobe not installed' unless have_program('ffmpeg') && have_program('ffprobe');
 
 my $dir = scratch_dir();
-my $TONEMAP = 'zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=709,tonemap=tonemap=hable:desat=0,zscale=t=709:m=709:r=full';
+my $TONEMAP = 'zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=709,tonemap=tonemap=hable:desat=0,zscale=t=709:m=709:r=full,format=yuvj420p';
 
 sub even { my $e = 2 * floor($_[0] / 2 + 0.5); return $e < 2 ? 2 : $e }
 

@@ -72,12 +72,13 @@ sub sanitizer_environment
 # 128+signal), stdout, stderr, json (decoded stdout when it is JSON),
 # last_error (last stderr line).  Options in a leading hash: env, progress
 # (true: --progress-fd 3 lines collected into {progress}), on_progress (a
-# sub called with each progress line and the pid).
+# sub called with each progress line and the pid), wrapper (a command list
+# put before the program, e.g. valgrind).
 sub run_transcode
 {
 	my $opts = ref $_[0] eq 'HASH' ? shift : {};
 	my @args = @_;
-	my @cmd = (transcode_program(), @args);
+	my @cmd = (@{ $opts->{wrapper} // [] }, transcode_program(), @args);
 	local %ENV = (%ENV, sanitizer_environment(), %{ $opts->{env} // {} });
 	my $dir = scratch_dir();
 	my ($out_file, $err_file) = ("$dir/stdout", "$dir/stderr");
