@@ -6,7 +6,8 @@
  *		launcher to stop the workers (they hand their jobs back) and waits for
  *		them; the pause ends with the command's transaction, after which the
  *		launcher looks for the database again (TimescaleDB's loader does the
- *		same for its scheduler).
+ *		same for its scheduler).  DROP EXTENSION vproxy wakes the workers at
+ *		commit so that they leave at once.
  */
 #include "postgres.h"
 
@@ -128,6 +129,20 @@ end_pause(XactEvent event, void *arg)
 	wake_launcher();
 }
 
+/* Whether the statement is a DROP EXTENSION of vproxy. */
+static bool
+drops_vproxy(Node *stmt)
+{
+	ListCell   *cell;
+
+	if (!IsA(stmt, DropStmt) || ((DropStmt *) stmt)->removeType != OBJECT_EXTENSION)
+		return false;
+	foreach(cell, ((DropStmt *) stmt)->objects)
+		if (strcmp(strVal(lfirst(cell)), "vproxy") == 0)
+			return true;
+	return false;
+}
+
 /* ProcessUtility hook: pause the workers before commands that need it. */
 static void
 guard_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
@@ -142,6 +157,9 @@ guard_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 	if (vproxy_state != NULL && IsA(stmt, CreatedbStmt) &&
 		strcmp(((CreatedbStmt *) stmt)->dbname, vproxy_database) == 0)
 		wake_launcher_at_commit();
+	/* the workers notice at once that their extension is gone, and leave */
+	if (vproxy_state != NULL && drops_vproxy(stmt))
+		wake_all_workers_at_commit();
 
 	if (prev_process_utility)
 		prev_process_utility(pstmt, queryString, readOnlyTree, context, params,

@@ -10,8 +10,12 @@
  */
 #include "postgres.h"
 
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
-#include "commands/dbcommands.h"
+#include "catalog/pg_database.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -20,6 +24,7 @@
 #include "storage/latch.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "settings.h"
@@ -79,17 +84,32 @@ enter_mood(LauncherMood new_mood)
 							 "workers start after CREATE EXTENSION vproxy", vproxy_database)));
 }
 
-/* Whether vproxy.database exists. */
+/*
+ * Whether vproxy.database exists.  A plain heap scan of pg_database: with no
+ * database selected its indexes cannot be opened before the shared relcache
+ * init file exists (the logical replication launcher scans the same way).
+ */
 static bool
 database_exists(void)
 {
-	Oid			oid;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tuple;
+	bool		found = false;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
-	oid = get_database_oid(vproxy_database, true);
+	PushActiveSnapshot(GetTransactionSnapshot());
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while (!found && (tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
+		found = strcmp(NameStr(((Form_pg_database) GETSTRUCT(tuple))->datname),
+					   vproxy_database) == 0;
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	PopActiveSnapshot();
 	CommitTransactionCommand();
-	return OidIsValid(oid);
+	return found;
 }
 
 /* Notice the workers that have stopped; count those still running. */
@@ -261,6 +281,8 @@ vproxy_launcher_main(Datum main_arg)
 		long		sleep_ms;
 
 		ResetLatch(MyLatch);
+		/* absorbs procsignal barriers (DROP DATABASE waits for them) */
+		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;

@@ -21,6 +21,7 @@ static pg_uuid_t jobs_to_check[MAX_JOBS_TO_CHECK];
 static int	njobs_to_check = 0;
 static bool check_all_jobs = false;
 static bool launcher_wanted = false;
+static bool all_workers_wanted = false;
 
 PG_FUNCTION_INFO_V1(vproxy_wake_workers_at_commit);
 PG_FUNCTION_INFO_V1(vproxy_wake_launcher_at_commit);
@@ -54,7 +55,12 @@ send_wakeups(void)
 
 		if (slot->latch == NULL)
 			continue;
-		if (slot->state == WORKER_IDLE && !slot->woken && idle_left > 0)
+		if (all_workers_wanted)
+		{
+			slot->check_lease = true;
+			latches[nlatches++] = slot->latch;
+		}
+		else if (slot->state == WORKER_IDLE && !slot->woken && idle_left > 0)
 		{
 			slot->woken = true;
 			idle_left--;
@@ -82,7 +88,8 @@ at_transaction_end(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
-			if (idle_workers_wanted > 0 || njobs_to_check > 0 || check_all_jobs || launcher_wanted)
+			if (idle_workers_wanted > 0 || njobs_to_check > 0 || check_all_jobs ||
+				launcher_wanted || all_workers_wanted)
 				send_wakeups();
 			/* FALLTHROUGH */
 		case XACT_EVENT_ABORT:
@@ -92,6 +99,7 @@ at_transaction_end(XactEvent event, void *arg)
 			njobs_to_check = 0;
 			check_all_jobs = false;
 			launcher_wanted = false;
+			all_workers_wanted = false;
 			break;
 		default:
 			break;
@@ -110,6 +118,13 @@ void
 wake_launcher_at_commit(void)
 {
 	launcher_wanted = true;
+}
+
+/* At commit, wake every worker to look at the extension and its lease. */
+void
+wake_all_workers_at_commit(void)
+{
+	all_workers_wanted = true;
 }
 
 /*

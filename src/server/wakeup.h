@@ -12,4 +12,7 @@ extern void install_wakeup_callback(void);
 /* At commit, wake the launcher. */
 extern void wake_launcher_at_commit(void);
 
+/* At commit, wake every worker to look at the extension and its lease. */
+extern void wake_all_workers_at_commit(void);
+
 #endif							/* VPROXY_WAKEUP_H */

@@ -107,10 +107,12 @@ stop_child_at_exit(int code, Datum arg)
 	(void) waitpid(child->pid, &status, 0);
 }
 
-/* Reload the configuration if a SIGHUP asked for it. */
+/* Serve interrupts, and reload the configuration if a SIGHUP asked for it. */
 static void
 reload_if_asked(void)
 {
+	/* absorbs procsignal barriers too (DROP DATABASE waits for them) */
+	CHECK_FOR_INTERRUPTS();
 	if (ConfigReloadPending)
 	{
 		ConfigReloadPending = false;
