@@ -23,6 +23,7 @@ use JSON::PP;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use VproxyTest::Media ();
 use Time::HiRes qw(time usleep);
 
 my $JSON = JSON::PP->new->canonical;
@@ -271,6 +272,61 @@ sub assert_no_crash
 	my $log = $self->log_text;
 	unlike($log, qr/terminating any other active server processes|was terminated by signal|server process .* exited with exit code [^01]/,
 		'no crash-restart in the log');
+}
+
+# Check a completed proxy job against ffprobe of the original and of its
+# outputs.  $fetch->($key) returns a local path of a stored object.
+sub check_proxy_job
+{
+	my ($self, $job_id, $original, $fetch) = @_;
+	my $job = $self->job($job_id);
+	my $video = $self->video($job->{video_id});
+	my $name = "$video->{filename} ($job_id)";
+	my $probe = VproxyTest::Media::ffprobe_json($original);
+	my $stream = VproxyTest::Media::video_stream($probe);
+
+	is($job->{status}, 'completed', "$name: completed");
+	is($job->{attempts}, 1, "$name: in one attempt");
+	is($video->{processing_status}, 'completed', "$name: video completed");
+	ok(defined $video->{processing_completed_at}, "$name: video completion time set");
+	is($video->{width}, $stream->{width}, "$name: width as ffprobe");
+	is($video->{height}, $stream->{height}, "$name: height as ffprobe");
+	is($video->{codec}, $stream->{codec_name}, "$name: codec as ffprobe");
+	ok(abs($video->{duration_seconds} - $probe->{format}{duration}) < 0.2,
+		"$name: duration $video->{duration_seconds} as ffprobe $probe->{format}{duration}");
+	is($video->{file_size_bytes}, -s $original, "$name: file size");
+	is($video->{checksum_sha256}, Digest::SHA->new(256)->addfile($original)->hexdigest,
+		"$name: checksum filled from the child's reading");
+	is($video->{proxy_path}, "videos/$video->{mall_id}/proxy/$video->{id}.mp4", "$name: default proxy key");
+	is($video->{thumbnail_path}, "thumbnails/$video->{mall_id}/$video->{id}.jpg", "$name: default thumbnail key");
+
+	my $result = $job->{result_data};
+	is_deeply([ sort keys %$result ], [qw(metadata proxy_path status thumbnail_path)],
+		"$name: result_data keys");
+	is($result->{status}, 'success', "$name: result status");
+	is($result->{proxy_path}, $video->{proxy_path}, "$name: result proxy_path");
+	for my $part (qw(original proxy))
+	{
+		my @missing = grep { !exists $result->{metadata}{$part}{$_} }
+		  qw(width height fps duration_seconds codec bitrate file_size_bytes);
+		is("@missing", '', "$name: metadata.$part has every documented field");
+	}
+	my @missing = grep { !exists $result->{metadata}{thumbnail}{$_} }
+	  qw(width height file_size_bytes timestamp_seconds);
+	is("@missing", '', "$name: metadata.thumbnail has every documented field");
+
+	my $proxy = $fetch->($video->{proxy_path});
+	my $proxy_probe = VproxyTest::Media::ffprobe_json($proxy);
+	my $proxy_stream = VproxyTest::Media::video_stream($proxy_probe);
+	my ($w, $h) = VproxyTest::Media::expected_proxy_size($stream);
+	is("$proxy_stream->{codec_name} $proxy_stream->{width}x$proxy_stream->{height}", "h264 ${w}x$h",
+		"$name: proxy is H.264 at the expected size");
+	is($result->{metadata}{proxy}{file_size_bytes}, -s $proxy, "$name: proxy size in result_data");
+	my $thumb = $fetch->($video->{thumbnail_path});
+	my $thumb_stream = VproxyTest::Media::ffprobe_json($thumb)->{streams}[0];
+	is($thumb_stream->{codec_name}, 'mjpeg', "$name: thumbnail is a JPEG");
+	is($thumb_stream->{width}, $result->{metadata}{thumbnail}{width}, "$name: thumbnail width in result_data");
+	return;
 }
 
 # A video clip made with the ffmpeg CLI: testsrc2 of the given size, rate
