@@ -51,6 +51,9 @@ extern int	storage_fail(char *why, int status, const char *fmt,...)
  */
 extern const char *storage_quote(const char *text, char *buffer, size_t size);
 
+/* A formatted, malloc'd string, or NULL when out of memory. */
+extern char *storage_format(const char *fmt,...) __attribute__((format(printf, 1, 2)));
+
 /* The status for a failed local file operation's errno (ENOSPC: transient). */
 extern int	storage_errno_status(int error);
 

@@ -1,9 +1,10 @@
 /*
  * storage_why.c
- *		Failure messages of the storage room: one line, keys quoted so that a
- *		key holding a line break or a quote cannot break the line, and the
- *		status that a local file error deserves.
+ *		Text in the storage room: failure messages (one line, keys quoted so
+ *		that a key holding a line break or a quote cannot break the line), the
+ *		status that a local file error deserves, and formatted strings.
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -91,4 +92,18 @@ storage_errno_status(int error)
 		default:
 			return EX_SOFTWARE;
 	}
+}
+
+/* A formatted, malloc'd string, or NULL when out of memory. */
+char *
+storage_format(const char *fmt,...)
+{
+	va_list		args;
+	char	   *result;
+	int			length;
+
+	va_start(args, fmt);
+	length = vasprintf(&result, fmt, args);
+	va_end(args);
+	return length < 0 ? NULL : result;
 }

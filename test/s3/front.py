@@ -176,7 +176,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                       'query': {k: v for k, v in self.query.items()
                                 if k not in AUTH_QUERY_PARAMS},
                       'auth': None, 'status': None, 'error_code': None,
-                      'fault': None, 'bytes_in': 0, 'time': time.time()}
+                      'fault': None, 'bytes_in': 0, 'range': self.headers.get('Range'),
+                      'time': time.time()}
         self.front.record(self.entry)
         try:
             length = self.body_length()

@@ -74,7 +74,8 @@ after C<bytes>), C<stall> (wait C<seconds> first).  C<count>: how many times
 The requests seen so far, oldest first, as hashes: method, bucket, key,
 query (hash), auth (header, query, or undef when refused before the check),
 status (HTTP status answered, 'client-gone' when the client vanished),
-error_code, fault (the action that fired), bytes_in.  The filter keeps those
+error_code, fault (the action that fired), bytes_in, range (the Range
+header), time (epoch seconds).  The filter keeps those
 whose fields equal the values given (C<query> compares the given parameters).
 
 =item $s3->clear_requests

@@ -1,0 +1,174 @@
+# The S3 backend through `vproxy-transcode storage`, against s3rver behind the
+# front that checks every signature with botocore: round trips of small and
+# multipart-sized files with odd keys, read back and written by the AWS CLI,
+# head/delete, presigned URLs, refusals, configuration errors, and no secret
+# in any output.
+use strict;
+use warnings;
+use File::Temp qw(tempdir);
+use HTTP::Tiny;
+use Test::More;
+use VproxyTest::S3 qw(run_storage random_file same_file);
+
+my $dir = tempdir(CLEANUP => 1);
+my $s3 = VproxyTest::S3->start(buckets => [ 'media', 'other.bucket' ]);
+my $env = $s3->storage_env('media');
+my @outputs;	# everything the program printed, to look for the secret
+
+# Run the storage command, keeping its output.
+sub storage
+{
+	my $r = run_storage(@_);
+	push @outputs, $r->{stdout}, $r->{stderr};
+	return $r;
+}
+
+my %files = (
+	empty => random_file("$dir/empty.bin", 0),
+	one => random_file("$dir/one.bin", 1),
+	small => random_file("$dir/small.bin", 100_000),
+	single => random_file("$dir/single.bin", 3 * 1024 * 1024 + 7),
+	multipart => random_file("$dir/multipart.bin", 40 * 1024 * 1024 + 12345),
+);
+
+my @cases = (
+	[ 'uploads/m1/clip.mp4', 'multipart' ],
+	[ 'uploads/m 1/with space.mov', 'single' ],
+	[ 'uploads/plus+sign/a+b=c&d.mp4', 'small' ],
+	[ "uploads/unicod\x{e9}/\x{1f3ac} vid\x{e9}o \x{65e5}\x{672c}.mp4", 'one' ],
+	[ 'uploads/odd/100% done?#frag~tilde;semi,comma@at$dollar\'quote(1)!*.mp4', 'small' ],
+	[ '-dash/.hidden/x..y.mp4', 'empty' ],
+	[ 'top-level.bin', 'single' ],
+);
+utf8::encode($_->[0]) for @cases;
+
+for my $case (@cases)
+{
+	my ($key, $name) = @$case;
+	my $src = $files{$name};
+	$s3->clear_requests;
+	my $put = storage($env, 'put', $src, $key, '--content-type', 'video/mp4');
+	is($put->{exit}, 0, "put $name as '$key'") or diag $put->{stderr};
+	my @requests = $s3->requests;
+	ok(@requests && !grep({ ($_->{auth} // '') ne 'header' } @requests),
+		'every request was signed and the signature checked')
+	  or diag explain \@requests;
+	is(scalar(grep { defined $_->{query}{partNumber} } @requests),
+		$name eq 'multipart' ? 6 : 0, $name eq 'multipart' ? 'in 6 parts' : 'in one PUT');
+
+	ok($s3->aws_get('media', $key, "$dir/aws.bin"), 'the AWS CLI reads it back');
+	ok(same_file($src, "$dir/aws.bin"), 'byte for byte');
+	unlink "$dir/aws.bin";
+
+	my $head = storage($env, 'head', $key);
+	is($head->{exit}, 0, 'head') or diag $head->{stderr};
+	is($head->{json}{size_bytes}, -s $src, 'head size');
+	is($head->{json}{content_type}, 'video/mp4', 'head content type');
+	like($head->{json}{etag}, qr/^"[^"]+"$/, 'head etag');
+
+	my $get = storage($env, 'get', $key, "$dir/got.bin");
+	is($get->{exit}, 0, 'get') or diag $get->{stderr};
+	ok(same_file($src, "$dir/got.bin"), 'got the same bytes');
+	unlink "$dir/got.bin";
+}
+
+# objects written by the AWS CLI (multipart, its own way) are read by us
+my $aws_key = "from aws/\x{e9}t\x{e9} + hiver.mov";
+utf8::encode($aws_key);
+ok($s3->aws_put($files{multipart}, 'media', $aws_key), 'the AWS CLI writes a large object');
+my $get = storage($env, 'get', $aws_key, "$dir/from-aws.bin");
+is($get->{exit}, 0, 'we read it') or diag $get->{stderr};
+ok(same_file($files{multipart}, "$dir/from-aws.bin"), 'byte for byte');
+ok(scalar($s3->requests(method => 'GET')) >= 3, 'in parallel ranges');
+
+# a prefix in the storage URL, a bucket name with dots
+my $prefixed = { %$env, VPROXY_STORAGE_URL => 's3://media/tenant one/' };
+is(storage($prefixed, 'put', $files{small}, 'a/b.bin')->{exit}, 0, 'put below a prefix');
+ok($s3->aws_get('media', 'tenant one/a/b.bin', "$dir/prefixed.bin"), 'lands below the prefix');
+ok(same_file($files{small}, "$dir/prefixed.bin"), 'intact');
+my $dotted = $s3->storage_env('other.bucket', 'x');
+is(storage($dotted, 'put', $files{one}, 'y')->{exit}, 0, 'a bucket name with dots');
+is(storage($dotted, 'get', 'y', "$dir/dotted.bin")->{exit}, 0, 'and back');
+
+# AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY when VPROXY_S3_* are not set
+my %aws_env = %$env;
+$aws_env{AWS_ACCESS_KEY_ID} = delete $aws_env{VPROXY_S3_ACCESS_KEY_ID};
+$aws_env{AWS_SECRET_ACCESS_KEY} = delete $aws_env{VPROXY_S3_SECRET_ACCESS_KEY};
+is(storage(\%aws_env, 'head', 'top-level.bin')->{exit}, 0, 'credentials from AWS_* variables');
+
+# presigned URLs, checked by the front as botocore would
+my $key = $cases[1][0];
+my $presign = storage($env, 'presign', $key, '--expires', '600');
+is($presign->{exit}, 0, 'presign') or diag $presign->{stderr};
+my $url = $presign->{json}{url};
+like($url, qr/X-Amz-Expires=600&X-Amz-SignedHeaders=host&X-Amz-Signature=[0-9a-f]{64}$/,
+	'a SigV4 query-signed URL');
+$s3->clear_requests;
+my $fetched = HTTP::Tiny->new->get($url);
+is($fetched->{status}, 200, 'fetched with a plain HTTP client');
+open(my $fh, '<:raw', $files{single}) or die;
+my $expected = do { local $/; <$fh> };
+ok($fetched->{content} eq $expected, 'it gives the object');
+is(($s3->requests(method => 'GET'))[0]{auth}, 'query', 'the front checked the query signature');
+system('curl', '-sf', '-o', "$dir/curl.bin", $url) == 0 or fail('curl fetches it');
+ok(same_file($files{single}, "$dir/curl.bin"), 'curl too');
+(my $tampered = $url) =~ s/X-Amz-Expires=600/X-Amz-Expires=6000/;
+is(HTTP::Tiny->new->get($tampered)->{status}, 403, 'a URL with a changed expiry is refused');
+my $short = storage($env, 'presign', $key, '--expires', '1')->{json}{url};
+sleep 2;
+my $late = HTTP::Tiny->new->get($short);
+is($late->{status}, 403, 'a URL used after its expiry is refused');
+like($late->{content}, qr/Request has expired/, 'as expired');
+for my $bad ('0', '604801', '-1', 'x')
+{
+	is(storage($env, 'presign', $key, '--expires', $bad)->{exit}, 64, "expiry $bad: 64");
+}
+is(storage($env, 'presign', $key, '--expires', '604800')->{exit}, 0, 'seven days is fine');
+
+# delete; a missing object or bucket is 66, named
+is(storage($env, 'delete', $key)->{exit}, 0, 'delete');
+my $gone = storage($env, 'head', $key);
+is($gone->{exit}, 66, 'head after delete: 66');
+like($gone->{last_error}, qr/NoSuchKey/, 'NoSuchKey');
+is(storage($env, 'delete', $key)->{exit}, 0, 'deleting again succeeds, as on S3');
+my $missing = storage($env, 'get', 'no/such key.mp4', "$dir/none.bin");
+is($missing->{exit}, 66, 'get of a missing key: 66');
+like($missing->{last_error}, qr/key "no\/such key.mp4" in bucket media: NoSuchKey/,
+	'the message names key, bucket and S3 error code');
+ok(!-e "$dir/none.bin", 'no output file');
+my $no_bucket = storage($s3->storage_env('nobucket'), 'get', 'k', "$dir/none.bin");
+is($no_bucket->{exit}, 66, 'a missing bucket: 66');
+like($no_bucket->{last_error}, qr/NoSuchBucket/, 'NoSuchBucket');
+
+# refused credentials: 77, and nothing half-done
+for my $wrong ([ VPROXY_S3_SECRET_ACCESS_KEY => 'W' x 40, 'SignatureDoesNotMatch' ],
+	[ VPROXY_S3_ACCESS_KEY_ID => 'AKIANOBODY', 'InvalidAccessKeyId' ])
+{
+	my $bad = { %$env, $wrong->[0] => $wrong->[1] };
+	for my $op ([ 'get', 'top-level.bin', "$dir/refused.bin" ], [ 'put', $files{multipart}, 'refused.bin' ],
+		[ 'head', 'top-level.bin' ], [ 'delete', 'top-level.bin' ])
+	{
+		my $r = storage($bad, @$op);
+		is($r->{exit}, 77, "$op->[0] with a wrong $wrong->[0]: 77");
+		like($r->{last_error}, qr/\Q$wrong->[2]\E/, "names $wrong->[2]");
+	}
+}
+ok(!-e "$dir/refused.bin", 'no output file');
+is_deeply([ $s3->multipart_uploads('media') ], [], 'no unfinished multipart upload anywhere');
+is(storage($env, 'head', 'top-level.bin')->{exit}, 0, 'the refused delete deleted nothing');
+
+# configurations that cannot work: 64
+for my $bad ([ VPROXY_S3_ENDPOINT => 'ftp://127.0.0.1:21' ], [ VPROXY_S3_ENDPOINT => 'not a url' ],
+	[ VPROXY_STORAGE_URL => 's3://UPPER_case' ], [ VPROXY_STORAGE_URL => 's3://' ],
+	[ VPROXY_S3_SECRET_ACCESS_KEY => '' ], [ VPROXY_S3_REGION => 'us:east' ])
+{
+	my $r = storage({ %$env, @$bad }, 'head', 'top-level.bin');
+	is($r->{exit}, 64, "$bad->[0]='$bad->[1]': 64");
+}
+
+# the secret never shows
+my $secret = $s3->secret_access_key;
+ok(!grep({ index($_, $secret) >= 0 } @outputs), 'the secret appears in no output');
+
+$s3->stop;
+done_testing();
