@@ -1,0 +1,126 @@
+# Faults in the middle of a job: kill -9 of the child (retried, completed
+# on attempt 2), a fast restart of the server (handed back, completed after
+# the restart without spending an attempt), the job timeout, a cancel (the
+# child ends within a second), and the death of the postmaster (the child
+# dies too; the next life takes the job over at once).  No zombies, and no
+# crash-restart of the server except the one we cause.
+use strict;
+use warnings;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time usleep);
+use VproxyTest::Cluster;
+
+my $vp = VproxyTest::Cluster->start(workers => 1);
+my $node = $vp->node;
+my $clip = VproxyTest::Cluster::make_clip(PostgreSQL::Test::Utils::tempdir() . '/long.mp4', seconds => 8);
+# a slow preset keeps the child busy for a few seconds
+my %slow = (params => { preset => 'veryslow' });
+
+# The process group of a process.
+sub process_group
+{
+	my ($pid) = @_;
+	my $stat = slurp_file("/proc/$pid/stat");
+	$stat =~ s/^.*\) //s;
+	return (split / /, $stat)[2];
+}
+
+# Wait until the child's process is gone (reaped, not a zombie).
+sub gone_within
+{
+	my ($pid, $seconds) = @_;
+	my $deadline = time + $seconds;
+	while (time < $deadline)
+	{
+		return 1 unless VproxyTest::Cluster::process_alive($pid);
+		usleep(20_000);
+	}
+	return 0;
+}
+
+# kill -9 of the child: a retry, then success on attempt 2
+my $video = $vp->add_video(file => $clip);
+my $job = $vp->enqueue($video, %slow);
+my ($worker, $child) = $vp->wait_for_child($job, min_progress => 0.05);
+ok($child, "the child runs (pid $child under worker $worker)");
+is(process_group($child), $child, 'the child leads its own process group');
+kill 'KILL', $child;
+my $row = $vp->wait_for_job($job, statuses => ['pending'], timeout => 20);
+like($row->{error_message}, qr/killed by signal 9/, 'the attempt failed as killed by signal 9');
+$row = $vp->wait_for_job($job);
+is($row->{status}, 'completed', 'kill -9: the job completed');
+is($row->{attempts}, 2, 'on attempt 2');
+is($row->{error_message}, undef, 'no error left on the completed job');
+like($vp->log_text, qr/job $job attempt 1 failed, will retry: vproxy-transcode was killed by signal 9/,
+	'the retry is logged');
+is(scalar(VproxyTest::Cluster::children_of($worker)), 0, 'no child (nor zombie) left under the worker');
+
+# a fast restart mid-job: handed back, completed after the restart
+$video = $vp->add_video(file => $clip);
+$job = $vp->enqueue($video, %slow);
+($worker, $child) = $vp->wait_for_child($job, min_progress => 0.05);
+ok($child, 'the child runs before the restart');
+$node->restart;
+ok(!VproxyTest::Cluster::process_alive($child), 'the child is gone after the restart');
+like($vp->log_text, qr/job $job handed back on shutdown, attempt not counted/, 'the job was handed back');
+$row = $vp->wait_for_job($job);
+is($row->{status}, 'completed', 'fast restart: the job completed after the restart');
+is($row->{attempts}, 1, 'the handed-back attempt was not counted');
+$vp->{start_time} = $vp->postmaster_start_time;
+
+# the job timeout: the child is killed, the outcome recorded
+$node->append_conf('postgresql.conf', "vproxy.job_timeout = 1\nvproxy.max_attempts = 1\n");
+$node->reload;
+sleep 1;
+$video = $vp->add_video(file => $clip);
+$job = $vp->enqueue($video, %slow);
+($worker, $child) = $vp->wait_for_child($job);
+$row = $vp->wait_for_job($job, timeout => 30);
+is($row->{status}, 'failed', 'timeout: failed (one attempt allowed)');
+like($row->{error_message}, qr/timed out after 1 s/, 'timeout: the reason says so');
+like($vp->video($video)->{processing_error}, qr/timed out/, 'timeout: the video says so');
+ok(gone_within($child, 10), 'timeout: the child is gone');
+$node->append_conf('postgresql.conf', "vproxy.job_timeout = 3600\nvproxy.max_attempts = 3\n");
+$node->reload;
+sleep 1;
+
+# cancel mid-job: the child ends within a second, the job stays cancelled
+my $listener = $vp->listen;
+$video = $vp->add_video(file => $clip);
+$job = $vp->enqueue($video, %slow);
+($worker, $child) = $vp->wait_for_child($job, min_progress => 0.05);
+my $cancelled_at = time;
+is($vp->value("SELECT vproxy.vproxy_cancel('$job')"), 't', 'vproxy_cancel returns true');
+ok(gone_within($child, 1.5), sprintf('cancel: the child is gone within a second (%.2f s)', time - $cancelled_at));
+like($vp->log_text, qr/job $job was cancelled or taken over; its child was stopped/, 'cancel: logged');
+$row = $vp->job($job);
+is($row->{status}, 'cancelled', 'cancel: the job stays cancelled');
+is($vp->video($video)->{processing_status}, 'failed', 'cancel: the video without a proxy is failed');
+my ($note) = grep { $_->{job_id} eq $job } $vp->notifications($listener);
+is($note && $note->{status}, 'cancelled', 'cancel: NOTIFY says cancelled');
+$listener->quit;
+ok($vp->wait_until("SELECT state = 'idle' FROM vproxy.workers"), 'the worker is idle again');
+$vp->assert_no_crash;
+
+# the postmaster dies: the child dies with its worker; the next life takes
+# the job over at once, without waiting for the lease to expire
+$node->append_conf('postgresql.conf', "vproxy.lease_duration = 3600\n");
+$node->reload;
+sleep 1;
+$video = $vp->add_video(file => $clip);
+$job = $vp->enqueue($video, %slow);
+($worker, $child) = $vp->wait_for_child($job, min_progress => 0.05);
+$node->kill9;
+ok(gone_within($child, 10), 'postmaster killed: the child is gone too');
+ok(gone_within($worker, 10), 'and its worker');
+sleep 2;    # the other orphaned server processes leave too
+$node->start;
+$row = $vp->wait_for_job($job, timeout => 60);
+is($row->{status}, 'completed', 'the next life of the server completed the job');
+is($row->{attempts}, 2, 'as attempt 2');
+like($vp->log_text, qr/released the jobs of workers from before the last restart/,
+	'the lease of the dead worker was released at start');
+
+$node->stop;
+done_testing();
