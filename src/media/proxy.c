@@ -1,19 +1,74 @@
 /*
  * proxy.c
- *		media_make_proxy: read the input once, sending video packets to
- *		proxy_video.c and audio packets to proxy_audio.c, whose encoders feed
- *		the MP4 muxer (proxy_output.c).  Written under a temporary name,
- *		checked by probing it, then renamed into place.
+ *		media_make_proxy: read the input once.  This thread demuxes and
+ *		decodes the video; a second thread filters and encodes it and
+ *		decodes and encodes the audio (proxy_video.c, proxy_audio.c), both
+ *		encoders feeding the MP4 muxer (proxy_output.c).  Packets and frames
+ *		pass between the threads in file order through a short queue.  The
+ *		file is written under a temporary name, checked by probing it, then
+ *		renamed into place.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "media/proxy_internal.h"
 
-/* Read every packet and hand it to its side; flush both at the end. */
+#define WORK_QUEUE_ITEMS 8
+
+/* The encoding thread: filter and encode what the decoding thread hands over. */
+static void *
+encoding_thread(void *arg)
+{
+	ProxyRun   *run = arg;
+	WorkItem	item;
+	int			status = 0;
+
+	while (status == 0 && !run->encode_done && work_queue_pop(&run->queue, &item))
+	{
+		switch (item.kind)
+		{
+			case WORK_VIDEO_FRAME:
+				status = proxy_video_frame(run, item.frame, run->encode_why);
+				break;
+			case WORK_AUDIO_PACKET:
+				status = proxy_audio_packet(run, item.packet, run->encode_why);
+				break;
+			case WORK_END:
+				status = proxy_video_finish(run, run->encode_why);
+				if (status == 0)
+					status = proxy_audio_finish(run, run->encode_why);
+				run->encode_done = status == 0;
+				break;
+		}
+		work_item_free(&item);
+	}
+	run->encode_status = status;
+	if (status != 0)
+		work_queue_abort(&run->queue);
+	return NULL;
+}
+
+/* Hand an audio packet to the encoding thread. */
 static int
-transcode(ProxyRun *run, char *why)
+queue_audio_packet(ProxyRun *run, AVPacket *packet, char *why)
+{
+	AVPacket   *copy = av_packet_clone(packet);
+
+	if (copy == NULL)
+		return media_fail(why, EX_TEMPFAIL, "out of memory");
+	if (!work_queue_push(&run->queue, (WorkItem) {WORK_AUDIO_PACKET, NULL, copy}))
+	{
+		av_packet_free(&copy);
+		return PROXY_ENCODER_FAILED;
+	}
+	return 0;
+}
+
+/* The decoding side: read every packet, decode the video, hand both over. */
+static int
+decode_all(ProxyRun *run, char *why)
 {
 	AVPacket   *packet = av_packet_alloc();
 	int			status = 0;
@@ -33,14 +88,43 @@ transcode(ProxyRun *run, char *why)
 		if (packet->stream_index == run->input.video->index)
 			status = proxy_video_packet(run, packet, why);
 		else
-			status = proxy_audio_packet(run, packet, why);
+			status = queue_audio_packet(run, packet, why);
 		av_packet_unref(packet);
 	}
 	av_packet_free(&packet);
 	if (status == 0)
-		status = proxy_video_finish(run, why);
-	if (status == 0)
-		status = proxy_audio_finish(run, why);
+		status = proxy_video_flush_decoder(run, why);
+	if (status == 0 && !work_queue_push(&run->queue, (WorkItem) {WORK_END, NULL, NULL}))
+		status = PROXY_ENCODER_FAILED;
+	return status;
+}
+
+/*
+ * Decode in this thread while another filters and encodes; return the first
+ * failure of either, with its cause in why.
+ */
+static int
+transcode(ProxyRun *run, char *why)
+{
+	pthread_t	encoder;
+	int			status;
+
+	if (work_queue_init(&run->queue, WORK_QUEUE_ITEMS) != 0)
+		return media_fail(why, EX_TEMPFAIL, "out of memory");
+	if (pthread_create(&encoder, NULL, encoding_thread, run) != 0)
+	{
+		work_queue_destroy(&run->queue);
+		return media_fail(why, EX_TEMPFAIL, "cannot start the encoding thread");
+	}
+	status = decode_all(run, why);
+	if (status != 0)
+		work_queue_abort(&run->queue);
+	pthread_join(encoder, NULL);
+	work_queue_destroy(&run->queue);
+	if (status == PROXY_ENCODER_FAILED || (status == 0 && run->encode_status != 0))
+		status = media_fail(why, run->encode_status, "%s", run->encode_why);
+	else if (status == 0 && !run->encode_done)
+		status = media_fail(why, EX_SOFTWARE, "the encoding thread stopped early");
 	if (status == 0 && media_stop_requested(run->input.hooks))
 		status = media_fail_stopped(why);
 	return status;
@@ -55,7 +139,6 @@ close_run(ProxyRun *run)
 	proxy_audio_close(run);
 	av_packet_free(&run->packet);
 	av_frame_free(&run->frame);
-	av_frame_free(&run->decoded);
 	media_input_close(&run->input);
 }
 
@@ -77,8 +160,7 @@ media_make_proxy(const char *input, const char *output,
 		run.duration = media_duration_seconds(&run.input);
 		run.packet = av_packet_alloc();
 		run.frame = av_frame_alloc();
-		run.decoded = av_frame_alloc();
-		if (run.packet == NULL || run.frame == NULL || run.decoded == NULL)
+		if (run.packet == NULL || run.frame == NULL)
 			status = media_fail(why, EX_TEMPFAIL, "out of memory");
 	}
 	if (status == 0)

@@ -8,6 +8,10 @@
 
 #include "media/frame_selection.h"
 #include "media/media_internal.h"
+#include "media/work_queue.h"
+
+/* A decoding-side status: the encoding thread failed, its cause is in encode_why. */
+#define PROXY_ENCODER_FAILED (-1)
 
 typedef struct ProxyRun
 {
@@ -30,7 +34,8 @@ typedef struct ProxyRun
 	int			height;
 	bool		deinterlace;
 	bool		hdr;
-	FrameSelection selection;	/* which source frames the fps filter keeps */
+	FrameSelection selection;	/* which source frames the fps filter keeps;
+								 * decoding thread */
 	AVCodecContext *video_encoder;
 	int64_t		last_video_pts; /* last pts given to the encoder */
 	int64_t		video_end_pts;	/* end of the latest decoded frame, stream time base */
@@ -47,19 +52,26 @@ typedef struct ProxyRun
 	int64_t		audio_next_pts; /* expected pts of the next decoded samples */
 	int64_t		audio_rescale_last;
 
+	/* between the threads */
+	WorkQueue	queue;
+	int			encode_status;	/* of the encoding thread */
+	bool		encode_done;	/* it flushed everything */
+	char		encode_why[MEDIA_WHY_MAX];
+
 	/* output */
 	AVFormatContext *output;
 	AVStream   *video_out;
 	AVStream   *audio_out;
 	AVPacket   *packet;			/* scratch for encoders */
-	AVFrame    *frame;			/* scratch for filters and audio */
-	AVFrame    *decoded;		/* scratch for the video decoder */
+	AVFrame    *frame;			/* scratch for filters and audio; encoding thread */
 	char		temp_path[4096];
 } ProxyRun;
 
 /* proxy_video.c */
 extern int	proxy_video_open(ProxyRun *run, char *why);
 extern int	proxy_video_packet(ProxyRun *run, AVPacket *packet, char *why);
+extern int	proxy_video_flush_decoder(ProxyRun *run, char *why);
+extern int	proxy_video_frame(ProxyRun *run, AVFrame *frame, char *why);
 extern int	proxy_video_finish(ProxyRun *run, char *why);
 extern void proxy_video_close(ProxyRun *run);
 

@@ -8,6 +8,11 @@
  * sure to drop are not even decoded when they are not references
  * (frame_selection.c).  A change of picture size or format mid-stream
  * rebuilds the filter, as the CLI does.
+ *
+ * Two threads share the work: the decoding thread (proxy_video_packet,
+ * proxy_video_flush_decoder) hands frames through the run's work queue to
+ * the encoding thread (proxy_video_frame, proxy_video_finish), so that
+ * decoding overlaps scaling and encoding.
  */
 #include <math.h>
 
@@ -205,11 +210,8 @@ open_filter(ProxyRun *run, const AVFrame *frame, char *why)
 	VideoFilterSpec spec;
 	int			status;
 
-	if (frame->interlaced_frame && !run->deinterlace)
-	{
+	if (frame->interlaced_frame)
 		run->deinterlace = true;
-		run->selection.enabled = false;
-	}
 	memset(&spec, 0, sizeof(spec));
 	spec.first_frame = frame;
 	spec.time_base = video->time_base;
@@ -233,9 +235,9 @@ open_filter(ProxyRun *run, const AVFrame *frame, char *why)
 	return status;
 }
 
-/* Filter and encode one decoded frame. */
-static int
-take_frame(ProxyRun *run, AVFrame *frame, char *why)
+/* Filter and encode one decoded frame (encoding thread). */
+int
+proxy_video_frame(ProxyRun *run, AVFrame *frame, char *why)
 {
 	int64_t		duration = frame->pkt_duration > 0 ? frame->pkt_duration : run->frame_interval;
 	int			status;
@@ -265,26 +267,37 @@ take_frame(ProxyRun *run, AVFrame *frame, char *why)
 	return encode_filtered(run, why);
 }
 
-/* Move the decoder's frames on. */
+/* Hand the decoder's frames to the encoding thread (decoding thread). */
 static int
-drain_decoder(ProxyRun *run, AVFrame *frame, char *why)
+drain_decoder(ProxyRun *run, char *why)
 {
+	AVFrame    *frame;
 	int			ret;
-	int			status;
 
-	while ((ret = avcodec_receive_frame(run->video_decoder, frame)) >= 0)
+	for (;;)
 	{
-		status = take_frame(run, frame, why);
-		av_frame_unref(frame);
-		if (status != 0)
-			return status;
+		frame = av_frame_alloc();
+		if (frame == NULL)
+			return media_fail(why, EX_TEMPFAIL, "out of memory");
+		ret = avcodec_receive_frame(run->video_decoder, frame);
+		if (ret < 0)
+			break;
+		/* a deinterlacer needs every frame: no more skipping */
+		if (frame->interlaced_frame)
+			run->selection.enabled = false;
+		if (!work_queue_push(&run->queue, (WorkItem) {WORK_VIDEO_FRAME, frame, NULL}))
+		{
+			av_frame_free(&frame);
+			return PROXY_ENCODER_FAILED;
+		}
 	}
+	av_frame_free(&frame);
 	if (ret == AVERROR(ENOMEM))
 		return media_fail_av(why, ret, "cannot decode the video");
 	return 0;
 }
 
-/* Decode one video packet; skip it when it is sure to be dropped anyway. */
+/* Decode one video packet; skip it when it is sure to be dropped anyway (decoding thread). */
 int
 proxy_video_packet(ProxyRun *run, AVPacket *packet, char *why)
 {
@@ -296,22 +309,27 @@ proxy_video_packet(ProxyRun *run, AVPacket *packet, char *why)
 	ret = avcodec_send_packet(run->video_decoder, packet);
 	if (ret == AVERROR(ENOMEM))
 		return media_fail_av(why, ret, "cannot decode the video");
-	return drain_decoder(run, run->decoded, why);
+	return drain_decoder(run, why);
 }
 
-/* Flush decoder, filter and encoder at the end of the input. */
+/* Flush the decoder at the end of the input (decoding thread). */
+int
+proxy_video_flush_decoder(ProxyRun *run, char *why)
+{
+	run->video_decoder->skip_frame = AVDISCARD_DEFAULT;
+	avcodec_send_packet(run->video_decoder, NULL);
+	return drain_decoder(run, why);
+}
+
+/* Flush filter and encoder after the last frame (encoding thread). */
 int
 proxy_video_finish(ProxyRun *run, char *why)
 {
-	int			status;
+	int			status = 0;
 
-	run->video_decoder->skip_frame = AVDISCARD_DEFAULT;
-	avcodec_send_packet(run->video_decoder, NULL);
-	status = drain_decoder(run, run->decoded, why);
-	if (status == 0 && run->frames_decoded == 0)
+	if (run->frames_decoded == 0)
 		return media_fail(why, EX_DATAERR, "no frame of the video stream decodes without errors");
-	if (status == 0)
-		status = finish_filter(run, run->video_end_pts, why);
+	status = finish_filter(run, run->video_end_pts, why);
 	if (status == 0)
 		status = encode_frame(run, NULL, why);
 	if (status == 0 && run->frames_encoded == 0)
