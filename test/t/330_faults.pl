@@ -44,6 +44,13 @@ my $video = $vp->add_video(file => $clip);
 my $job = $vp->enqueue($video, %slow);
 my ($worker, $child) = $vp->wait_for_child($job, min_progress => 0.05);
 ok($child, "the child runs (pid $child under worker $worker)");
+like($vp->value("SELECT query FROM pg_stat_activity WHERE pid = $worker"),
+	qr/^vproxy: proxy_generation job $job of video $video, attempt 1: \d+% \w+/,
+	'pg_stat_activity shows the job and its progress');
+my $shown = $vp->row('vproxy.workers', "pid = $worker");
+ok($shown->{state} eq 'running' && $shown->{job_id} eq $job && $shown->{progress} > 0
+	  && length $shown->{stage} && $shown->{filename} eq 'long.mp4',
+	"vproxy.workers shows the job: $shown->{state} $shown->{progress} $shown->{stage}");
 is(process_group($child), $child, 'the child leads its own process group');
 kill 'KILL', $child;
 my $row = $vp->wait_for_job($job, statuses => ['pending'], timeout => 20);
