@@ -6,10 +6,9 @@
  * (nearest, halves away from zero) and outputs, for each output tick, the
  * last frame whose rounded timestamp is not after the tick.  So a frame is
  * dropped whenever the frame after it rounds to the same tick or an earlier
- * one.  For a constant-rate source the next frame comes one frame interval
- * later (or earlier, never later, if the source has duplicates removed), so
- * "the frame one interval later rounds to the same tick" proves the frame
- * is dropped.  Only this sure case is reported: a wrong guess would cost a
+ * one.  In a constant-rate source the next frame comes one frame interval
+ * later, so "a frame one interval later rounds to the same tick" proves the
+ * frame is dropped.  Only this sure case is reported: a wrong guess would cost a
  * picture, a missed one only some decoding time.
  */
 #include <libavutil/avutil.h>

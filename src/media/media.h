@@ -2,14 +2,22 @@
  * media.h
  *		What the media room offers: probe and validate an upload, make the
  *		streaming proxy and the JPEG thumbnail.  Built on libav; no PostgreSQL,
- *		no storage, no JSON in here.
+ *		no storage, no JSON in here.  See src/media/README.md.
  *
  * Every entry point returns 0 on success or a <sysexits.h> status:
  *		EX_DATAERR		not a usable video (bad, unsupported or hostile media)
  *		EX_NOINPUT		the input file does not exist
- *		EX_TEMPFAIL		worth a retry: out of space, interrupted by a stop request
- *		EX_SOFTWARE		internal error
- * On failure `why` (MEDIA_WHY_MAX bytes) holds one line naming the cause.
+ *		EX_TEMPFAIL		worth a retry: out of space or memory, I/O error,
+ *						interrupted by a stop request
+ *		EX_NOPERM		the output may not be written
+ *		EX_SOFTWARE		internal error (e.g. the output folder does not exist)
+ * On failure `why` (MEDIA_WHY_MAX bytes) holds one line naming the cause, and
+ * no output file is left behind.
+ *
+ * The first call caps the process's address space and CPU time and quiets
+ * libav's logging (limits.c).  The hooks of media_make_proxy are called from
+ * its encoding thread (progress) and its decoding thread (should_stop), never
+ * at the same time as another call of the same hook.
  */
 #ifndef VPROXY_MEDIA_H
 #define VPROXY_MEDIA_H
@@ -41,7 +49,8 @@ typedef struct MediaInfo
 	char		codec[MEDIA_NAME_MAX];	/* FFmpeg codec name */
 	int64_t		bitrate;		/* container bit rate, bit/s */
 	int64_t		file_size_bytes;
-	int			rotation;		/* clockwise degrees to display: 0/90/180/270 */
+	int			rotation;		/* clockwise degrees turned for display:
+								 * 0/90/180/270, as ffmpeg's autorotate */
 	char		pix_fmt[MEDIA_NAME_MAX];
 	int			sample_aspect_num;
 	int			sample_aspect_den;

@@ -51,6 +51,7 @@ my %expect = (
 	phone_rotated => { rotation => 270, display_width => 360, display_height => 640 },
 	anamorphic_interlaced_ts => { display_width => 768, field_order => 'tt', sample_aspect_ratio => '16:15' },
 	pq_hdr => { hdr => JSON::PP::true, color_transfer => 'smpte2084' },
+	hlg_hdr => { hdr => JSON::PP::true, color_transfer => 'arib-std-b67' },
 	two_audio_tracks => { audio_streams => 2, audio_channels => 1 },
 	hevc10_surround => { audio_channels => 6, pix_fmt => 'yuv420p10le' },
 	cctv_5fps => { fps => 5 },

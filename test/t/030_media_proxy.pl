@@ -88,10 +88,10 @@ for my $name (fixture_names())
 	is(sanitizer_report($result), '', "$name: no sanitizer report");
 	next unless -e $proxy;
 	my ($src, $out) = check_proxy($name, $source, $proxy, $result->{json}, {});
-	if ($name eq 'pq_hdr')
+	if ($name =~ /hdr/)
 	{
-		is($out->{streams}[0]{color_transfer}, 'bt709', 'pq_hdr: tone-mapped to BT.709');
-		is($out->{streams}[0]{color_primaries}, 'bt709', 'pq_hdr: BT.709 primaries');
+		is($out->{streams}[0]{color_transfer}, 'bt709', "$name: tone-mapped to BT.709");
+		is($out->{streams}[0]{color_primaries}, 'bt709', "$name: BT.709 primaries");
 	}
 	if ($name eq 'anamorphic_interlaced_ts')
 	{

@@ -192,6 +192,10 @@ my %FIXTURES = (
 		-pix_fmt yuv420p10le -color_primaries bt2020 -color_trc smpte2084 -colorspace bt2020nc),
 		'-x265-params', 'log-level=error:hdr10=1:colorprim=bt2020:transfer=smpte2084:colormatrix=bt2020nc:master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)'],
 		'HDR10 (PQ, BT.2020) HEVC Main 10'],
+	hlg_hdr => ['mp4', [qw(-f lavfi -i testsrc2=size=480x270:rate=30 -t 2 -c:v libx265 -preset ultrafast
+		-pix_fmt yuv420p10le -color_primaries bt2020 -color_trc arib-std-b67 -colorspace bt2020nc
+		-x265-params log-level=error:colorprim=bt2020:transfer=arib-std-b67:colormatrix=bt2020nc -tag:v hvc1)],
+		'HLG HDR HEVC Main 10 in MP4'],
 	yuv444_mov => ['mov', [qw(-f lavfi -i testsrc2=size=400x300:rate=30 -f lavfi -i), "$SINE",
 		qw(-t 2 -c:v libx264 -preset ultrafast -pix_fmt yuv444p -c:a aac -ac 2)],
 		'H.264 4:4:4 in MOV'],
