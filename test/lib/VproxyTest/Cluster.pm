@@ -19,7 +19,22 @@ use File::Copy qw(copy);
 use File::Path qw(make_path);
 use File::Basename qw(dirname basename);
 use File::Spec;
+use File::Temp ();
 use JSON::PP;
+
+# Outside prove (the benchmarks): find PostgreSQL's TAP modules and binaries
+# through pg_config, and keep the clusters in a temporary directory.
+BEGIN
+{
+	my $pgxs = `pg_config --pgxs`;
+	chomp $pgxs;
+	unshift @INC, dirname($pgxs) . '/../test/perl' if $pgxs;
+	$ENV{PG_REGRESS} //= dirname($pgxs) . '/../test/regress/pg_regress';
+	my $bindir = `pg_config --bindir`;
+	chomp $bindir;
+	$ENV{PATH} = "$bindir:$ENV{PATH}" if $bindir && index($ENV{PATH}, $bindir) < 0;
+	$ENV{TESTDIR} //= File::Temp::tempdir('vproxy-cluster-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+}
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -326,6 +341,15 @@ sub check_proxy_job
 	my $thumb_stream = VproxyTest::Media::ffprobe_json($thumb)->{streams}[0];
 	is($thumb_stream->{codec_name}, 'mjpeg', "$name: thumbnail is a JPEG");
 	is($thumb_stream->{width}, $result->{metadata}{thumbnail}{width}, "$name: thumbnail width in result_data");
+	return;
+}
+
+# Print to the real standard output (PostgreSQL::Test::Utils sends STDOUT to
+# its log file): for the benchmarks' results.
+sub report
+{
+	my $out = Test::More->builder->output;
+	print $out @_;
 	return;
 }
 
