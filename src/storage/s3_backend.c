@@ -180,12 +180,10 @@ parse_location(S3Client *client, const char *location, char *why)
 	prefix_length = strlen(prefix);
 	while (prefix_length > 0 && prefix[prefix_length - 1] == '/')
 		prefix_length--;
-	if (!(client->prefix = storage_format("%.*s%s", (int) prefix_length, prefix,
-				 prefix_length > 0 ? "/" : "")))
-	{
-		client->prefix = NULL;
+	client->prefix = storage_format("%.*s%s", (int) prefix_length, prefix,
+									prefix_length > 0 ? "/" : "");
+	if (client->prefix == NULL)
 		return storage_fail(why, EX_SOFTWARE, "out of memory");
-	}
 	return 0;
 }
 
@@ -223,9 +221,11 @@ parse_endpoint(S3Client *client, const char *endpoint, char *why)
 		path_length = strlen(path);
 		while (path_length > 0 && path[path_length - 1] == '/')
 			path_length--;
-		if (!(client->host = storage_format("%s%s%s", host, port ? ":" : "", port ? port : "")) ||
-			!(client->base_path = storage_format("%.*s/%s", (int) path_length, path, client->bucket)) ||
-			!(client->base_url = storage_format("%s://%s%s", scheme, client->host, client->base_path)))
+		client->host = storage_format("%s%s%s", host, port ? ":" : "", port ? port : "");
+		client->base_path = storage_format("%.*s/%s", (int) path_length, path, client->bucket);
+		if (client->host && client->base_path)
+			client->base_url = storage_format("%s://%s%s", scheme, client->host, client->base_path);
+		if (client->base_url == NULL)
 			status = storage_fail(why, EX_SOFTWARE, "out of memory");
 	}
 	curl_free(scheme);
@@ -242,16 +242,20 @@ static int
 aws_endpoint(S3Client *client, char *why)
 {
 	const char *domain = strncmp(client->region, "cn-", 3) == 0 ? "amazonaws.com.cn" : "amazonaws.com";
-	bool		dotted = strchr(client->bucket, '.') != NULL;
-	int			failed;
 
-	if (dotted)
-		failed = !(client->host = storage_format("s3.%s.%s", client->region, domain)) ||
-			!(client->base_path = storage_format("/%s", client->bucket));
+	if (strchr(client->bucket, '.') != NULL)
+	{
+		client->host = storage_format("s3.%s.%s", client->region, domain);
+		client->base_path = storage_format("/%s", client->bucket);
+	}
 	else
-		failed = !(client->host = storage_format("%s.s3.%s.%s", client->bucket, client->region, domain)) ||
-			(client->base_path = strdup("")) == NULL;
-	if (failed || !(client->base_url = storage_format("https://%s%s", client->host, client->base_path)))
+	{
+		client->host = storage_format("%s.s3.%s.%s", client->bucket, client->region, domain);
+		client->base_path = strdup("");
+	}
+	if (client->host && client->base_path)
+		client->base_url = storage_format("https://%s%s", client->host, client->base_path);
+	if (client->base_url == NULL)
 		return storage_fail(why, EX_SOFTWARE, "out of memory");
 	return 0;
 }
@@ -279,8 +283,9 @@ s3_backend_open(const StorageConfig *config, const char *location, Storage *stor
 	client->access_key_id = setting(config->access_key_id);
 	client->secret_access_key = setting(config->secret_access_key);
 	client->ca_file = setting(config->ca_file);
-	status = parse_location(client, location, why);
-	if (status == 0 && client->region != NULL &&
+	status = client->region ? parse_location(client, location, why) :
+		storage_fail(why, EX_SOFTWARE, "out of memory");
+	if (status == 0 &&
 		(strlen(region) > 64 || strspn(region, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(region)))
 		status = storage_fail(why, EX_USAGE, "\"%.80s\" is not an S3 region name", region);
 	if (status == 0 && (client->access_key_id == NULL || client->secret_access_key == NULL))
@@ -288,10 +293,13 @@ s3_backend_open(const StorageConfig *config, const char *location, Storage *stor
 	if (status == 0)
 		status = config->s3_endpoint && config->s3_endpoint[0] ?
 			parse_endpoint(client, config->s3_endpoint, why) : aws_endpoint(client, why);
-	if (status == 0 && (client->region == NULL ||
-						!(client->sigv4 = storage_format("aws:amz:%s:s3", client->region)) ||
-						(client->multi = curl_multi_init()) == NULL))
-		status = storage_fail(why, EX_SOFTWARE, "out of memory");
+	if (status == 0)
+	{
+		client->sigv4 = storage_format("aws:amz:%s:s3", client->region);
+		client->multi = curl_multi_init();
+		if (client->sigv4 == NULL || client->multi == NULL)
+			status = storage_fail(why, EX_SOFTWARE, "out of memory");
+	}
 	if (status != 0)
 	{
 		s3_close(client);

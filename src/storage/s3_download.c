@@ -14,13 +14,16 @@
 
 #include "storage/s3_client.h"
 
-/* Reserve the file's space at once, so that a full disk shows up first. */
+/*
+ * Reserve the file's space at once, so that a full disk shows up first (its
+ * size still grows only as bytes arrive, for the final check).
+ */
 static int
 reserve_space(LocalOutput *output, int64_t size, char *why)
 {
 	char		quoted[STORAGE_WHY_MAX / 2];
 
-	if (size > 0 && fallocate(output->fd, 0, 0, size) != 0 &&
+	if (size > 0 && fallocate(output->fd, FALLOC_FL_KEEP_SIZE, 0, size) != 0 &&
 		errno != EOPNOTSUPP && errno != ENOSYS && errno != EINVAL)
 	{
 		int			error = errno;

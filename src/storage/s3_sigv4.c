@@ -145,21 +145,24 @@ s3_presign_url(S3Client *client, const char *object_key, int expires_seconds,
 	strftime(date, sizeof(date), "%Y%m%d", &tm);
 	snprintf(scope, sizeof(scope), "%s/%s/s3/aws4_request", date, client->region);
 	encoded_key = s3_uri_encode(object_key, true);
-	if (encoded_key == NULL ||
-		!(credential = storage_format("%s/%s", client->access_key_id, scope)) ||
-		(encoded_credential = s3_uri_encode(credential, false)) == NULL ||
-		!(query = storage_format("X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=%s"
-				 "&X-Amz-Date=%s&X-Amz-Expires=%d&X-Amz-SignedHeaders=host",
-				 encoded_credential, amz_date, expires_seconds)) ||
-		!(canonical = storage_format("GET\n%s/%s\n%s\nhost:%s\n\nhost\nUNSIGNED-PAYLOAD",
-				 client->base_path, encoded_key, query, client->host)))
+	credential = storage_format("%s/%s", client->access_key_id, scope);
+	encoded_credential = credential ? s3_uri_encode(credential, false) : NULL;
+	if (encoded_credential)
+		query = storage_format("X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=%s"
+							   "&X-Amz-Date=%s&X-Amz-Expires=%d&X-Amz-SignedHeaders=host",
+							   encoded_credential, amz_date, expires_seconds);
+	if (query && encoded_key)
+		canonical = storage_format("GET\n%s/%s\n%s\nhost:%s\n\nhost\nUNSIGNED-PAYLOAD",
+								   client->base_path, encoded_key, query, client->host);
+	if (canonical == NULL)
 	{
 		status = storage_fail(why, EX_SOFTWARE, "out of memory");
 		goto done;
 	}
 	s3_sha256_hex(canonical, strlen(canonical), canonical_hash);
-	if (!(to_sign = storage_format("AWS4-HMAC-SHA256\n%s\n%s\n%s", amz_date, scope, canonical_hash)) ||
-		!(secret_key = storage_format("AWS4%s", client->secret_access_key)))
+	to_sign = storage_format("AWS4-HMAC-SHA256\n%s\n%s\n%s", amz_date, scope, canonical_hash);
+	secret_key = storage_format("AWS4%s", client->secret_access_key);
+	if (to_sign == NULL || secret_key == NULL)
 	{
 		status = storage_fail(why, EX_SOFTWARE, "out of memory");
 		goto done;
@@ -173,9 +176,7 @@ s3_presign_url(S3Client *client, const char *object_key, int expires_seconds,
 	*url = storage_format("%s/%s?%s&X-Amz-Signature=%s", client->base_url, encoded_key, query,
 						  signature);
 	if (*url == NULL)
-	{
 		status = storage_fail(why, EX_SOFTWARE, "out of memory");
-	}
 done:
 	if (secret_key)
 		explicit_bzero(secret_key, strlen(secret_key));

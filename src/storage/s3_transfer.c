@@ -58,15 +58,12 @@ s3_request_init(S3Client *client, S3Request *request, const char *operation,
 	request->body_fd = -1;
 	request->content_length = -1;
 	request->content_range_start = -1;
-	if (encoded == NULL ||
-		!(request->url = storage_format("%s/%s%s%s", client->base_url, encoded,
-				 query ? "?" : "", query ? query : "")))
-	{
-		request->url = NULL;
-		free(encoded);
-		return storage_fail(why, EX_SOFTWARE, "out of memory");
-	}
+	if (encoded)
+		request->url = storage_format("%s/%s%s%s", client->base_url, encoded,
+									  query ? "?" : "", query ? query : "");
 	free(encoded);
+	if (request->url == NULL)
+		return storage_fail(why, EX_SOFTWARE, "out of memory");
 	return 0;
 }
 

@@ -217,16 +217,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.discard_body(length)
                 return self.send_error_document(404, 'NoSuchBucket',
                                                 'The specified bucket does not exist')
-            if not self.front.uploads.exists(self.bucket, upload_id):
+            if self.command == 'DELETE' and self.front.uploads.exists(self.bucket, upload_id):
+                self.front.uploads.abort(self.bucket, upload_id)
+                self.entry['status'] = 204
+                return self.send_plain(204)
+            if self.command == 'DELETE' or not self.front.uploads.begin(self.bucket, upload_id):
                 self.discard_body(length)
                 return self.send_error_document(
                     404, 'NoSuchUpload', 'The specified upload does not exist. The upload ID '
                     'may be invalid, or the upload may have been aborted or completed.')
-            if self.command == 'DELETE':
-                self.front.uploads.abort(self.bucket, upload_id)
-                self.entry['status'] = 204
-                return self.send_plain(204)
-            self.front.uploads.begin(upload_id)
             try:
                 return self.forward(length, truncate)
             finally:
@@ -299,6 +298,28 @@ class Handler(http.server.BaseHTTPRequestHandler):
         spool.seek(0)
         return spool
 
+    def send_body(self, conn, length):
+        """Stream the checked body to s3rver.  When the client goes away or the
+        body fails its check in the middle of a part, the part is still
+        finished (padded) and s3rver's answer awaited: s3rver crashes if an
+        abort removes the folder of a part it is still writing."""
+        sent = 0
+        try:
+            for chunk in self.checked_body(length):
+                conn.send(chunk)
+                sent += len(chunk)
+        except (ClientGone, Refusal):
+            if 'uploadId' in self.query:
+                try:
+                    padding = bytes(CHUNK)
+                    while sent < length:
+                        conn.send(padding[:min(CHUNK, length - sent)])
+                        sent += min(CHUNK, length - sent)
+                    conn.getresponse().read()
+                except (OSError, http.client.HTTPException):
+                    pass
+            raise
+
     def forward(self, length, truncate):
         spool = None
         if self.command == 'PUT' and 'uploadId' not in self.query and length > 0:
@@ -319,8 +340,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     conn.send(chunk)
                 spool.close()
             elif length > 0:
-                for chunk in self.checked_body(length):
-                    conn.send(chunk)
+                self.send_body(conn, length)
             response = conn.getresponse()
         except (ClientGone, Refusal):
             self.drop_upstream()

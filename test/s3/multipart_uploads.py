@@ -42,10 +42,14 @@ class MultipartUploads:
         return bool(UPLOAD_ID.fullmatch(upload_id or '')) \
             and os.path.isdir(self._folder(bucket, upload_id))
 
-    def begin(self, upload_id):
-        """A request of this upload goes through the front."""
+    def begin(self, bucket, upload_id):
+        """A request of this upload goes through the front, if the upload
+        still exists (checked under the lock an abort takes)."""
         with self._changed:
+            if not self.exists(bucket, upload_id):
+                return False
             self._in_flight[upload_id] = self._in_flight.get(upload_id, 0) + 1
+            return True
 
     def end(self, upload_id):
         """That request is over."""
