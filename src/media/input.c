@@ -215,8 +215,8 @@ media_input_open(const char *path, const MediaHooks *hooks,
 	if (ret == AVERROR_EXIT)
 		return media_fail_stopped(why);
 	if (ret == AVERROR(EINVAL) || ret == AVERROR_INVALIDDATA)
-		return media_fail(why, EX_DATAERR,
-						  "not a video container vproxy accepts (MP4, MOV, MKV, WebM, AVI, MPEG-TS/PS, FLV, ASF, MXF, Ogg, NUT, DV, IVF)");
+		return media_fail(why, EX_DATAERR, "not a video container vproxy accepts "
+						  "(MP4, MOV, MKV, WebM, AVI, MPEG-TS/PS, FLV, ASF, MXF, Ogg, NUT, DV, IVF)");
 	if (ret < 0)
 		return media_fail_av(why, ret, "cannot open the input");
 

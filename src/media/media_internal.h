@@ -63,7 +63,7 @@ extern bool media_frame_is_clean(const AVFrame *frame);
 
 /* orientation.c */
 extern Orientation media_orientation(const AVStream *stream);
-extern void media_display_size(const AVCodecParameters *par, AVRational sar,
+extern void media_display_size(int width, int height, AVRational sar,
 							   const Orientation *orientation,
 							   int *display_width, int *display_height);
 extern int	media_even(double value);

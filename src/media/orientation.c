@@ -89,12 +89,10 @@ media_even(double value)
 
 /* The size a picture is shown at: square pixels, upright. */
 void
-media_display_size(const AVCodecParameters *par, AVRational sar,
+media_display_size(int width, int height, AVRational sar,
 				   const Orientation *orientation,
 				   int *display_width, int *display_height)
 {
-	int			width = par->width;
-	int			height = par->height;
 
 	/* an absurd ratio (beyond 1:16 .. 16:1) is a broken header: ignored */
 	if (sar.num > 0 && sar.den > 0 && sar.num != sar.den &&

@@ -94,7 +94,8 @@ describe(const MediaInput *input, MediaInfo *info)
 	memset(info, 0, sizeof(*info));
 	info->width = par->width;
 	info->height = par->height;
-	media_display_size(par, sar, &orientation, &info->display_width, &info->display_height);
+	media_display_size(par->width, par->height, sar, &orientation,
+					   &info->display_width, &info->display_height);
 	info->fps = frame_rate(video);
 	info->duration_seconds = media_duration_seconds(input);
 	set_name(info->codec, avcodec_get_name(par->codec_id));

@@ -50,7 +50,8 @@ choose_format(ProxyRun *run)
 	int			display_height;
 	double		fps = run->options->fps;
 
-	media_display_size(video->codecpar, sar, &run->orientation, &display_width, &display_height);
+	media_display_size(video->codecpar->width, video->codecpar->height, sar,
+					   &run->orientation, &display_width, &display_height);
 	/* never upscaled: a shorter source keeps its height, made even */
 	run->height = display_height > run->options->height ? run->options->height : display_height & ~1;
 	if (run->height < 2)

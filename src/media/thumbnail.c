@@ -50,13 +50,11 @@ open_filter(ThumbnailRun *run, const AVFrame *frame, int width, char *why)
 {
 	AVStream   *video = run->input.video;
 	AVRational	sar = av_guess_sample_aspect_ratio(run->input.format, video, (AVFrame *) frame);
-	AVCodecParameters par = *video->codecpar;
 	int			display_width;
 	int			display_height;
 
-	par.width = frame->width;
-	par.height = frame->height;
-	media_display_size(&par, sar, &run->orientation, &display_width, &display_height);
+	media_display_size(frame->width, frame->height, sar, &run->orientation,
+					   &display_width, &display_height);
 	run->spec.first_frame = frame;
 	run->spec.time_base = video->time_base;
 	run->spec.sample_aspect = sar;

@@ -82,7 +82,10 @@ cmd_probe(int argc, char **argv)
 	return print_json(media_info_json(&info));
 }
 
-/* vproxy-transcode proxy INPUT OUTPUT [--height N] [--fps N] [--crf N] [--preset NAME] [--audio-bitrate BPS] [--progress-fd N] */
+/*
+ * vproxy-transcode proxy INPUT OUTPUT [--height N] [--fps N] [--crf N]
+ *		[--preset NAME] [--audio-bitrate BPS] [--progress-fd N]
+ */
 int
 cmd_proxy(int argc, char **argv)
 {
