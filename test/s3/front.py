@@ -20,10 +20,12 @@ Control endpoint (no credentials; not a valid bucket name, so no clash):
   DELETE /__front__/requests     forget them
   PUT    /__front__/buckets/NAME create a bucket
 
-Usage: front.py --data DIR --port-file FILE [--region R] [--port N]
+Usage: front.py --data DIR --port-file FILE [--region R] [--tls-cert PEM --tls-key PEM]
 with the credentials in S3_FRONT_ACCESS_KEY_ID and S3_FRONT_SECRET_ACCESS_KEY.
-It starts s3rver on a free port, listens on 127.0.0.1, writes its port into
-FILE when ready, and stops (with s3rver) on SIGTERM or when its parent dies.
+It starts s3rver on a free port, listens on two free ports of 127.0.0.1 (S3,
+over TLS when given a certificate; and the control endpoint, plain HTTP),
+writes "S3_PORT CONTROL_PORT" into FILE when ready, and stops (with s3rver) on
+SIGTERM or when its parent dies.
 """
 
 import argparse
@@ -36,6 +38,7 @@ import os
 import re
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -445,8 +448,9 @@ def main():
     parser = argparse.ArgumentParser(description='SigV4-verifying front of s3rver')
     parser.add_argument('--data', required=True)
     parser.add_argument('--port-file', required=True)
-    parser.add_argument('--port', type=int, default=0)
     parser.add_argument('--region', default='us-east-1')
+    parser.add_argument('--tls-cert')
+    parser.add_argument('--tls-key')
     args = parser.parse_args()
 
     verifier = Verifier(os.environ['S3_FRONT_ACCESS_KEY_ID'],
@@ -475,12 +479,19 @@ def main():
         stop()
 
     Handler.front = Front(verifier, s3rver_port, s3rver_dir, spool_dir)
-    server = http.server.ThreadingHTTPServer(('127.0.0.1', args.port), Handler)
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
     server.daemon_threads = True
+    if args.tls_cert:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+    control = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+    control.daemon_threads = True
+    threading.Thread(target=control.serve_forever, daemon=True).start()
     threading.Thread(target=watch_parent, daemon=True).start()
     temp = args.port_file + '.tmp'
     with open(temp, 'w') as f:
-        f.write(f'{server.server_address[1]}\n')
+        f.write(f'{server.server_address[1]} {control.server_address[1]}\n')
     os.rename(temp, args.port_file)
     server.serve_forever()
 

@@ -33,14 +33,20 @@ secret, and stops when the test ends.
 =item VproxyTest::S3->start(%options)
 
 Options: C<buckets> (names to create), C<region> (default us-east-1),
-C<access_key_id>, C<secret_access_key> (default: fresh random ones).
+C<access_key_id>, C<secret_access_key> (default: fresh random ones),
+C<tls> (serve https with a fresh self-signed certificate for 127.0.0.1).
 
 =item $s3->endpoint, port, region, access_key_id, secret_access_key
+
+=item $s3->ca_file
+
+The certificate to trust with C<tls>, else undef.
 
 =item $s3->storage_env($bucket [, $prefix])
 
 The environment of C<vproxy-transcode storage> for s3://$bucket/$prefix on this
-server (a hash reference; merge into it to change a setting).
+server, with VPROXY_S3_CA_FILE under C<tls> (a hash reference; merge into it to
+change a setting).
 
 =item $s3->storage_spec($bucket [, $prefix])
 
@@ -158,9 +164,22 @@ sub start
 		secret_access_key => $options{secret_access_key} // random_text(40),
 		dir => tempdir('vproxy-s3-XXXXXX', TMPDIR => 1, CLEANUP => 1),
 		owner => $$,
+		tls => $options{tls},
 	}, $class;
 	my $port_file = "$self->{dir}/port";
 	my $log = "$self->{dir}/front.log";
+	my @tls;
+	if ($self->{tls})
+	{
+		$self->{ca_file} = "$self->{dir}/cert.pem";
+		my $err = '';
+		IPC::Run::run([ 'openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt',
+				'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', '/CN=127.0.0.1',
+				'-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', "$self->{dir}/key.pem",
+				'-out', $self->{ca_file} ], '<', \'', '>', \my $out, '2>', \$err)
+		  or die "openssl could not make a certificate: $err";
+		@tls = ('--tls-cert', $self->{ca_file}, '--tls-key', "$self->{dir}/key.pem");
+	}
 
 	my $pid = fork();
 	die "fork: $!" unless defined $pid;
@@ -172,7 +191,7 @@ sub start
 		$ENV{S3_FRONT_ACCESS_KEY_ID} = $self->{access_key_id};
 		$ENV{S3_FRONT_SECRET_ACCESS_KEY} = $self->{secret_access_key};
 		exec('/usr/bin/python3', "$s3_dir/front.py", '--data', "$self->{dir}/data",
-			'--port-file', $port_file, '--region', $self->{region})
+			'--port-file', $port_file, '--region', $self->{region}, @tls)
 		  or POSIX::_exit(127);
 	}
 	$self->{pid} = $pid;
@@ -190,13 +209,14 @@ sub start
 		Time::HiRes::sleep(0.05);
 	}
 	open(my $fh, '<', $port_file) or die "$port_file: $!";
-	chomp($self->{port} = <$fh>);
+	($self->{port}, $self->{control_port}) = split ' ', <$fh>;
 	$self->{http} = HTTP::Tiny->new(timeout => 120);
 	$self->create_bucket($_) for @{ $options{buckets} // [] };
 	return $self;
 }
 
-sub endpoint { return "http://127.0.0.1:$_[0]{port}" }
+sub endpoint { return ($_[0]{tls} ? 'https' : 'http') . "://127.0.0.1:$_[0]{port}" }
+sub ca_file { return $_[0]{ca_file} }
 sub port { return $_[0]{port} }
 sub region { return $_[0]{region} }
 sub access_key_id { return $_[0]{access_key_id} }
@@ -211,6 +231,7 @@ sub storage_env
 		VPROXY_S3_REGION => $self->{region},
 		VPROXY_S3_ACCESS_KEY_ID => $self->{access_key_id},
 		VPROXY_S3_SECRET_ACCESS_KEY => $self->{secret_access_key},
+		($self->{tls} ? (VPROXY_S3_CA_FILE => $self->{ca_file}) : ()),
 	};
 }
 
@@ -224,7 +245,7 @@ sub storage_spec
 		s3_region => $self->{region},
 		access_key_id => $self->{access_key_id},
 		secret_access_key => $self->{secret_access_key},
-		ca_file => '',
+		ca_file => $self->{ca_file} // '',
 	};
 }
 
@@ -232,7 +253,8 @@ sub storage_spec
 sub control
 {
 	my ($self, $method, $what, $body) = @_;
-	my $response = $self->{http}->request($method, $self->endpoint . "/__front__/$what",
+	my $response = $self->{http}->request($method,
+		"http://127.0.0.1:$self->{control_port}/__front__/$what",
 		defined $body ? { content => $json->encode($body) } : {});
 	die "test S3 server: $method $what: $response->{status} $response->{content}\n"
 	  unless $response->{success};
@@ -296,6 +318,7 @@ sub aws
 	$ENV{AWS_SHARED_CREDENTIALS_FILE} = '/dev/null';
 	$ENV{AWS_EC2_METADATA_DISABLED} = 'true';
 	$ENV{AWS_PAGER} = '';
+	$ENV{AWS_CA_BUNDLE} = $self->{ca_file} if $self->{tls};
 	IPC::Run::run([ '/usr/bin/aws', '--endpoint-url', $self->endpoint, @args ],
 		'<', \'', '>', \$out, '2>', \$err);
 	return { exit => $? >> 8, stdout => $out, stderr => $err };
