@@ -7,6 +7,7 @@ use strict;
 use warnings;
 use File::Temp qw(tempdir);
 use HTTP::Tiny;
+use IPC::Run ();
 use Test::More;
 use VproxyTest::S3 qw(run_storage random_file same_file);
 
@@ -80,6 +81,20 @@ my $get = storage($env, 'get', $aws_key, "$dir/from-aws.bin");
 is($get->{exit}, 0, 'we read it') or diag $get->{stderr};
 ok(same_file($files{multipart}, "$dir/from-aws.bin"), 'byte for byte');
 ok(scalar($s3->requests(method => 'GET')) >= 3, 'in parallel ranges');
+
+# progress on its own channel, monotonic, up to the whole
+for my $op ([ 'put', $files{multipart}, 'progress.bin' ], [ 'get', 'progress.bin', "$dir/progress.bin" ])
+{
+	local %ENV = (%ENV, %$env);
+	my ($out, $err, $progress) = ('', '', '');
+	IPC::Run::run([ VproxyTest::S3::transcode_program(), 'storage', @$op, '--progress-fd', '3' ],
+		'<', \'', '>', \$out, '2>', \$err, '3>', \$progress);
+	is($? >> 8, 0, "$op->[0] with --progress-fd") or diag $err;
+	my @fractions = $progress =~ /^progress ([0-9.]+) \w+$/mg;
+	ok(@fractions >= 3, 'reports progress') or diag $progress;
+	is_deeply([ sort { $a <=> $b } @fractions ], \@fractions, 'monotonic');
+	is($fractions[-1], '1.0000', 'up to 1');
+}
 
 # a prefix in the storage URL, a bucket name with dots
 my $prefixed = { %$env, VPROXY_STORAGE_URL => 's3://media/tenant one/' };
