@@ -181,27 +181,29 @@ sub row
 sub job { my ($self, $id) = @_; return $self->row('vproxy.processing_jobs', 'id = ' . quote($id)) }
 sub video { my ($self, $id) = @_; return $self->row('vproxy.videos', 'id = ' . quote($id)) }
 
-# Poll until the SQL condition is true (in database vproxy, or $db); false on timeout.
+# Poll until the SQL condition is true (in database vproxy, or $db), every
+# $poll seconds (0.05); false on timeout.
 sub wait_until
 {
-	my ($self, $sql, $timeout, $db) = @_;
+	my ($self, $sql, $timeout, $db, $poll) = @_;
 	my $deadline = time + ($timeout // $PostgreSQL::Test::Utils::timeout_default);
 	while (time < $deadline)
 	{
 		my ($ret, $out) = $self->{node}->psql($db // 'vproxy', $sql);
 		return 1 if $ret == 0 && $out eq 't';
-		usleep(50_000);
+		usleep(1_000_000 * ($poll // 0.05));
 	}
 	return 0;
 }
 
-# Wait until the job has ended (or reached one of @statuses); returns its row.
+# Wait until the job has ended (or reached one of the statuses given);
+# options: statuses, timeout, poll (seconds between looks).  Returns its row.
 sub wait_for_job
 {
 	my ($self, $job, %opts) = @_;
 	my $statuses = join(', ', map { quote($_) } @{ $opts{statuses} // [qw(completed failed cancelled)] });
 	$self->wait_until("SELECT status IN ($statuses) FROM vproxy.processing_jobs WHERE id = " . quote($job),
-		$opts{timeout})
+		$opts{timeout}, undef, $opts{poll})
 	  or diag("job $job did not reach ($statuses): " . $JSON->encode($self->job($job) // {}));
 	return $self->job($job);
 }
