@@ -166,8 +166,9 @@ file_key_parent(const char *root, const char *key, bool create, int *dir_fd,
 
 		memcpy(part, component, slash - component);
 		part[slash - component] = '\0';
-		if (create && mkdirat(current, part, 0777) != 0 && errno != EEXIST)
+		if (create && (mkdirat(current, part, 0777) == 0 ? fsync(current) : errno != EEXIST))
 		{
+			/* a new directory must survive a crash as the object put in it */
 			int			error = errno;
 
 			status = storage_fail(why, storage_errno_status(error) == EX_NOINPUT ? EX_SOFTWARE :
