@@ -109,7 +109,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.expect_continue = True
         return True
 
-    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = lambda self: self.handle_request()
+    def handle_one(self):
+        """One request; a 100 Continue never owed carries over to the next."""
+        try:
+            self.handle_request()
+        finally:
+            self.expect_continue = False
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = handle_one
 
     # -- plumbing ---------------------------------------------------------
 
