@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -212,6 +213,11 @@ cmd_storage(int argc, char **argv)
 	int			status;
 	bool		known = false;
 
+	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))
+	{
+		fputs(storage_usage, stdout);
+		return 0;
+	}
 	status = parse_storage_args(argc, argv, &args);
 	if (status != 0)
 		return status;

@@ -159,6 +159,9 @@ SKIP:
 }
 
 # usage
+my $help = run_storage(\%env, '--help');
+is($help->{exit}, 0, '--help');
+like($help->{stdout}, qr/storage presign KEY \[--expires SECONDS\]/, 'prints the usage');
 is(run_storage(\%env)->{exit}, 64, 'no operation: 64');
 is(run_storage(\%env, 'frobnicate', 'k')->{exit}, 64, 'unknown operation: 64');
 is(run_storage(\%env, 'get', 'k')->{exit}, 64, 'missing operand: 64');
