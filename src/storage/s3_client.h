@@ -11,7 +11,10 @@
 
 #include "storage/storage_internal.h"
 
-/* Retries of transient failures: attempts per request, and a time budget. */
+/*
+ * Retries of transient failures: attempts per request, and a time budget per
+ * request from its first attempt.
+ */
 #define S3_MAX_ATTEMPTS 5
 #define S3_RETRY_BASE_MS 200
 #define S3_RETRY_CAP_MS 4000
@@ -83,7 +86,8 @@ typedef struct S3Request
 	int			local_errno;	/* a local read or write failed */
 	const char *protocol_error; /* the server's answer made no sense */
 	int			attempts;
-	double		not_before;		/* monotonic seconds */
+	double		first_started;	/* monotonic seconds of the first attempt */
+	double		not_before;		/* no attempt before this (backoff) */
 	int			state;
 } S3Request;
 

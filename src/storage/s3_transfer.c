@@ -313,7 +313,8 @@ start_attempt(S3Client *client, S3Request *request, char *why)
 {
 	CURL	   *easy;
 
-	request->attempts++;
+	if (request->attempts++ == 0)
+		request->first_started = monotonic_seconds();
 	request->moved = 0;
 	request->http_status = 0;
 	request->local_errno = 0;
@@ -425,7 +426,7 @@ bytes_moved(S3Request **requests, int count)
 
 /* Look at finished attempts: done, back in line, or the end of everything. */
 static int
-collect_finished(S3Client *client, double started, int *running, char *why)
+collect_finished(S3Client *client, int *running, char *why)
 {
 	CURLMsg    *message;
 	int			left;
@@ -458,7 +459,7 @@ collect_finished(S3Client *client, double started, int *running, char *why)
 			return status;
 		delay = backoff_ms(request->attempts);
 		if (request->attempts >= S3_MAX_ATTEMPTS ||
-			now + delay / 1000.0 - started > S3_RETRY_BUDGET_SECONDS)
+			now + delay / 1000.0 - request->first_started > S3_RETRY_BUDGET_SECONDS)
 		{
 			size_t		used = strlen(why);
 
@@ -519,7 +520,7 @@ s3_run(S3Client *client, S3Request **requests, int count, int parallel,
 		if (status != 0 || done == count)
 			break;
 		curl_multi_perform(client->multi, &still_running);
-		status = collect_finished(client, started, &running, why);
+		status = collect_finished(client, &running, why);
 		if (status != 0)
 			break;
 		if (progress_total > 0)
