@@ -141,10 +141,10 @@ my %FIXTURES = (
 		my ($path, $dir) = @_;
 		my $plain = "$dir/phone_plain.mp4";
 		ffmpeg(qw(-f lavfi -i testsrc2=size=640x360:rate=30 -f lavfi -i), "$SINE:duration=6",
-			qw(-t 6 -c:v libx264 -preset ultrafast -g 60 -c:a aac -ac 2 -b:a 96k), $plain);
+			qw(-t 6 -c:v libx264 -preset veryfast -g 60 -c:a aac -ac 2 -b:a 96k), $plain);
 		ffmpeg('-i', $plain, qw(-c copy -metadata:s:v:0 rotate=90), $path);
 		unlink $plain;
-	}, 'phone video, H.264/AAC, display matrix 90 degrees, 6 s'],
+	}, 'phone video, H.264 with B-frames (non-reference ones too)/AAC, display matrix 90 degrees, 6 s'],
 	anamorphic_interlaced_ts => ['ts', [qw(-f lavfi -i testsrc2=size=720x576:rate=50 -f lavfi -i),
 		'sine=frequency=300:sample_rate=48000',
 		'-t', '3', '-vf', 'tinterlace=mode=interleave_top,setsar=16/15',
