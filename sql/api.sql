@@ -2,6 +2,8 @@
 -- vproxy_cancel, the NOTIFY and the monitoring views.
 CREATE EXTENSION vproxy;
 SET search_path = vproxy, public;
+-- error positions inside the functions are not part of the contract
+\set SHOW_CONTEXT never
 
 \dx vproxy
 SELECT count(*) AS extension_objects FROM pg_depend

@@ -158,9 +158,16 @@ LANGUAGE sql SET search_path = pg_catalog AS $$
 $$;
 
 -- Put a failed proxy job's video in its final state, unless another proxy
--- job for it is still queued or running.
+-- job for it is still queued or running.  The video is locked first, so that
+-- the check below sees a proxy job enqueued concurrently (the enqueue locks
+-- the video too).
 CREATE FUNCTION settle_video_after_failure(job processing_jobs) RETURNS void
-LANGUAGE sql SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+	IF job.job_type <> 'proxy_generation' THEN
+		RETURN;
+	END IF;
+	PERFORM FROM vproxy.videos v WHERE v.id = job.video_id FOR UPDATE;
 	UPDATE vproxy.videos v
 	   SET processing_status = CASE WHEN job.status = 'cancelled' AND v.proxy_path IS NOT NULL
 								   THEN 'completed' ELSE 'failed' END,
@@ -169,11 +176,11 @@ LANGUAGE sql SET search_path = pg_catalog AS $$
 		   processing_completed_at = CASE WHEN job.status = 'cancelled' AND v.proxy_path IS NOT NULL
 										 THEN v.processing_completed_at ELSE NULL END
 	 WHERE v.id = job.video_id
-	   AND job.job_type = 'proxy_generation'
 	   AND NOT EXISTS (SELECT FROM vproxy.processing_jobs o
 					   WHERE o.video_id = job.video_id AND o.id <> job.id
 						 AND o.job_type = 'proxy_generation'
 						 AND o.status IN ('pending', 'running'));
+END
 $$;
 
 -- Fail a job for good, with its video, and notify.
@@ -218,10 +225,19 @@ BEGIN
 		RAISE EXCEPTION 'priority must be between 0 (most urgent) and 9, not %', priority
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	PERFORM vproxy.check_params(coalesce(params, '{}'));
+	IF params IS NOT NULL AND params <> '{}' THEN
+		PERFORM vproxy.check_params(params);
+	END IF;
 
-	-- lock the video so that a concurrent failure does not settle it meanwhile
-	PERFORM FROM vproxy.videos v WHERE v.id = the_video_id FOR UPDATE;
+	-- a proxy job marks its video first: the row lock orders this enqueue
+	-- with a failure of another proxy job settling the same video
+	IF the_job_type = 'proxy_generation' THEN
+		UPDATE vproxy.videos v
+		   SET processing_status = 'processing', processing_error = NULL
+		 WHERE v.id = the_video_id;
+	ELSE
+		PERFORM FROM vproxy.videos v WHERE v.id = the_video_id;
+	END IF;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'video % does not exist', the_video_id
 			USING ERRCODE = 'foreign_key_violation';
@@ -231,12 +247,6 @@ BEGIN
 	VALUES (the_video_id, the_job_type, priority, coalesce(params, '{}'),
 			coalesce(nullif(current_setting('vproxy.max_attempts', true), '')::int, 3))
 	RETURNING id INTO new_job_id;
-
-	IF the_job_type = 'proxy_generation' THEN
-		UPDATE vproxy.videos v
-		   SET processing_status = 'processing', processing_error = NULL
-		 WHERE v.id = the_video_id;
-	END IF;
 
 	PERFORM vproxy.wake_workers_at_commit(NULL);
 	RETURN new_job_id;

@@ -13,6 +13,6 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initi
 REGRESS = api worker_functions privileges settings
 REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/regress.conf
 
-ISOLATION = claim_skip_locked cancel_vs_finish lease_takeover
+ISOLATION = claim_skip_locked cancel_vs_finish lease_takeover enqueue_vs_failure
 ISOLATION_OPTS = --temp-instance=tmp_check_iso --temp-config=test/regress.conf \
 	--inputdir=test/isolation
