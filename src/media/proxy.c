@@ -189,5 +189,7 @@ media_make_proxy(const char *input, const char *output,
 		status = media_commit_output(run.temp_path, output, &proxy_info->file_size_bytes, why);
 	else if (run.temp_path[0] != '\0')
 		unlink(run.temp_path);
+	if (status == 0 && hooks != NULL && hooks->progress != NULL)
+		hooks->progress(1.0, hooks->arg);
 	return status;
 }

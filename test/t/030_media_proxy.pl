@@ -126,7 +126,7 @@ for my $name (qw(phone_rotated vfr_mp4 cctv_5fps mpeg4_mp3_avi odd_ffv1 vp9_opus
 	my @fractions = map { /^progress (\d\.\d+) proxy$/ ? $1 : () } @{ $result->{progress} };
 	ok(@fractions >= 5, 'progress lines on the progress fd (' . scalar(@fractions) . ')');
 	is_deeply(\@fractions, [sort { $a <=> $b } @fractions], 'progress is monotonic');
-	ok(@fractions && $fractions[-1] > 0.9, 'progress reaches the end');
+	ok(@fractions && $fractions[-1] == 1, 'progress reaches 1 at the end');
 	is(scalar(grep { !/^progress \d\.\d{4} \w+$/ } @{ $result->{progress} }), 0, 'progress lines are well formed');
 }
 
