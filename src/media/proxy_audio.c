@@ -115,7 +115,20 @@ open_filter(ProxyRun *run, const AVFrame *frame, char *why)
 	if (ret < 0)
 		return media_fail_av(why, ret, "cannot set up the audio filters");
 	av_buffersink_set_frame_size(run->audio_sink, encoder->frame_size);
-	return 0;
+	run->audio_in_format = frame->format;
+	run->audio_in_rate = frame->sample_rate;
+	av_channel_layout_uninit(&run->audio_in_layout);
+	return av_channel_layout_copy(&run->audio_in_layout, &frame->ch_layout) < 0 ?
+		media_fail(why, EX_TEMPFAIL, "out of memory") : 0;
+}
+
+/* Whether `frame` is in the format the audio graph was built for. */
+static bool
+same_audio_format(const ProxyRun *run, const AVFrame *frame)
+{
+	return frame->format == run->audio_in_format &&
+		frame->sample_rate == run->audio_in_rate &&
+		av_channel_layout_compare(&frame->ch_layout, &run->audio_in_layout) == 0;
 }
 
 /* Encode what the filter has ready (everything, at the end). */
@@ -168,6 +181,14 @@ drain_decoder(ProxyRun *run, char *why)
 
 	while ((ret = avcodec_receive_frame(run->audio_decoder, run->frame)) >= 0)
 	{
+		/*
+		 * A change of format, rate or layout mid-stream (broadcast TS) gets a
+		 * new graph; like the ffmpeg CLI, the old one's last partial frame
+		 * (under 1024 samples) is let go, as AAC takes no short frame but the
+		 * last.
+		 */
+		if (run->audio_graph != NULL && !same_audio_format(run, run->frame))
+			avfilter_graph_free(&run->audio_graph);
 		if (run->audio_graph == NULL && (status = open_filter(run, run->frame, why)) != 0)
 			return status;
 		stamp_frame(run, run->frame);
@@ -241,6 +262,7 @@ void
 proxy_audio_close(ProxyRun *run)
 {
 	avfilter_graph_free(&run->audio_graph);
+	av_channel_layout_uninit(&run->audio_in_layout);
 	avcodec_free_context(&run->audio_decoder);
 	avcodec_free_context(&run->audio_encoder);
 }

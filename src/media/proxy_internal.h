@@ -48,6 +48,9 @@ typedef struct ProxyRun
 	AVFilterGraph *audio_graph;
 	AVFilterContext *audio_source;
 	AVFilterContext *audio_sink;
+	int			audio_in_format;	/* what the graph was built for */
+	int			audio_in_rate;
+	AVChannelLayout audio_in_layout;
 	AVCodecContext *audio_encoder;
 	int64_t		audio_next_pts; /* expected pts of the next decoded samples */
 	int64_t		audio_rescale_last;

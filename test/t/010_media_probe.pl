@@ -26,7 +26,9 @@ for my $name (fixture_names())
 	is($info->{pix_fmt}, $video->{pix_fmt}, "$name: pixel format");
 	is($info->{file_size_bytes}, -s $path, "$name: file size");
 	cmp_ok(abs($info->{duration_seconds} - $probe->{format}{duration}), '<', 0.01, "$name: duration");
-	is($info->{bitrate}, $probe->{format}{bit_rate}, "$name: container bit rate");
+	# derived from size and duration, which our bounded probing may estimate a hair differently
+	cmp_ok(abs($info->{bitrate} - $probe->{format}{bit_rate}), '<=', 0.005 * $probe->{format}{bit_rate},
+		"$name: container bit rate");
 	my ($num, $den) = split m{/}, $video->{avg_frame_rate};
 	($num, $den) = split m{/}, $video->{r_frame_rate} unless $den && $num;
 	cmp_ok(abs($info->{fps} - $num / $den), '<', 0.001, "$name: average frame rate");

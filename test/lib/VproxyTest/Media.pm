@@ -150,6 +150,15 @@ my %FIXTURES = (
 		'-t', '3', '-vf', 'tinterlace=mode=interleave_top,setsar=16/15',
 		qw(-flags +ilme+ildct -top 1 -c:v mpeg2video -b:v 4M -c:a mp2 -ac 2 -output_ts_offset 10)],
 		'interlaced MPEG-2 (TFF), 720x576 SAR 16:15, MP2, MPEG-TS starting at 10 s'],
+	audio_switch_ts => ['ts', sub {
+		my ($path, $dir) = @_;
+		ffmpeg(qw(-f lavfi -i testsrc2=size=320x240:rate=25 -f lavfi -i sine=frequency=500:sample_rate=44100
+			-t 2 -c:v libx264 -preset ultrafast -c:a mp2 -ac 1 -b:a 64k), "$dir/one.ts");
+		ffmpeg(qw(-f lavfi -i testsrc2=size=320x240:rate=25 -f lavfi -i sine=frequency=800:sample_rate=48000
+			-t 2 -c:v libx264 -preset ultrafast -c:a mp2 -ac 2 -b:a 128k -output_ts_offset 2), "$dir/two.ts");
+		write_file($path, read_file("$dir/one.ts") . read_file("$dir/two.ts"));
+		unlink "$dir/one.ts", "$dir/two.ts";
+	}, 'MPEG-TS whose audio turns from mono 44.1 kHz to stereo 48 kHz mid-stream, like broadcast'],
 	vp9_opus_webm => ['webm', [qw(-f lavfi -i testsrc2=size=426x240:rate=24 -f lavfi -i),
 		'sine=frequency=500:sample_rate=48000',
 		qw(-t 3 -c:v libvpx-vp9 -deadline realtime -cpu-used 8 -b:v 300k -c:a libopus -ac 2)],
