@@ -274,7 +274,7 @@ feed(Child *child)
 	close_fd(&child->stdin_fd);
 }
 
-/* Reap the child if it has exited. */
+/* Reap the child if it has exited, with what it used. */
 static void
 reap(Child *child)
 {
@@ -282,7 +282,7 @@ reap(Child *child)
 
 	if (child->exited || child->pid <= 0)
 		return;
-	if (waitpid(child->pid, &status, WNOHANG) == child->pid)
+	if (wait4(child->pid, &status, WNOHANG, &child->usage) == child->pid)
 	{
 		child->exited = true;
 		child->wait_status = status;

@@ -8,6 +8,8 @@
 #ifndef VPROXY_CHILD_H
 #define VPROXY_CHILD_H
 
+#include <sys/resource.h>
+
 #include "lib/stringinfo.h"
 
 /* the last bytes of stderr kept for the error message */
@@ -36,6 +38,7 @@ typedef struct Child
 	bool		progress_changed;
 	bool		exited;
 	int			wait_status;	/* from waitpid, once exited */
+	struct rusage usage;		/* the child's resources, once exited */
 } Child;
 
 /* Start program with "job --progress-fd 3", input on its stdin; false and errno on failure. */

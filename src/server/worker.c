@@ -257,9 +257,13 @@ record_outcome(const ClaimedJob *job, Child *child, double seconds)
 		else if (error != NULL)
 			record_failure(job, error, false);
 		else
-			ereport(LOG, (errmsg("vproxy: job %s (%s) of video %s completed in %.1f s, attempt %d",
-								 job->job_id_text, job->job_type,
-								 job->video_id_text, seconds, job->attempt)));
+			ereport(LOG, (errmsg("vproxy: job %s (%s) of video %s completed in %.1f s, attempt %d "
+								 "(child: %.1f s CPU, %ld MB peak memory)",
+								 job->job_id_text, job->job_type, job->video_id_text, seconds,
+								 job->attempt,
+								 child->usage.ru_utime.tv_sec + child->usage.ru_utime.tv_usec / 1e6 +
+								 child->usage.ru_stime.tv_sec + child->usage.ru_stime.tv_usec / 1e6,
+								 child->usage.ru_maxrss / 1024)));
 	}
 	else if (WIFEXITED(status))
 		record_failure(job, last_line[0] ? last_line :
