@@ -14,6 +14,35 @@
 
 #include "storage/s3_client.h"
 
+/* Write a code point (at most 0x10FFFF) as UTF-8; return the byte count. */
+static size_t
+utf8_encode(unsigned long code, char *out)
+{
+	if (code < 0x80)
+	{
+		out[0] = (char) code;
+		return 1;
+	}
+	if (code < 0x800)
+	{
+		out[0] = (char) (0xC0 | (code >> 6));
+		out[1] = (char) (0x80 | (code & 0x3F));
+		return 2;
+	}
+	if (code < 0x10000)
+	{
+		out[0] = (char) (0xE0 | (code >> 12));
+		out[1] = (char) (0x80 | ((code >> 6) & 0x3F));
+		out[2] = (char) (0x80 | (code & 0x3F));
+		return 3;
+	}
+	out[0] = (char) (0xF0 | (code >> 18));
+	out[1] = (char) (0x80 | ((code >> 12) & 0x3F));
+	out[2] = (char) (0x80 | ((code >> 6) & 0x3F));
+	out[3] = (char) (0x80 | (code & 0x3F));
+	return 4;
+}
+
 /* Decode one XML entity at *in into out; return its length, 0 if unknown. */
 static size_t
 decode_entity(const char *in, const char *end, char *out, size_t *out_length)
@@ -44,19 +73,7 @@ decode_entity(const char *in, const char *end, char *out, size_t *out_length)
 	code = in[2] == 'x' ? strtoul(in + 3, &stop, 16) : strtoul(in + 2, &stop, 10);
 	if (stop >= end || *stop != ';' || code == 0 || code > 0x10FFFF)
 		return 0;
-	/* UTF-8 encoding of the code point */
-	if (code < 0x80)
-		out[0] = (char) code, *out_length = 1;
-	else if (code < 0x800)
-		out[0] = (char) (0xC0 | (code >> 6)), out[1] = (char) (0x80 | (code & 0x3F)),
-			*out_length = 2;
-	else if (code < 0x10000)
-		out[0] = (char) (0xE0 | (code >> 12)), out[1] = (char) (0x80 | ((code >> 6) & 0x3F)),
-			out[2] = (char) (0x80 | (code & 0x3F)), *out_length = 3;
-	else
-		out[0] = (char) (0xF0 | (code >> 18)), out[1] = (char) (0x80 | ((code >> 12) & 0x3F)),
-			out[2] = (char) (0x80 | ((code >> 6) & 0x3F)), out[3] = (char) (0x80 | (code & 0x3F)),
-			*out_length = 4;
+	*out_length = utf8_encode(code, out);
 	return stop + 1 - in;
 }
 
