@@ -46,7 +46,6 @@ typedef struct JobRun
 	Storage    *storage;
 	Workspace	workspace;
 	char		input[PATH_MAX];	/* the original, in place or downloaded */
-	bool		original_is_remote;
 	char		sha256[SHA256_HEX_LEN + 1];
 	MediaInfo	original;
 	MediaInfo	proxy;
@@ -153,11 +152,10 @@ original_file_name(const char *key, char *name, size_t size)
 	snprintf(name, size, plain ? "original.%s" : "original", plain ? dot + 1 : "");
 }
 
-/* Find the original: in place for the file backend, else download it. */
+/* Find the original: in place for the file backend, else download it (room is reserved first). */
 static int
 fetch_original(JobRun *run, const StorageHooks *hooks)
 {
-	StorageObjectInfo object;
 	char	   *local = NULL;
 	char		name[32];
 	int			rc;
@@ -173,12 +171,6 @@ fetch_original(JobRun *run, const StorageHooks *hooks)
 		free(local);
 		return rc;
 	}
-	run->original_is_remote = true;
-	if ((rc = storage_head(run->storage, run->spec.original_key, &object, run->why)) != 0)
-		return rc;
-	if ((rc = workspace_require_space(&run->workspace, object.size_bytes + OUTPUT_SLACK_BYTES,
-									  run->why)) != 0)
-		return rc;
 	original_file_name(run->spec.original_key, name, sizeof(name));
 	if (!workspace_file(&run->workspace, name, run->input, sizeof(run->input)))
 	{
