@@ -190,6 +190,10 @@ find_picture(ThumbnailRun *run, int width, char *why)
 		avcodec_send_packet(run->decoder, NULL);
 		status = drain_decoder(run, frame, width, why);
 	}
+	/* nothing decodable after the seek point (no keyframe there): seek earlier */
+	if (status == 0 && run->picture == NULL && !run->fed && !run->seen_frame &&
+		run->seek_seconds > 0)
+		run->overshot = true;
 	if (run->overshot)
 	{
 		av_packet_free(&packet);
@@ -241,8 +245,8 @@ seek_to(ThumbnailRun *run, double seconds)
 
 /*
  * Find the picture at `at` seconds.  Some formats (MPEG-TS) seek only
- * roughly and may land past the time asked for; then seek again earlier,
- * at last from the start.
+ * roughly and may land past the time asked for, or where nothing decodes;
+ * then seek again earlier, at last from the start.
  */
 static int
 find_picture_at(ThumbnailRun *run, double at, int width, char *why)

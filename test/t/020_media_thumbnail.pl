@@ -25,7 +25,7 @@ sub reference
 	VproxyTest::Media::ffmpeg('-ss', $at, '-i', $path, qw(-frames:v 1 -q:v 2 -vf), join(',', @filters), $out);
 }
 
-for my $name (fixture_names())
+for my $name (grep { $_ ne 'size_switch_ts' } fixture_names())
 {
 	my $path = fixture($name);
 	my $probe = ffprobe_json($path, '-show_entries', 'stream_side_data');
@@ -69,6 +69,21 @@ for my $name (fixture_names())
 	my ($same, $neighbour) = (psnr($out, "$dir/at.ref.jpg"), psnr($out, "$dir/later.ref.jpg"));
 	cmp_ok($same, '>', 35, "frame at 1.5 s matches ffmpeg's ($same dB)");
 	cmp_ok($neighbour, '<', $same - 5, "and differs from the frame 0.1 s later ($neighbour dB)");
+}
+
+# a picture size that changes mid-stream: the thumbnail has the aspect of the frame it shows
+for my $case (['1.0', 320, 240], ['3.0', 320, 180])
+{
+	my ($at, $w, $h) = @$case;
+	my $path = fixture('size_switch_ts');
+	my $out = "$dir/switch-$at.jpg";
+	my $result = run_transcode('thumbnail', $path, $out, '--at', $at);
+	is("$result->{json}{width}x$result->{json}{height}", "${w}x$h", "size change: at $at s the frame is ${w}x$h");
+	# ffmpeg's input seek lands in the wrong half of this file: decode from the start instead
+	VproxyTest::Media::ffmpeg('-i', $path, '-ss', $at, qw(-frames:v 1 -q:v 2 -vf), "scale=$w:$h",
+		"$dir/switch-$at.ref.jpg");
+	my $psnr = psnr($out, "$dir/switch-$at.ref.jpg");
+	cmp_ok($psnr, '>', 35, "size change: at $at s the frame ffmpeg picks ($psnr dB)");
 }
 
 # a time past the end falls back to the midpoint

@@ -159,6 +159,14 @@ my %FIXTURES = (
 		write_file($path, read_file("$dir/one.ts") . read_file("$dir/two.ts"));
 		unlink "$dir/one.ts", "$dir/two.ts";
 	}, 'MPEG-TS whose audio turns from mono 44.1 kHz to stereo 48 kHz mid-stream, like broadcast'],
+	size_switch_ts => ['ts', sub {
+		my ($path, $dir) = @_;
+		ffmpeg(qw(-f lavfi -i testsrc2=size=320x240:rate=25 -t 2 -c:v libx264 -preset ultrafast), "$dir/one.ts");
+		ffmpeg(qw(-f lavfi -i testsrc2=size=640x360:rate=25 -t 2 -c:v libx264 -preset ultrafast
+			-output_ts_offset 2), "$dir/two.ts");
+		write_file($path, read_file("$dir/one.ts") . read_file("$dir/two.ts"));
+		unlink "$dir/one.ts", "$dir/two.ts";
+	}, 'MPEG-TS whose picture size changes mid-stream (320x240 then 640x360)'],
 	vp9_opus_webm => ['webm', [qw(-f lavfi -i testsrc2=size=426x240:rate=24 -f lavfi -i),
 		'sine=frequency=500:sample_rate=48000',
 		qw(-t 3 -c:v libvpx-vp9 -deadline realtime -cpu-used 8 -b:v 300k -c:a libopus -ac 2)],
