@@ -32,6 +32,17 @@ for my $job (values %job_of, $garbage_job, $mismatch_job)
 {
 	$vp->wait_for_job($job);
 }
+
+# a thumbnail job at another time refreshes the thumbnail only
+my $thumb_video = $vp->value("SELECT video_id FROM vproxy.processing_jobs WHERE id = '$job_of{phone_rotated}'");
+my $thumb_job = $vp->enqueue($thumb_video, job_type => 'thumbnail_generation',
+	params => { timestamp_seconds => 1.5 });
+my $thumb = $vp->wait_for_job($thumb_job);
+is($thumb->{status}, 'completed', 'thumbnail job completed');
+is($thumb->{result_data}{metadata}{thumbnail}{timestamp_seconds}, 1.5, 'at the time asked for');
+ok(!exists $thumb->{result_data}{proxy_path}, 'and made no proxy');
+is($vp->video($thumb_video)->{thumbnail_path}, "thumbnails/mall-7/$thumb_video.jpg", 'at the default key');
+is($vp->video($thumb_video)->{processing_status}, 'completed', 'the video status is left alone');
 my $storage = $vp->storage_dir;
 for my $clip (@clips)
 {
@@ -74,7 +85,7 @@ for my $clip (@clips)
 }
 is($notified{$garbage_job} && $notified{$garbage_job}{status}, 'failed', 'garbage upload: NOTIFY says failed');
 is($notified{$mismatch_job} && $notified{$mismatch_job}{status}, 'failed', 'wrong checksum: NOTIFY says failed');
-is(scalar keys %notified, @clips + 2, 'one NOTIFY per job, no more');
+is(scalar keys %notified, @clips + 3, 'one NOTIFY per job, no more');
 
 # the status function and the statistics
 my $status = $vp->value("SELECT vproxy.vproxy_job_status('$job_of{cctv_5fps}')");

@@ -52,6 +52,11 @@ ok($shown->{state} eq 'running' && $shown->{job_id} eq $job && $shown->{progress
 	  && length $shown->{stage} && $shown->{filename} eq 'long.mp4',
 	"vproxy.workers shows the job: $shown->{state} $shown->{progress} $shown->{stage}");
 is(process_group($child), $child, 'the child leads its own process group');
+# an upgrade script's DDL on the queue is not blocked by a running job
+my ($ret, $out, $err) = $node->psql('vproxy', "SET lock_timeout = '5s';
+	ALTER TABLE vproxy.processing_jobs ADD COLUMN upgrade_test int;
+	ALTER TABLE vproxy.processing_jobs DROP COLUMN upgrade_test;");
+is($ret, 0, 'DDL on processing_jobs goes through while a job runs') or diag($err);
 kill 'KILL', $child;
 my $row = $vp->wait_for_job($job, statuses => ['pending'], timeout => 20);
 like($row->{error_message}, qr/killed by signal 9/, 'the attempt failed as killed by signal 9');
