@@ -144,6 +144,20 @@ collect_stopped_workers(void)
 	return running;
 }
 
+/*
+ * Start the next workers without delay: their deaths were asked for (a
+ * pause) or explained (the extension was missing and may be back now).
+ */
+static void
+forgive_deaths(void)
+{
+	for (int i = 0; i < vproxy_workers; i++)
+	{
+		workers[i].young_deaths = 0;
+		workers[i].restart_after = 0;
+	}
+}
+
 /* Ask every running worker to stop (they hand their jobs back). */
 static void
 stop_workers(void)
@@ -223,10 +237,13 @@ launcher_step(void)
 	extension_missing = vproxy_state->extension_missing;
 	SpinLockRelease(&vproxy_state->mutex);
 
+	if (recheck)
+		forgive_deaths();
 	if (pause_wanted)
 	{
 		enter_mood(MOOD_PAUSED);
 		stop_workers();
+		forgive_deaths();
 		return 1000;
 	}
 	if (!database_exists())
@@ -247,6 +264,7 @@ launcher_step(void)
 			return TimestampDifferenceMilliseconds(now, TimestampTzPlusMilliseconds(extension_looked_at, EXTENSION_POLL_MS)) + 1;
 		/* the poll ran out: let the workers look again */
 		extension_looked_at = now;
+		forgive_deaths();
 		SpinLockAcquire(&vproxy_state->mutex);
 		vproxy_state->extension_missing = false;
 		SpinLockRelease(&vproxy_state->mutex);
