@@ -33,7 +33,7 @@ BEGIN
 	my $bindir = `pg_config --bindir`;
 	chomp $bindir;
 	$ENV{PATH} = "$bindir:$ENV{PATH}" if $bindir && index($ENV{PATH}, $bindir) < 0;
-	$ENV{TESTDIR} //= File::Temp::tempdir('vproxy-cluster-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+	$ENV{TESTDIR} //= File::Temp::tempdir('vproxy-cluster-XXXXXX', TMPDIR => 1, CLEANUP => 1) unless $^C;
 }
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
