@@ -214,8 +214,8 @@ my %FIXTURES = (
 		-x265-params log-level=error:colorprim=bt2020:transfer=arib-std-b67:colormatrix=bt2020nc -tag:v hvc1)],
 		'HLG HDR HEVC Main 10 in MP4'],
 	yuv444_mov => ['mov', [qw(-f lavfi -i testsrc2=size=400x300:rate=30 -f lavfi -i), "$SINE",
-		qw(-t 2 -c:v libx264 -preset ultrafast -pix_fmt yuv444p -c:a aac -ac 2)],
-		'H.264 4:4:4 in MOV'],
+		qw(-t 2 -c:v libx264 -preset ultrafast -pix_fmt yuv444p -c:a aac -ac 2 -timecode 01:00:00:00)],
+		'H.264 4:4:4 in MOV with a timecode (data) track'],
 );
 
 # Bad inputs: name => [extension, sub making it, expected exit status].
