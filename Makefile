@@ -11,11 +11,13 @@ include src/server/server.mk
 
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
-PROVE_FLAGS = -I test/lib
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# after PGXS, whose Makefile.global empties PROVE_FLAGS
+PROVE_FLAGS = -I test/lib --timer
 
 # the child program: media, storage and transcode rooms
 include src/transcode/transcode.mk
