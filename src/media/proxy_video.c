@@ -138,6 +138,9 @@ proxy_video_open(ProxyRun *run, char *why)
 	choose_format(run);
 	frame_selection_init(&run->selection, video->time_base, run->frame_rate, video->r_frame_rate,
 						 !run->deinterlace && av_cmp_q(video->avg_frame_rate, video->r_frame_rate) == 0);
+	run->last_frame = av_frame_alloc();
+	if (run->last_frame == NULL)
+		return media_fail(why, EX_TEMPFAIL, "out of memory");
 	status = media_open_decoder(video, 0, &run->video_decoder, why);
 	if (status == 0)
 		status = open_encoder(run, why);
@@ -268,6 +271,9 @@ proxy_video_frame(ProxyRun *run, AVFrame *frame, char *why)
 		run->video_end_pts = frame->pts + duration;
 	if (!run->video_filter_open && (status = open_filter(run, frame, why)) != 0)
 		return status;
+	av_frame_unref(run->last_frame);
+	if (av_frame_ref(run->last_frame, frame) < 0)
+		return media_fail(why, EX_TEMPFAIL, "out of memory");
 	ret = av_buffersrc_add_frame_flags(run->video_filter.source, frame, 0);
 	if (ret < 0)
 		return media_fail_av(why, ret, "cannot filter the video");
@@ -328,6 +334,30 @@ proxy_video_flush_decoder(ProxyRun *run, char *why)
 	return drain_decoder(run, why);
 }
 
+/*
+ * A video too short for the fps filter to keep any frame (a single frame):
+ * show its last frame for one proxy frame rather than fail.
+ */
+static int
+encode_last_frame(ProxyRun *run, char *why)
+{
+	AVFrame    *frame = run->last_frame;
+	int64_t		period = av_rescale_q(1, av_inv_q(run->frame_rate), run->input.video->time_base);
+	int64_t		end_pts;
+	int			status;
+	int			ret;
+
+	if (frame->pts == AV_NOPTS_VALUE)
+		frame->pts = 0;
+	end_pts = frame->pts + (period > 0 ? period : 1);
+	if ((status = open_filter(run, frame, why)) != 0)
+		return status;
+	ret = av_buffersrc_add_frame_flags(run->video_filter.source, frame, 0);
+	if (ret < 0)
+		return media_fail_av(why, ret, "cannot filter the video");
+	return finish_filter(run, end_pts, why);
+}
+
 /* Flush filter and encoder after the last frame (encoding thread). */
 int
 proxy_video_finish(ProxyRun *run, char *why)
@@ -337,6 +367,8 @@ proxy_video_finish(ProxyRun *run, char *why)
 	if (run->frames_decoded == 0)
 		return media_fail(why, EX_DATAERR, "no frame of the video stream decodes without errors");
 	status = finish_filter(run, run->video_end_pts, why);
+	if (status == 0 && run->frames_encoded == 0 && run->last_frame->buf[0] != NULL)
+		status = encode_last_frame(run, why);
 	if (status == 0)
 		status = encode_frame(run, NULL, why);
 	if (status == 0 && run->frames_encoded == 0)
@@ -351,6 +383,7 @@ proxy_video_close(ProxyRun *run)
 {
 	media_video_filter_close(&run->video_filter);
 	run->video_filter_open = false;
+	av_frame_free(&run->last_frame);
 	avcodec_free_context(&run->video_decoder);
 	avcodec_free_context(&run->video_encoder);
 }

@@ -25,7 +25,7 @@ sub reference
 	VproxyTest::Media::ffmpeg('-ss', $at, '-i', $path, qw(-frames:v 1 -q:v 2 -vf), join(',', @filters), $out);
 }
 
-for my $name (grep { $_ ne 'size_switch_ts' } fixture_names())
+for my $name (grep { !/^(size_switch_ts|one_frame)$/ } fixture_names())
 {
 	my $path = fixture($name);
 	my $probe = ffprobe_json($path, '-show_entries', 'stream_side_data');
@@ -84,6 +84,17 @@ for my $case (['1.0', 320, 240], ['3.0', 320, 180])
 		"$dir/switch-$at.ref.jpg");
 	my $psnr = psnr($out, "$dir/switch-$at.ref.jpg");
 	cmp_ok($psnr, '>', 35, "size change: at $at s the frame ffmpeg picks ($psnr dB)");
+}
+
+# a single frame: the midpoint is past its start, so ffmpeg -ss finds nothing; we show the frame
+{
+	my $path = fixture('one_frame');
+	my $result = run_transcode('thumbnail', $path, "$dir/one.jpg");
+	is($result->{status}, 0, 'one frame: thumbnail made');
+	cmp_ok(abs(($result->{json}{timestamp_seconds} // -1) - 0.02), '<', 0.001, 'one frame: the midpoint asked');
+	reference($path, 0, 320, 240, "$dir/one.ref.jpg", {});
+	my $psnr = psnr("$dir/one.jpg", "$dir/one.ref.jpg");
+	cmp_ok($psnr, '>', 35, "one frame: it is that frame ($psnr dB)");
 }
 
 # a time past the end falls back to the midpoint

@@ -203,6 +203,8 @@ my %FIXTURES = (
 		'two audio tracks: 5.1 not default, mono default'],
 	cctv_5fps => ['mp4', [qw(-f lavfi -i testsrc2=size=640x360:rate=5 -t 4 -c:v libx264 -preset ultrafast)],
 		'5 fps CCTV-like, no audio'],
+	one_frame => ['mp4', [qw(-f lavfi -i testsrc2=size=320x240:rate=25 -frames:v 1 -c:v libx264 -preset ultrafast)],
+		'a single frame (too short for the fps filter to keep one)'],
 	three_frames => ['mp4', [qw(-f lavfi -i testsrc2=size=320x240:rate=25 -frames:v 3 -c:v libx264 -preset ultrafast)],
 		'three frames only'],
 	pq_hdr => ['mkv', [qw(-f lavfi -i testsrc2=size=640x360:rate=25 -t 2 -c:v libx265 -preset ultrafast
