@@ -30,8 +30,8 @@ media_fail(char *why, int status, const char *fmt,...)
 }
 
 /* Describe a libav error code in words. */
-const char *
-media_av_error_words(int averror, char *buffer, size_t size)
+static const char *
+av_error_words(int averror, char *buffer, size_t size)
 {
 	if (averror == AVERROR_INVALIDDATA)
 		snprintf(buffer, size, "invalid or corrupt data");
@@ -69,5 +69,5 @@ media_fail_av(char *why, int averror, const char *what)
 			 averror == AVERROR(EROFS))
 		status = EX_NOPERM;
 	return media_fail(why, status, "%s: %s", what,
-					  media_av_error_words(averror, words, sizeof(words)));
+					  av_error_words(averror, words, sizeof(words)));
 }

@@ -40,7 +40,6 @@ typedef struct Orientation
 extern int	media_fail(char *why, int status, const char *fmt,...)
 			__attribute__((format(printf, 3, 4)));
 extern int	media_fail_av(char *why, int averror, const char *what);
-extern const char *media_av_error_words(int averror, char *buffer, size_t size);
 
 /* limits.c */
 extern void media_limit_resources(void);
@@ -89,13 +88,11 @@ typedef struct VideoFilter
 	AVFilterGraph *graph;
 	AVFilterContext *source;
 	AVFilterContext *sink;
-	bool		tone_mapped;	/* HDR source brought to BT.709 SDR */
 } VideoFilter;
 
 extern int	media_video_filter_open(const VideoFilterSpec *spec,
 									VideoFilter *filter, char *why);
 extern void media_video_filter_close(VideoFilter *filter);
-extern bool media_frame_is_hdr(const AVFrame *frame);
 
 /* jpeg.c */
 extern int	media_write_jpeg(const AVFrame *frame, int quality, const char *path,

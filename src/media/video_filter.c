@@ -23,8 +23,8 @@
 #define FILTERS_MAX 1024
 
 /* Whether a frame carries an HDR transfer function (PQ or HLG). */
-bool
-media_frame_is_hdr(const AVFrame *frame)
+static bool
+frame_is_hdr(const AVFrame *frame)
 {
 	return frame->color_trc == AVCOL_TRC_SMPTE2084 ||
 		frame->color_trc == AVCOL_TRC_ARIB_STD_B67;
@@ -94,7 +94,6 @@ media_video_filter_open(const VideoFilterSpec *spec, VideoFilter *filter, char *
 		{
 			1, 1
 		};
-	filter->tone_mapped = media_frame_is_hdr(frame);
 	filter->graph = avfilter_graph_alloc();
 	if (filter->graph == NULL)
 		return media_fail(why, EX_TEMPFAIL, "out of memory building the video filters");
@@ -114,7 +113,7 @@ media_video_filter_open(const VideoFilterSpec *spec, VideoFilter *filter, char *
 		return media_fail_av(why, ret, "cannot set up the video filters");
 	}
 
-	describe_chain(spec, filter->tone_mapped, chain, sizeof(chain));
+	describe_chain(spec, frame_is_hdr(frame), chain, sizeof(chain));
 	outputs = avfilter_inout_alloc();
 	inputs = avfilter_inout_alloc();
 	if (outputs == NULL || inputs == NULL)
