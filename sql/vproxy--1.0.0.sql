@@ -116,7 +116,7 @@ DECLARE
 		'medium', 'slow', 'slower', 'veryslow', 'placebo'];
 	-- name -> [minimum, maximum, must be whole]
 	limits constant jsonb := '{"timestamp_seconds": [0, 1e9, false],
-		"thumbnail_width": [16, 7680, true], "height": [16, 4320, true],
+		"thumbnail_width": [16, 4096, true], "height": [16, 4320, true],
 		"fps": [0.1, 240, false], "crf": [0, 51, true],
 		"audio_bitrate": [8000, 512000, true]}';
 BEGIN

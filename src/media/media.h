@@ -97,6 +97,10 @@ typedef struct ThumbnailInfo
 extern void media_proxy_defaults(ProxyOptions *options);
 extern void media_thumbnail_defaults(ThumbnailOptions *options);
 
+/* Whether settings are within what the proxy and thumbnail support; 0 or EX_USAGE. */
+extern int	media_check_proxy_options(const ProxyOptions *options, char *why);
+extern int	media_check_thumbnail_options(const ThumbnailOptions *options, char *why);
+
 /* Open, validate (see the issue: streams, duration, dimensions, first frame) and describe. */
 extern int	media_probe(const char *input, const MediaHooks *hooks,
 						MediaInfo *info, char *why);

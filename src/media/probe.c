@@ -1,7 +1,7 @@
 /*
  * probe.c
  *		media_probe: validate an upload and describe it, the way ffprobe
- *		would; and the documented default settings of proxy and thumbnail.
+ *		would.
  */
 #include <stdio.h>
 #include <string.h>
@@ -9,28 +9,6 @@
 #include <libavutil/pixdesc.h>
 
 #include "media/media_internal.h"
-
-/* The documented proxy settings. */
-void
-media_proxy_defaults(ProxyOptions *options)
-{
-	memset(options, 0, sizeof(*options));
-	options->height = 480;
-	options->fps = 10.0;
-	options->crf = 28;
-	snprintf(options->preset, sizeof(options->preset), "medium");
-	options->audio_bitrate = 64000;
-	options->keyframe_seconds = 2.0;
-}
-
-/* The documented thumbnail settings. */
-void
-media_thumbnail_defaults(ThumbnailOptions *options)
-{
-	memset(options, 0, sizeof(*options));
-	options->at_seconds = -1.0;
-	options->width = 320;
-}
 
 /* Copy a name into a fixed field, "" for NULL. */
 static void

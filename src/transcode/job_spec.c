@@ -5,6 +5,7 @@
  * Everything a supervisor can get wrong is refused here with EX_USAGE and a
  * reason naming the field, before any download or decode starts.
  */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -22,11 +23,6 @@ static const JobTypeName job_types[] = {
 	{"proxy_generation", JOB_PROXY_GENERATION},
 	{"metadata_extraction", JOB_METADATA_EXTRACTION},
 	{"thumbnail_generation", JOB_THUMBNAIL_GENERATION},
-};
-
-static const char *const x264_presets[] = {
-	"ultrafast", "superfast", "veryfast", "faster", "fast",
-	"medium", "slow", "slower", "veryslow", "placebo",
 };
 
 /* Format the reason into why and return EX_USAGE. */
@@ -89,12 +85,12 @@ get_number(json_t *object, const char *field, double min, double max,
 	return 0;
 }
 
-/* An optional integer member within [min, max]; absent or null keeps *value. */
+/* An optional integer member; absent or null keeps *value. */
 static int
-get_integer(json_t *object, const char *field, int min, int max, int *value, char *why)
+get_integer(json_t *object, const char *field, int *value, char *why)
 {
 	double		number = *value;
-	int			rc = get_number(object, field, min, max, &number, why);
+	int			rc = get_number(object, field, INT_MIN, INT_MAX, &number, why);
 
 	if (rc != 0)
 		return rc;
@@ -201,32 +197,28 @@ parse_original(json_t *original, JobSpec *spec, char *why)
 	return 0;
 }
 
-/* Proxy and thumbnail parameters over the documented defaults. */
+/* Proxy and thumbnail parameters over the documented defaults, checked by the media room. */
 static int
 parse_params(json_t *params, JobSpec *spec, char *why)
 {
 	const char *preset;
-	size_t		i;
 	int			rc;
 
 	media_proxy_defaults(&spec->proxy);
 	media_thumbnail_defaults(&spec->thumbnail);
 	if ((rc = get_number(params, "timestamp_seconds", 0, 1e9, &spec->thumbnail.at_seconds, why)) != 0 ||
-		(rc = get_integer(params, "thumbnail_width", 16, 4096, &spec->thumbnail.width, why)) != 0 ||
-		(rc = get_integer(params, "height", 16, 4320, &spec->proxy.height, why)) != 0 ||
-		(rc = get_number(params, "fps", 1, 120, &spec->proxy.fps, why)) != 0 ||
-		(rc = get_integer(params, "crf", 0, 51, &spec->proxy.crf, why)) != 0 ||
-		(rc = get_integer(params, "audio_bitrate", 8000, 512000, &spec->proxy.audio_bitrate, why)) != 0 ||
-		(rc = get_string(params, "preset", NULL, &preset, why)) != 0)
+		(rc = get_integer(params, "thumbnail_width", &spec->thumbnail.width, why)) != 0 ||
+		(rc = get_integer(params, "height", &spec->proxy.height, why)) != 0 ||
+		(rc = get_number(params, "fps", -INFINITY, INFINITY, &spec->proxy.fps, why)) != 0 ||
+		(rc = get_integer(params, "crf", &spec->proxy.crf, why)) != 0 ||
+		(rc = get_integer(params, "audio_bitrate", &spec->proxy.audio_bitrate, why)) != 0 ||
+		(rc = get_string(params, "preset", spec->proxy.preset, &preset, why)) != 0)
 		return rc;
-	if (preset == NULL)
-		return 0;
-	for (i = 0; i < sizeof(x264_presets) / sizeof(x264_presets[0]); i++)
-		if (strcmp(preset, x264_presets[i]) == 0)
-			break;
-	if (i == sizeof(x264_presets) / sizeof(x264_presets[0]))
-		return refuse(why, "job spec: \"%s\" must name an x264 preset", "preset");
-	snprintf(spec->proxy.preset, sizeof(spec->proxy.preset), "%s", preset);
+	if (snprintf(spec->proxy.preset, sizeof(spec->proxy.preset), "%s", preset) >= (int) sizeof(spec->proxy.preset))
+		return refuse(why, "job spec: \"%s\" is too long", "preset");
+	if ((rc = media_check_proxy_options(&spec->proxy, why)) != 0 ||
+		(rc = media_check_thumbnail_options(&spec->thumbnail, why)) != 0)
+		return rc;
 	return 0;
 }
 

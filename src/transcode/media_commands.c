@@ -4,6 +4,7 @@
  *		media room, print its description as JSON.
  */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,50 +13,34 @@
 #include "transcode/commands.h"
 #include "transcode/media_json.h"
 
-static const char *const x264_presets[] = {
-	"ultrafast", "superfast", "veryfast", "faster", "fast",
-	"medium", "slow", "slower", "veryslow", "placebo", NULL
-};
-
-/* Parse a whole decimal integer within [low, high]. */
+/* Parse a whole decimal int; the media room checks its range. */
 static bool
-parse_int(const char *text, long low, long high, int *value)
+parse_int(const char *text, int *value)
 {
 	char	   *end;
 	long		parsed;
 
 	errno = 0;
 	parsed = strtol(text, &end, 10);
-	if (errno != 0 || end == text || *end != '\0' || parsed < low || parsed > high)
+	if (errno != 0 || end == text || *end != '\0' || parsed < INT_MIN || parsed > INT_MAX)
 		return false;
 	*value = (int) parsed;
 	return true;
 }
 
-/* Parse a finite number within [low, high]. */
+/* Parse a finite number; the media room checks its range. */
 static bool
-parse_double(const char *text, double low, double high, double *value)
+parse_double(const char *text, double *value)
 {
 	char	   *end;
 	double		parsed;
 
 	errno = 0;
 	parsed = strtod(text, &end);
-	if (errno != 0 || end == text || *end != '\0' || !isfinite(parsed) ||
-		parsed < low || parsed > high)
+	if (errno != 0 || end == text || *end != '\0' || !isfinite(parsed))
 		return false;
 	*value = parsed;
 	return true;
-}
-
-/* Whether `name` is one of libx264's presets. */
-static bool
-known_preset(const char *name)
-{
-	for (int i = 0; x264_presets[i] != NULL; i++)
-		if (strcmp(name, x264_presets[i]) == 0)
-			return true;
-	return false;
 }
 
 /* The progress hook: forward the fraction to the progress channel. */
@@ -107,19 +92,15 @@ cmd_proxy(int argc, char **argv)
 		if (value == NULL)
 			return fail(EX_USAGE, "option %s needs a value", name);
 		if (strcmp(name, "--height") == 0)
-			ok = parse_int(value, 16, 4320, &options.height);
+			ok = parse_int(value, &options.height);
 		else if (strcmp(name, "--fps") == 0)
-			ok = parse_double(value, 0.1, 240.0, &options.fps);
+			ok = parse_double(value, &options.fps);
 		else if (strcmp(name, "--crf") == 0)
-			ok = parse_int(value, 0, 51, &options.crf);
+			ok = parse_int(value, &options.crf);
 		else if (strcmp(name, "--preset") == 0)
-		{
-			ok = known_preset(value);
-			if (ok)
-				snprintf(options.preset, sizeof(options.preset), "%s", value);
-		}
+			ok = snprintf(options.preset, sizeof(options.preset), "%s", value) < (int) sizeof(options.preset);
 		else if (strcmp(name, "--audio-bitrate") == 0)
-			ok = parse_int(value, 8000, 512000, &options.audio_bitrate);
+			ok = parse_int(value, &options.audio_bitrate);
 		else if (strcmp(name, "--progress-fd") == 0)
 			ok = progress_open(value);
 		else
@@ -127,6 +108,8 @@ cmd_proxy(int argc, char **argv)
 		if (!ok)
 			return fail(EX_USAGE, "invalid value for %s: %s", name, value);
 	}
+	if ((status = media_check_proxy_options(&options, why)) != 0)
+		return fail(status, "%s", why);
 	status = media_make_proxy(argv[1], argv[2], &options, &hooks, &info, why);
 	if (status != 0)
 		return fail(status, "%s", why);
@@ -155,14 +138,16 @@ cmd_thumbnail(int argc, char **argv)
 		if (value == NULL)
 			return fail(EX_USAGE, "option %s needs a value", name);
 		if (strcmp(name, "--at") == 0)
-			ok = parse_double(value, 0.0, 1e9, &options.at_seconds);
+			ok = parse_double(value, &options.at_seconds) && options.at_seconds >= 0.0;
 		else if (strcmp(name, "--width") == 0)
-			ok = parse_int(value, 16, 4096, &options.width);
+			ok = parse_int(value, &options.width);
 		else
 			return fail(EX_USAGE, "unknown option %s", name);
 		if (!ok)
 			return fail(EX_USAGE, "invalid value for %s: %s", name, value);
 	}
+	if ((status = media_check_thumbnail_options(&options, why)) != 0)
+		return fail(status, "%s", why);
 	status = media_make_thumbnail(argv[1], argv[2], &options, &hooks, &info, why);
 	if (status != 0)
 		return fail(status, "%s", why);
