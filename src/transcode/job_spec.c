@@ -212,9 +212,10 @@ parse_params(json_t *params, JobSpec *spec, char *why)
 		(rc = get_number(params, "fps", -INFINITY, INFINITY, &spec->proxy.fps, why)) != 0 ||
 		(rc = get_integer(params, "crf", &spec->proxy.crf, why)) != 0 ||
 		(rc = get_integer(params, "audio_bitrate", &spec->proxy.audio_bitrate, why)) != 0 ||
-		(rc = get_string(params, "preset", spec->proxy.preset, &preset, why)) != 0)
+		(rc = get_string(params, "preset", NULL, &preset, why)) != 0)
 		return rc;
-	if (snprintf(spec->proxy.preset, sizeof(spec->proxy.preset), "%s", preset) >= (int) sizeof(spec->proxy.preset))
+	if (preset != NULL &&
+		snprintf(spec->proxy.preset, sizeof(spec->proxy.preset), "%s", preset) >= (int) sizeof(spec->proxy.preset))
 		return refuse(why, "job spec: \"%s\" is too long", "preset");
 	if ((rc = media_check_proxy_options(&spec->proxy, why)) != 0 ||
 		(rc = media_check_thumbnail_options(&spec->thumbnail, why)) != 0)
