@@ -35,17 +35,13 @@ object_display(FileBackend *backend, const char *key, char *buffer, size_t size)
 	return storage_quote(path, buffer, size);
 }
 
-/* The in-place path of the object: its real path, checked below the root. */
+/* The object in place: a regular file below the root, open for reading. */
 static int
-file_local_path(void *state, const char *key, char **path, char *why)
+file_local_open(void *state, const char *key, int *fd, char *why)
 {
 	FileBackend *backend = state;
-	int			fd;
-	int			status = file_key_open(backend->root, key, &fd, path, why);
 
-	if (status == 0)
-		close(fd);
-	return status;
+	return file_key_open(backend->root, key, fd, NULL, why);
 }
 
 /* Copy the object into a local file. */
@@ -252,7 +248,7 @@ file_close(void *state)
 }
 
 static const StorageBackend file_backend = {
-	.local_path = file_local_path,
+	.local_open = file_local_open,
 	.get = file_get,
 	.put = file_put,
 	.head = file_head,

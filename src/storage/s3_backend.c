@@ -21,14 +21,14 @@ full_key(S3Client *client, const char *key)
 	return storage_format("%s%s", client->prefix, key);
 }
 
-/* No local path: S3 objects are fetched. */
+/* Nothing in place: S3 objects are fetched. */
 static int
-s3_local_path(void *state, const char *key, char **path, char *why)
+s3_local_open(void *state, const char *key, int *fd, char *why)
 {
 	(void) state;
 	(void) key;
 	(void) why;
-	*path = NULL;
+	*fd = -1;
 	return 0;
 }
 
@@ -139,7 +139,7 @@ s3_close(void *state)
 }
 
 static const StorageBackend s3_backend = {
-	.local_path = s3_local_path,
+	.local_open = s3_local_open,
 	.get = s3_get,
 	.put = s3_put,
 	.head = s3_head,

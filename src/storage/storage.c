@@ -57,14 +57,14 @@ check_key(const char *key, char *why)
 	return 0;
 }
 
-/* The in-place path of an object, or NULL when it must be fetched. */
+/* A descriptor on the object in place, or -1 when it must be fetched. */
 int
-storage_local_path(Storage *storage, const char *key, char **path, char *why)
+storage_local_open(Storage *storage, const char *key, int *fd, char *why)
 {
-	*path = NULL;
+	*fd = -1;
 	if (check_key(key, why) != 0)
 		return EX_USAGE;
-	return storage->backend->local_path(storage->state, key, path, why);
+	return storage->backend->local_open(storage->state, key, fd, why);
 }
 
 /* Download an object into a local file, streamed. */

@@ -59,10 +59,11 @@ extern int	storage_open(const StorageConfig *config, Storage **storage, char *wh
 extern void storage_close(Storage *storage);
 
 /*
- * A local path holding the object's bytes without a copy (the file backend),
- * or NULL when the object must be fetched (S3).  Checked against escapes.
+ * A descriptor open on the object's bytes, for reading them in place without
+ * a copy (the file backend: checked against escapes and to be a regular
+ * file), or -1 when the object must be fetched (S3).  The caller closes it.
  */
-extern int	storage_local_path(Storage *storage, const char *key, char **path, char *why);
+extern int	storage_local_open(Storage *storage, const char *key, int *fd, char *why);
 
 /* Download an object into a local file, streamed. */
 extern int	storage_get(Storage *storage, const char *key, const char *local_path,

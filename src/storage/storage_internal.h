@@ -18,7 +18,7 @@
 /* The operations of one backend; `state` is the backend's own handle. */
 typedef struct StorageBackend
 {
-	int			(*local_path) (void *state, const char *key, char **path, char *why);
+	int			(*local_open) (void *state, const char *key, int *fd, char *why);
 	int			(*get) (void *state, const char *key, const char *local_path,
 						const StorageHooks *hooks, char *why);
 	int			(*put) (void *state, const char *key, const char *local_path,

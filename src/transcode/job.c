@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,8 +25,13 @@
 #define JOB_WHY_MAX 512
 #define EXTENSION_MAX 8
 
-/* Room for the outputs: a 2 Mbit/s ceiling for the proxy, plus slack. */
+/*
+ * Room for the outputs: a 2 Mbit/s ceiling for the proxy, but never more than
+ * a multiple of the original (its header's duration is not to be trusted),
+ * plus slack.
+ */
 #define OUTPUT_BYTES_PER_SECOND (2 * 1000 * 1000 / 8)
+#define OUTPUT_PER_ORIGINAL_BYTE 8
 #define OUTPUT_SLACK_BYTES (16 * 1024 * 1024)
 
 _Static_assert(MEDIA_WHY_MAX <= JOB_WHY_MAX && STORAGE_WHY_MAX <= JOB_WHY_MAX &&
@@ -45,6 +51,7 @@ typedef struct JobRun
 	JobSpec		spec;
 	Storage    *storage;
 	Workspace	workspace;
+	int			original_fd;	/* the original in place, or -1 */
 	char		input[PATH_MAX];	/* the original, in place or downloaded */
 	char		sha256[SHA256_HEX_LEN + 1];
 	MediaInfo	original;
@@ -152,24 +159,25 @@ original_file_name(const char *key, char *name, size_t size)
 	snprintf(name, size, plain ? "original.%s" : "original", plain ? dot + 1 : "");
 }
 
-/* Find the original: in place for the file backend, else download it (room is reserved first). */
+/*
+ * Find the original: in place for the file backend (read through the
+ * descriptor the storage checked, so that hash, probe and transcode all see
+ * that one file whatever happens to its name meanwhile), else download it
+ * (the download reserves its room first).
+ */
 static int
 fetch_original(JobRun *run, const StorageHooks *hooks)
 {
-	char	   *local = NULL;
 	char		name[32];
 	int			rc;
 
-	rc = storage_local_path(run->storage, run->spec.original_key, &local, run->why);
+	rc = storage_local_open(run->storage, run->spec.original_key, &run->original_fd, run->why);
 	if (rc != 0)
 		return rc;
-	if (local != NULL)
+	if (run->original_fd >= 0)
 	{
-		rc = snprintf(run->input, sizeof(run->input), "%s", local) < (int) sizeof(run->input) ? 0 : EX_SOFTWARE;
-		if (rc != 0)
-			snprintf(run->why, JOB_WHY_MAX, "path of the original is too long");
-		free(local);
-		return rc;
+		snprintf(run->input, sizeof(run->input), "/proc/self/fd/%d", run->original_fd);
+		return 0;
 	}
 	original_file_name(run->spec.original_key, name, sizeof(name));
 	if (!workspace_file(&run->workspace, name, run->input, sizeof(run->input)))
@@ -273,7 +281,8 @@ run_steps(JobRun *run)
 	if ((rc = verify_original(run)) != 0 ||
 		(rc = media_probe(run->input, &media_hooks, &run->original, run->why)) != 0)
 		return rc;
-	output_bytes = (int64_t) (run->original.duration_seconds * OUTPUT_BYTES_PER_SECOND) +
+	output_bytes = (int64_t) fmin(run->original.duration_seconds * OUTPUT_BYTES_PER_SECOND,
+								  (double) run->original.file_size_bytes * OUTPUT_PER_ORIGINAL_BYTE) +
 		OUTPUT_SLACK_BYTES;
 	if (job_makes_proxy(&run->spec) &&
 		(rc = workspace_require_space(&run->workspace, output_bytes, run->why)) != 0)
@@ -337,6 +346,7 @@ cmd_job(int argc, char **argv)
 	run = calloc(1, sizeof(JobRun));
 	if (run == NULL)
 		return fail(EX_SOFTWARE, "out of memory");
+	run->original_fd = -1;
 	rc = read_spec(&text, run->why);
 	if (rc == 0)
 		rc = job_spec_parse(text, &run->spec, run->why);
@@ -349,6 +359,8 @@ cmd_job(int argc, char **argv)
 		snprintf(run->why, JOB_WHY_MAX, "stopped by signal %d", stop_signal());
 	}
 	workspace_remove(&run->workspace);
+	if (run->original_fd >= 0)
+		close(run->original_fd);
 	if (run->storage != NULL)
 		storage_close(run->storage);
 	if (rc == 0)

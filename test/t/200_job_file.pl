@@ -8,6 +8,7 @@ use Test::More;
 use Digest::SHA;
 use File::Copy qw(copy);
 use File::Path qw(make_path);
+use POSIX ();
 use VproxyTest::Media;
 use VproxyTest::Job;
 
@@ -146,8 +147,34 @@ my $size = -s $clip;
 	is(sanitizer_report($r), '', 'garbage original: no sanitizer report');
 	leaves_no_workspace('garbage original');
 
+	make_path("$root/uploads/m1");
+	POSIX::mkfifo("$root/uploads/m1/fifo.mp4", 0600) or die "mkfifo: $!";
+	$r = run_job(spec('uploads/m1/fifo.mp4'), timeout => 30);
+	is($r->{status}, 66, 'a FIFO where the original should be is refused, not waited on: exit 66');
+	like($r->{last_error}, qr/not a regular file/, 'FIFO: cause named');
+
 	$r = run_job(spec('../outside.mp4'));
 	is($r->{status}, 77, 'a key escaping the storage root is refused: exit 77');
+}
+
+# A header claiming a duration of weeks: the room needed is judged by the file's size too.
+{
+	my $short = scratch_dir() . '/short.mp4';
+	VproxyTest::Media::ffmpeg(qw(-f lavfi -i testsrc2=size=320x240:rate=10 -t 2 -c:v libx264 -preset ultrafast), $short);
+	open my $fh, '+<:raw', $short or die;
+	my $data = do { local $/; <$fh> };
+	my $mvhd = index($data, 'mvhd');
+	substr($data, $mvhd + 20, 4) = pack('N', 0xFFFFFFF0);    # version 0: duration after the time scale
+	seek $fh, 0, 0;
+	print $fh $data;
+	close $fh;
+	upload($short, 'uploads/m1/lying.mp4');
+	my $r = run_job(spec('uploads/m1/lying.mp4'));
+	is($r->{status}, 0, 'a lying duration in the header does not ask for a terabyte of temp space')
+	  or diag $r->{stderr};
+	cmp_ok($r->{json}{metadata}{original}{duration_seconds}, '>', 1e6, 'the header did claim weeks');
+	cmp_ok($r->{json}{metadata}{proxy}{duration_seconds}, '<', 3, 'the proxy has the real length');
+	clear_outputs();
 }
 
 # Specs a supervisor can get wrong: exit 64, field named.
