@@ -31,8 +31,12 @@ file_sha256(const char *path, char hex[SHA256_HEX_LEN + 1], int64_t *size,
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 	{
-		snprintf(why, why_size, "cannot open %s: %s", path, strerror(errno));
-		return errno == ENOENT ? EX_NOINPUT : EX_SOFTWARE;
+		int			error = errno;
+
+		snprintf(why, why_size, "cannot open %s: %s", path, strerror(error));
+		if (error == ENOENT || error == ENOTDIR)
+			return EX_NOINPUT;
+		return error == EACCES || error == EPERM ? EX_NOPERM : EX_SOFTWARE;
 	}
 	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	ctx = EVP_MD_CTX_new();

@@ -11,8 +11,9 @@
 #define SHA256_HEX_LEN 64
 
 /*
- * Hash the file and report its size; 0, EX_NOINPUT when it is missing,
- * EX_TEMPFAIL when stopped, EX_IOERR-like read errors as EX_SOFTWARE.
+ * Hash the file and report its size: 0; EX_NOINPUT when it is missing,
+ * EX_NOPERM when it may not be read, EX_TEMPFAIL when stopped, EX_SOFTWARE
+ * on read errors.
  */
 extern int	file_sha256(const char *path, char hex[SHA256_HEX_LEN + 1], int64_t *size,
 						bool (*should_stop) (void *arg), char *why, size_t why_size);

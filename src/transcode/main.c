@@ -4,6 +4,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sysexits.h>
 
 #include "transcode/commands.h"
@@ -30,9 +31,22 @@ static const char usage_text[] =
 "       vproxy-transcode job [--progress-fd N]   (job spec JSON on stdin)\n"
 "       vproxy-transcode storage get|put|head|delete|presign ...   (settings in the environment)\n";
 
+/*
+ * No core files: a crash on a hostile upload must not write the job spec
+ * (credentials included) into the supervisor's directory, nor fill its disk.
+ */
+static void
+disable_core_dumps(void)
+{
+	struct rlimit no_core = {0, 0};
+
+	setrlimit(RLIMIT_CORE, &no_core);
+}
+
 int
 main(int argc, char **argv)
 {
+	disable_core_dumps();
 	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))
 	{
 		fputs(usage_text, stdout);
