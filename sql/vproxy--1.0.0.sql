@@ -456,13 +456,16 @@ END
 $$;
 
 -- Record a failed attempt: retried later (backoff with jitter) when
--- retryable and attempts remain, else failed for good.  Returns the job's
--- new status, NULL when the lease was lost.
+-- retryable and attempts remain, else failed for good.  The delay doubles
+-- at each attempt up to a day (or the first delay, if longer): uncapped,
+-- 2^(attempt - 1) overflows an interval long before max_attempts' limit.
+-- Returns the job's new status, NULL when the lease was lost.
 CREATE FUNCTION fail_job(job_id uuid, lease_token uuid, error text, retryable boolean,
 	retry_delay_seconds double precision) RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 DECLARE
 	job vproxy.processing_jobs;
+	longest_delay_seconds constant double precision := greatest(retry_delay_seconds, 86400);
 BEGIN
 	SELECT * INTO job FROM vproxy.processing_jobs j
 	 WHERE j.id = fail_job.job_id AND j.lease_token = fail_job.lease_token
@@ -475,7 +478,8 @@ BEGIN
 		UPDATE vproxy.processing_jobs j
 		   SET status = 'pending', error_message = error, progress = 0,
 			   run_at = now() + make_interval(secs =>
-				   retry_delay_seconds * power(2, job.attempts - 1) * (1 + 0.25 * random())),
+				   least(retry_delay_seconds * power(2, job.attempts - 1), longest_delay_seconds)
+				   * (1 + 0.25 * random())),
 			   lease_token = NULL, lease_expires_at = NULL, lease_holder = NULL
 		 WHERE j.id = job.id;
 		PERFORM vproxy.wake_workers_at_commit(NULL);

@@ -125,6 +125,25 @@ SELECT fail_job('00000000-0000-0000-0000-00000000c005', :'token_c005', 'checksum
 SELECT status, attempts, error_message FROM processing_jobs WHERE id = '00000000-0000-0000-0000-00000000c005';
 SELECT processing_status, processing_error FROM videos WHERE id = '00000000-0000-0000-0000-0000000000b1';
 
+-- the backoff stops doubling at a day: 2^59 times the delay would overflow
+-- an interval (and fail_job with it)
+INSERT INTO processing_jobs (id, video_id, job_type, attempts, max_attempts) VALUES
+	('00000000-0000-0000-0000-00000000c00a', '00000000-0000-0000-0000-0000000000b2', 'metadata_extraction', 59, 100);
+SELECT job_id, attempt FROM claim_job('test-worker', 30);
+SELECT lease_token AS token_c00a FROM processing_jobs WHERE id = '00000000-0000-0000-0000-00000000c00a' \gset
+SELECT fail_job('00000000-0000-0000-0000-00000000c00a', :'token_c00a', 'storage unreachable', true, 300) AS new_status;
+SELECT status, attempts,
+	   run_at >= now() + interval '1 day' AND run_at <= now() + interval '30 hours' AS capped_at_a_day
+  FROM processing_jobs WHERE id = '00000000-0000-0000-0000-00000000c00a';
+-- a first delay longer than a day is kept, and still not doubled
+UPDATE processing_jobs SET run_at = now() - interval '1 s' WHERE id = '00000000-0000-0000-0000-00000000c00a';
+SELECT job_id, attempt FROM claim_job('test-worker', 30);
+SELECT lease_token AS token_c00a FROM processing_jobs WHERE id = '00000000-0000-0000-0000-00000000c00a' \gset
+SELECT fail_job('00000000-0000-0000-0000-00000000c00a', :'token_c00a', 'storage unreachable', true, 2 * 86400) AS new_status;
+SELECT run_at >= now() + interval '2 days' AND run_at <= now() + interval '60 hours' AS capped_at_first_delay
+  FROM processing_jobs WHERE id = '00000000-0000-0000-0000-00000000c00a';
+DELETE FROM processing_jobs WHERE id = '00000000-0000-0000-0000-00000000c00a';
+
 -- a vanished worker: its lease expires and another claim takes over;
 -- the first holder can no longer write anything
 INSERT INTO processing_jobs (id, video_id, max_attempts) VALUES
