@@ -49,25 +49,35 @@ av_error_words(int averror, char *buffer, size_t size)
 }
 
 /*
- * Map a libav error during `what` to a status: missing space or memory, an
- * I/O error or a stop request are worth a retry; a refused permission is
- * EX_NOPERM; anything else is the media's fault.
+ * The status for a failed system or library call that set `error` (an
+ * errno value): missing space, quota or memory, an I/O error or an
+ * interruption are worth a retry; a refused permission is EX_NOPERM;
+ * anything else is `otherwise`.  The one errno-to-status mapping of the
+ * media room.
+ */
+int
+media_errno_status(int error, int otherwise)
+{
+	if (error == ENOSPC || error == EDQUOT || error == EIO ||
+		error == ENOMEM || error == EINTR)
+		return EX_TEMPFAIL;
+	if (error == EACCES || error == EPERM || error == EROFS)
+		return EX_NOPERM;
+	return otherwise;
+}
+
+/*
+ * Map a libav error during `what` to a status: a stop request is worth a
+ * retry, an errno is mapped by media_errno_status, anything else is the
+ * media's fault.
  */
 int
 media_fail_av(char *why, int averror, const char *what)
 {
 	char		words[128];
-	int			status = EX_DATAERR;
 
 	if (averror == AVERROR_EXIT)
 		return media_fail(why, EX_TEMPFAIL, "%s: stopped on request", what);
-	if (averror == AVERROR(ENOSPC) || averror == AVERROR(ENOMEM) ||
-		averror == AVERROR(EDQUOT) || averror == AVERROR(EIO) ||
-		averror == AVERROR(EINTR))
-		status = EX_TEMPFAIL;
-	else if (averror == AVERROR(EACCES) || averror == AVERROR(EPERM) ||
-			 averror == AVERROR(EROFS))
-		status = EX_NOPERM;
-	return media_fail(why, status, "%s: %s", what,
+	return media_fail(why, media_errno_status(AVUNERROR(averror), EX_DATAERR), "%s: %s", what,
 					  av_error_words(averror, words, sizeof(words)));
 }

@@ -45,8 +45,12 @@ media_write_jpeg(const AVFrame *frame, int quality, const char *path, char *why)
 
 	file = fopen(path, "wb");
 	if (file == NULL)
-		status = media_fail(why, errno == ENOSPC ? EX_TEMPFAIL : EX_SOFTWARE,
-							"cannot write the thumbnail: %s", strerror(errno));
+	{
+		int			error = errno;
+
+		status = media_fail(why, media_errno_status(error, EX_SOFTWARE),
+							"cannot write the thumbnail: %s", strerror(error));
+	}
 	else
 	{
 		size_t		written = fwrite(jpeg, 1, jpeg_size, file);
@@ -54,10 +58,11 @@ media_write_jpeg(const AVFrame *frame, int quality, const char *path, char *why)
 
 		if (fclose(file) != 0 && write_error == 0)
 			write_error = errno;
-		if (written != jpeg_size || write_error != 0)
-			status = media_fail(why, write_error == ENOSPC ? EX_TEMPFAIL : EX_SOFTWARE,
-								"cannot write the thumbnail: %s",
-								strerror(write_error != 0 ? write_error : EIO));
+		if (written != jpeg_size && write_error == 0)
+			write_error = EIO;
+		if (write_error != 0)
+			status = media_fail(why, media_errno_status(write_error, EX_SOFTWARE),
+								"cannot write the thumbnail: %s", strerror(write_error));
 	}
 	tjFree(jpeg);
 	return status;

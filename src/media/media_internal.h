@@ -40,6 +40,7 @@ typedef struct Orientation
 extern int	media_fail(char *why, int status, const char *fmt,...)
 			__attribute__((format(printf, 3, 4)));
 extern int	media_fail_av(char *why, int averror, const char *what);
+extern int	media_errno_status(int error, int otherwise);
 
 /* limits.c */
 extern void media_limit_resources(void);

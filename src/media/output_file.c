@@ -14,17 +14,6 @@
 
 #include "media/media_internal.h"
 
-/* The status for a failed file-system call. */
-static int
-file_error_status(int error)
-{
-	if (error == ENOSPC || error == EDQUOT || error == EIO)
-		return EX_TEMPFAIL;
-	if (error == EACCES || error == EPERM || error == EROFS)
-		return EX_NOPERM;
-	return EX_SOFTWARE;
-}
-
 /* Create an empty, unique temporary file beside `output`; its name in temp_path. */
 int
 media_temp_path(const char *output, char *temp_path, size_t size, char *why)
@@ -50,7 +39,7 @@ media_temp_path(const char *output, char *temp_path, size_t size, char *why)
 	{
 		int			error = errno;
 
-		return media_fail(why, file_error_status(error), "cannot create a file beside %s: %s",
+		return media_fail(why, media_errno_status(error, EX_SOFTWARE), "cannot create a file beside %s: %s",
 						  output, strerror(error));
 	}
 	fchmod(fd, 0644);
@@ -70,7 +59,7 @@ media_commit_output(const char *temp_path, const char *output,
 		int			error = errno;
 
 		unlink(temp_path);
-		return media_fail(why, file_error_status(error), "cannot write %s: %s",
+		return media_fail(why, media_errno_status(error, EX_SOFTWARE), "cannot write %s: %s",
 						  output, strerror(error));
 	}
 	if (stat(output, &st) != 0)
