@@ -55,6 +55,9 @@ extern double media_duration_seconds(const MediaInput *input);
 extern int	media_read_packet(MediaInput *input, AVPacket *packet, char *why);
 extern bool media_stop_requested(const MediaHooks *hooks);
 
+/* probe.c */
+extern AVRational media_frame_rate(const AVStream *stream);
+
 /* decode.c */
 extern int	media_open_decoder(AVStream *stream, int threads,
 							   AVCodecContext **decoder, char *why);

@@ -38,15 +38,15 @@ field_order_name(enum AVFieldOrder order)
 	}
 }
 
-/* Average frame rate, else the nominal one, else 0. */
-static double
-frame_rate(const AVStream *stream)
+/* A stream's frame rate: the average, else the nominal one, else 0/1. */
+AVRational
+media_frame_rate(const AVStream *stream)
 {
 	if (stream->avg_frame_rate.num > 0 && stream->avg_frame_rate.den > 0)
-		return av_q2d(stream->avg_frame_rate);
+		return stream->avg_frame_rate;
 	if (stream->r_frame_rate.num > 0 && stream->r_frame_rate.den > 0)
-		return av_q2d(stream->r_frame_rate);
-	return 0.0;
+		return stream->r_frame_rate;
+	return (AVRational) {0, 1};
 }
 
 /* Duration in seconds: the container's, else the video stream's. */
@@ -74,7 +74,7 @@ describe(const MediaInput *input, MediaInfo *info)
 	info->height = par->height;
 	media_display_size(par->width, par->height, sar, &orientation,
 					   &info->display_width, &info->display_height);
-	info->fps = frame_rate(video);
+	info->fps = av_q2d(media_frame_rate(video));
 	info->duration_seconds = media_duration_seconds(input);
 	set_name(info->codec, avcodec_get_name(par->codec_id));
 	info->bitrate = input->format->bit_rate > 0 ? input->format->bit_rate : 0;

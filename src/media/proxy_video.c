@@ -25,15 +25,6 @@
 
 #define X264_MAX_THREADS 8
 
-/* The source's frame rate: average, else nominal. */
-static AVRational
-source_rate(const AVStream *stream)
-{
-	if (stream->avg_frame_rate.num > 0 && stream->avg_frame_rate.den > 0)
-		return stream->avg_frame_rate;
-	return stream->r_frame_rate;
-}
-
 /* Whether the container says the pictures are interlaced. */
 static bool
 interlaced_stream(const AVCodecParameters *par)
@@ -48,7 +39,7 @@ choose_format(ProxyRun *run)
 {
 	AVStream   *video = run->input.video;
 	AVRational	sar = av_guess_sample_aspect_ratio(run->input.format, video, NULL);
-	AVRational	rate = source_rate(video);
+	AVRational	rate = media_frame_rate(video);
 	int			display_width;
 	int			display_height;
 	double		fps = run->options->fps;
