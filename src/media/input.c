@@ -6,8 +6,8 @@
  * reach the network or another file (playlists, concat lists, data URLs), and
  * only real container demuxers are accepted (no image sequences, no hls, no
  * concat).  Probing is bounded in bytes and in time, decoders opened during
- * probing are refused oversized pictures, and a stop request or a spent CPU
- * budget interrupts any blocking read.
+ * probing are refused oversized pictures, and a stop request interrupts any
+ * blocking read.
  */
 #include <string.h>
 #include <sys/stat.h>
@@ -25,13 +25,18 @@ static const char accepted_formats[] =
 #define ANALYZE_MICROSECONDS "10000000"
 #define MAX_STREAMS "256"
 
-/* Whether the caller asked us to stop, or the CPU budget is spent. */
+/* Whether the caller asked us to stop. */
 bool
 media_stop_requested(const MediaHooks *hooks)
 {
-	if (media_cpu_exhausted())
-		return true;
 	return hooks != NULL && hooks->should_stop != NULL && hooks->should_stop(hooks->arg);
+}
+
+/* The failure for an operation stopped on request: worth a retry. */
+int
+media_fail_stopped(char *why)
+{
+	return media_fail(why, EX_TEMPFAIL, "stopped on request");
 }
 
 /* libavformat's interrupt callback: nonzero aborts the blocking call. */

@@ -14,8 +14,8 @@
  * On failure `why` (MEDIA_WHY_MAX bytes) holds one line naming the cause, and
  * no output file is left behind.
  *
- * The first call caps the process's address space and CPU time and quiets
- * libav's logging (limits.c).  The hooks of media_make_proxy are called from
+ * The first call caps the process's address space and quiets libav's
+ * logging (limits.c; time is bounded by the supervisor's wall-clock timeout).  The hooks of media_make_proxy are called from
  * its encoding thread (progress) and its decoding thread (should_stop), never
  * at the same time as another call of the same hook.
  */

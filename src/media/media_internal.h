@@ -44,8 +44,6 @@ extern int	media_errno_status(int error, int otherwise);
 
 /* limits.c */
 extern void media_limit_resources(void);
-extern bool media_cpu_exhausted(void);
-extern int	media_fail_stopped(char *why);
 
 /* input.c */
 extern int	media_input_open(const char *path, const MediaHooks *hooks,
@@ -54,6 +52,7 @@ extern void media_input_close(MediaInput *input);
 extern double media_duration_seconds(const MediaInput *input);
 extern int	media_read_packet(MediaInput *input, AVPacket *packet, char *why);
 extern bool media_stop_requested(const MediaHooks *hooks);
+extern int	media_fail_stopped(char *why);
 
 /* probe.c */
 extern AVRational media_frame_rate(const AVStream *stream);
