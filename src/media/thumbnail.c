@@ -44,6 +44,29 @@ choose_time(const ThumbnailOptions *options, double duration)
 	return at;
 }
 
+/*
+ * The thumbnail's size: `width` wide, the height from the display aspect
+ * ratio.  An extreme ratio (a 32x8192 strip would give 320x81920, beyond what
+ * libjpeg-turbo writes) has its height clamped to the largest side vproxy
+ * accepts, the width following the aspect ratio, as the proxy clamps its
+ * height and derives its width.
+ */
+static void
+thumbnail_size(int width, int display_width, int display_height,
+			   int *thumbnail_width, int *thumbnail_height)
+{
+	double		height = (double) width * display_height / display_width;
+
+	if (height > MEDIA_MAX_SIDE)
+	{
+		*thumbnail_height = MEDIA_MAX_SIDE;
+		*thumbnail_width = media_even((double) MEDIA_MAX_SIDE * display_width / display_height);
+		return;
+	}
+	*thumbnail_width = media_even(width);
+	*thumbnail_height = media_even(height);
+}
+
 /* Build the filter for frames like `frame`. */
 static int
 open_filter(ThumbnailRun *run, const AVFrame *frame, int width, char *why)
@@ -61,8 +84,7 @@ open_filter(ThumbnailRun *run, const AVFrame *frame, int width, char *why)
 	run->spec.orientation = &run->orientation;
 	run->spec.deinterlace = frame->interlaced_frame;
 	run->spec.fps = 0;
-	run->spec.width = media_even(width);
-	run->spec.height = media_even((double) width * display_height / display_width);
+	thumbnail_size(width, display_width, display_height, &run->spec.width, &run->spec.height);
 	run->spec.scale_flags = "bicubic";
 	run->spec.full_range = true;
 	run->spec.threads = 1;

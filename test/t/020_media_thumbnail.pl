@@ -104,6 +104,23 @@ for my $case (['1.0', 320, 240], ['3.0', 320, 180])
 	cmp_ok(abs($result->{json}{timestamp_seconds} - 2.0), '<', 0.001, 'time past the end: the midpoint');
 }
 
+# an extreme aspect ratio: a 32x8192 strip would be 320x81920, beyond what a
+# JPEG holds; the height is clamped to 8192, the width follows the aspect
+{
+	my $path = "$dir/strip.mp4";
+	VproxyTest::Media::ffmpeg(qw(-f lavfi -i testsrc2=size=32x8192:rate=5 -frames:v 3
+		-c:v libx264 -preset ultrafast -pix_fmt yuv420p), $path);
+	my $result = run_transcode('thumbnail', $path, "$dir/strip.jpg");
+	is($result->{status}, 0, '32x8192 strip: thumbnail made') or diag $result->{stderr};
+	is(sanitizer_report($result), '', '32x8192 strip: no sanitizer report');
+	is("$result->{json}{width}x$result->{json}{height}", '32x8192', '32x8192 strip: clamped to 8192 high, aspect kept');
+	my $s = ffprobe_json("$dir/strip.jpg")->{streams}[0];
+	is("$s->{codec_name} $s->{width}x$s->{height}", 'mjpeg 32x8192', '32x8192 strip: ffprobe sees a 32x8192 JPEG');
+	reference($path, $result->{json}{timestamp_seconds}, 32, 8192, "$dir/strip.ref.jpg", {});
+	my $psnr = psnr("$dir/strip.jpg", "$dir/strip.ref.jpg");
+	cmp_ok($psnr, '>', 35, "32x8192 strip: the frame ffmpeg picks ($psnr dB)");
+}
+
 # failures leave nothing behind
 for my $name (qw(random_bytes audio_only header_then_garbage))
 {
