@@ -53,7 +53,11 @@ output_tick(const FrameSelection *selection, int64_t pts)
 bool
 frame_selection_drops(const FrameSelection *selection, int64_t pts)
 {
-	if (!selection->enabled || pts == AV_NOPTS_VALUE || pts < 0)
+	int64_t		next_pts;
+
+	/* a timestamp so large that the next frame's overflows is damaged: decode it */
+	if (!selection->enabled || pts == AV_NOPTS_VALUE || pts < 0 ||
+		__builtin_add_overflow(pts, selection->frame_duration, &next_pts))
 		return false;
-	return output_tick(selection, pts + selection->frame_duration) <= output_tick(selection, pts);
+	return output_tick(selection, next_pts) <= output_tick(selection, pts);
 }

@@ -42,6 +42,10 @@ extern int	media_fail(char *why, int status, const char *fmt,...)
 extern int	media_fail_av(char *why, int averror, const char *what);
 extern int	media_errno_status(int error, int otherwise);
 
+/* timestamps.c */
+extern int64_t media_ts_add(int64_t a, int64_t b);
+extern int64_t media_ts_sub(int64_t a, int64_t b);
+
 /* limits.c */
 extern void media_limit_resources(void);
 

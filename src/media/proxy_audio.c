@@ -154,22 +154,31 @@ encode_filtered(ProxyRun *run, char *why)
 
 /*
  * Give a decoded frame its timestamp in samples from the start of the file,
- * the way the ffmpeg CLI does (rescaled without drift, gaps kept).
+ * the way the ffmpeg CLI does (rescaled without drift, gaps kept).  False
+ * when its timestamp is out of range: the frame is damaged.
  */
-static void
+static bool
 stamp_frame(ProxyRun *run, AVFrame *frame)
 {
 	AVRational	time_base = run->input.audio->time_base;
 	AVRational	sample_time = {1, frame->sample_rate};
+	int64_t		pts = frame->pts != AV_NOPTS_VALUE ? frame->pts : frame->best_effort_timestamp;
+	int64_t		next_pts;
 
-	if (frame->pts == AV_NOPTS_VALUE)
-		frame->pts = frame->best_effort_timestamp;
-	if (frame->pts != AV_NOPTS_VALUE)
-		frame->pts = av_rescale_delta(time_base, frame->pts - run->audio_offset, sample_time,
-									  frame->nb_samples, &run->audio_rescale_last, sample_time);
+	if (pts != AV_NOPTS_VALUE)
+	{
+		if ((pts = media_ts_sub(pts, run->audio_offset)) == AV_NOPTS_VALUE)
+			return false;
+		pts = av_rescale_delta(time_base, pts, sample_time, frame->nb_samples,
+							   &run->audio_rescale_last, sample_time);
+	}
 	else
-		frame->pts = run->audio_next_pts;
-	run->audio_next_pts = frame->pts + frame->nb_samples;
+		pts = run->audio_next_pts;
+	if ((next_pts = media_ts_add(pts, frame->nb_samples)) == AV_NOPTS_VALUE)
+		return false;
+	frame->pts = pts;
+	run->audio_next_pts = next_pts;
+	return true;
 }
 
 /* Move the decoder's frames through the filter and encoder. */
@@ -191,7 +200,11 @@ drain_decoder(ProxyRun *run, char *why)
 			avfilter_graph_free(&run->audio_graph);
 		if (run->audio_graph == NULL && (status = open_filter(run, run->frame, why)) != 0)
 			return status;
-		stamp_frame(run, run->frame);
+		if (!stamp_frame(run, run->frame))
+		{
+			av_frame_unref(run->frame);
+			continue;
+		}
 		ret = av_buffersrc_add_frame_flags(run->audio_source, run->frame, 0);
 		av_frame_unref(run->frame);
 		if (ret < 0)
@@ -213,6 +226,8 @@ proxy_audio_open(ProxyRun *run, char *why)
 	if (run->input.audio == NULL)
 		return 0;
 	run->audio_offset = av_rescale_q(run->input.start_time, AV_TIME_BASE_Q, run->input.audio->time_base);
+	if (run->audio_offset == AV_NOPTS_VALUE)
+		return media_fail(why, EX_DATAERR, "the file's start time is out of range");
 	run->audio_rescale_last = AV_NOPTS_VALUE;
 	status = media_open_decoder(run->input.audio, 1, &run->audio_decoder, why);
 	if (status == 0)

@@ -118,6 +118,8 @@ proxy_video_open(ProxyRun *run, char *why)
 	int			status;
 
 	run->video_offset = av_rescale_q(run->input.start_time, AV_TIME_BASE_Q, video->time_base);
+	if (run->video_offset == AV_NOPTS_VALUE)
+		return media_fail(why, EX_DATAERR, "the file's start time is out of range");
 	run->orientation = media_orientation(video);
 	run->deinterlace = interlaced_stream(video->codecpar);
 	run->hdr = video->codecpar->color_trc == AVCOL_TRC_SMPTE2084 ||
@@ -241,25 +243,29 @@ int
 proxy_video_frame(ProxyRun *run, AVFrame *frame, char *why)
 {
 	int64_t		duration = frame->pkt_duration > 0 ? frame->pkt_duration : run->frame_interval;
+	int64_t		end_pts;
 	int			status;
 	int			ret;
 
 	if (frame->width > MEDIA_MAX_SIDE || frame->height > MEDIA_MAX_SIDE)
 		return media_fail(why, EX_DATAERR, "a frame is %dx%d, larger than vproxy accepts",
 						  frame->width, frame->height);
+	frame->pts = frame->best_effort_timestamp;
+	/* a timestamp that cannot be shifted by the start time is damaged: skipped */
+	if (frame->pts != AV_NOPTS_VALUE &&
+		(frame->pts = media_ts_sub(frame->pts, run->video_offset)) == AV_NOPTS_VALUE)
+		return 0;
 	if (media_frame_is_clean(frame))
 		run->frames_decoded++;
-	frame->pts = frame->best_effort_timestamp;
-	if (frame->pts != AV_NOPTS_VALUE)
-		frame->pts -= run->video_offset;
 	if (run->video_filter_open &&
 		(frame->width != run->filter_width || frame->height != run->filter_height ||
 		 frame->format != run->filter_format) &&
 		(status = finish_filter(run, frame->pts, why)) != 0)
 		return status;
-	if (frame->pts != AV_NOPTS_VALUE &&
-		(run->video_end_pts == AV_NOPTS_VALUE || frame->pts + duration > run->video_end_pts))
-		run->video_end_pts = frame->pts + duration;
+	end_pts = media_ts_add(frame->pts, duration);
+	if (end_pts != AV_NOPTS_VALUE &&
+		(run->video_end_pts == AV_NOPTS_VALUE || end_pts > run->video_end_pts))
+		run->video_end_pts = end_pts;
 	if (!run->video_filter_open && (status = open_filter(run, frame, why)) != 0)
 		return status;
 	av_frame_unref(run->last_frame);
@@ -305,7 +311,7 @@ drain_decoder(ProxyRun *run, char *why)
 int
 proxy_video_packet(ProxyRun *run, AVPacket *packet, char *why)
 {
-	int64_t		pts = packet->pts == AV_NOPTS_VALUE ? AV_NOPTS_VALUE : packet->pts - run->video_offset;
+	int64_t		pts = media_ts_sub(packet->pts, run->video_offset);
 	int			ret;
 
 	run->video_decoder->skip_frame = frame_selection_drops(&run->selection, pts) ?
@@ -340,7 +346,9 @@ encode_last_frame(ProxyRun *run, char *why)
 
 	if (frame->pts == AV_NOPTS_VALUE)
 		frame->pts = 0;
-	end_pts = frame->pts + (period > 0 ? period : 1);
+	end_pts = media_ts_add(frame->pts, period > 0 ? period : 1);
+	if (end_pts == AV_NOPTS_VALUE)
+		return media_fail(why, EX_DATAERR, "the video's timestamps are out of range");
 	if ((status = open_filter(run, frame, why)) != 0)
 		return status;
 	ret = av_buffersrc_add_frame_flags(run->video_filter.source, frame, 0);

@@ -255,8 +255,9 @@ seek_to(ThumbnailRun *run, double seconds)
 	if (!(run->input.format->iformat->flags & AVFMT_SEEK_TO_PTS) &&
 		run->input.video->codecpar->video_delay > 0)
 		seconds -= 3.0 / 23.0;
-	timestamp = run->input.start_time + (seconds > 0 ? llround(seconds * AV_TIME_BASE) : 0);
-	if (avformat_seek_file(run->input.format, -1, INT64_MIN, timestamp, timestamp, 0) < 0)
+	timestamp = media_ts_add(run->input.start_time, seconds > 0 ? llround(seconds * AV_TIME_BASE) : 0);
+	if (timestamp == AV_NOPTS_VALUE ||
+		avformat_seek_file(run->input.format, -1, INT64_MIN, timestamp, timestamp, 0) < 0)
 	{
 		run->seek_seconds = 0;
 		avformat_seek_file(run->input.format, -1, INT64_MIN, run->input.start_time,
@@ -290,6 +291,24 @@ find_picture_at(ThumbnailRun *run, double at, int width, char *why)
 	return status;
 }
 
+/*
+ * The first acceptable pts for a picture at `at` seconds, as ffmpeg -ss
+ * computes it: timestamps shifted by -(start + T), frames below 0 dropped.
+ * A start time so large that this does not fit is a damaged file.
+ */
+static int
+choose_target(ThumbnailRun *run, double at, char *why)
+{
+	int64_t		target = media_ts_add(run->input.start_time, llround(at * AV_TIME_BASE));
+	int64_t		shifted = target == AV_NOPTS_VALUE ? AV_NOPTS_VALUE :
+		av_rescale_q(-target, AV_TIME_BASE_Q, run->input.video->time_base);
+
+	if (shifted == AV_NOPTS_VALUE)
+		return media_fail(why, EX_DATAERR, "the file's start time is out of range");
+	run->target_pts = -shifted;
+	return 0;
+}
+
 /* Write the JPEG thumbnail of `input` to `output`. */
 int
 media_make_thumbnail(const char *input, const char *output,
@@ -307,17 +326,12 @@ media_make_thumbnail(const char *input, const char *output,
 	status = media_input_open(input, hooks, &run.input, why);
 	if (status == 0)
 	{
-		AVRational	time_base = run.input.video->time_base;
-
 		run.orientation = media_orientation(run.input.video);
 		at = choose_time(options, media_duration_seconds(&run.input));
-		/* ffmpeg -ss: timestamps shifted by -(start + T), frames below 0 dropped */
-		run.target_pts = -av_rescale_q(-(run.input.start_time + llround(at * AV_TIME_BASE)),
-									   AV_TIME_BASE_Q, time_base);
-		run.previous = av_frame_alloc();
-		if (run.previous == NULL)
-			status = media_fail(why, EX_TEMPFAIL, "out of memory");
+		status = choose_target(&run, at, why);
 	}
+	if (status == 0 && (run.previous = av_frame_alloc()) == NULL)
+		status = media_fail(why, EX_TEMPFAIL, "out of memory");
 	if (status == 0)
 		status = media_open_decoder(run.input.video, 0, &run.decoder, why);
 	if (status == 0)

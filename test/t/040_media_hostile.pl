@@ -89,4 +89,86 @@ for my $signal (qw(TERM INT))
 	is((top_level_boxes("$outdir/p.mp4"))[0], 'ftyp', 'the old file was replaced');
 }
 
+# Absurd timestamps: a fragmented MP4 whose first fragments start at a small
+# offset (so the file has a start time to subtract) and whose later
+# fragments claim decode times near the ends of int64.  Shifting, summing or
+# comparing them must not overflow (the ASan+UBSan build aborts on that):
+# each command exits cleanly, 0 or 65, never on a signal.
+sub box_list
+{
+	my ($data, $start, $end) = @_;
+	my @boxes;
+	while ($start + 8 <= $end)
+	{
+		my ($size, $type) = unpack 'Na4', substr($data, $start, 8);
+		last if $size < 8 || $start + $size > $end;
+		push @boxes, [$type, $start, $size];
+		$start += $size;
+	}
+	return @boxes;
+}
+
+# Copy $in to $out with each track's tfdt (version 1) set by $time->(track, fragment number).
+sub retime_fragments
+{
+	my ($in, $out, $time) = @_;
+	my $data = VproxyTest::Media::read_file($in);
+	my %fragments;
+	for my $moof (grep { $_->[0] eq 'moof' } box_list($data, 0, length $data))
+	{
+		for my $traf (grep { $_->[0] eq 'traf' } box_list($data, $moof->[1] + 8, $moof->[1] + $moof->[2]))
+		{
+			my ($track, $tfdt);
+			for my $box (box_list($data, $traf->[1] + 8, $traf->[1] + $traf->[2]))
+			{
+				$track = unpack 'N', substr($data, $box->[1] + 12, 4) if $box->[0] eq 'tfhd';
+				$tfdt = $box->[1] if $box->[0] eq 'tfdt';
+			}
+			die "no tfhd/tfdt v1 in a traf of $in" unless defined $track && defined $tfdt
+			  && ord(substr($data, $tfdt + 8, 1)) == 1;
+			substr($data, $tfdt + 12, 8) = pack 'q>', $time->($track, $fragments{$track}++);
+		}
+	}
+	die "$in: fewer fragments than expected" unless (grep { $_ >= 3 } values %fragments) == 2;
+	VproxyTest::Media::write_file($out, $data);
+}
+
+{
+	my $dir = scratch_dir();
+	my $plain = "$dir/fragmented.mp4";
+	VproxyTest::Media::ffmpeg(qw(-f lavfi -i testsrc2=size=160x120:rate=25 -f lavfi -i sine=sample_rate=8000
+		-t 3 -c:v libx264 -preset ultrafast -g 25 -c:a aac
+		-movflags frag_keyframe+empty_moov+default_base_moof), $plain);
+	my $int64_max = 9223372036854775807;
+	my %cases = (
+		near_int64_min => sub { $_[1] == 0 ? 100000 : -$int64_max + 1000 * $_[1] },
+		near_int64_max => sub { $_[1] == 0 ? 100000 : $int64_max - 100000 + 1000 * $_[1] },
+	);
+	for my $case (sort keys %cases)
+	{
+		my $path = "$dir/$case.mp4";
+		retime_fragments($plain, $path, $cases{$case});
+		for my $command (qw(probe proxy thumbnail))
+		{
+			my $outdir = scratch_dir();
+			my @out = $command eq 'probe' ? () : ("$outdir/out." . ($command eq 'proxy' ? 'mp4' : 'jpg'));
+			my $result = run_transcode($command, $path, @out);
+			ok($result->{status} == 0 || $result->{status} == 65,
+				"timestamps $case, $command: exit 0 or 65, not a crash (got $result->{status})")
+			  or diag $result->{stderr};
+			is(sanitizer_report($result), '', "timestamps $case, $command: no sanitizer report");
+			if ($result->{status} == 65)
+			{
+				like($result->{last_error}, qr/^vproxy-transcode: \w.{8,}/, "timestamps $case, $command: the cause in words");
+				is_deeply(listing($outdir), [], "timestamps $case, $command: nothing left behind");
+			}
+			elsif ($command eq 'proxy')
+			{
+				my $video = video_stream(ffprobe_json($out[0]));
+				is($video && $video->{codec_name}, 'h264', "timestamps $case, proxy: ffprobe reads an H.264 proxy");
+			}
+		}
+	}
+}
+
 done_testing();
