@@ -2,22 +2,29 @@
  * guard.c
  *		DROP DATABASE, ALTER DATABASE ... RENAME / SET TABLESPACE and CREATE
  *		DATABASE ... TEMPLATE refuse to run while anybody is connected to the
- *		database.  Before such a command on vproxy.database, the hook asks the
- *		launcher to stop the workers (they hand their jobs back) and waits for
- *		them; the pause ends with the command's transaction, after which the
- *		launcher looks for the database again (TimescaleDB's loader does the
- *		same for its scheduler).  DROP EXTENSION vproxy wakes the workers at
- *		commit so that they leave at once.
+ *		database.  Before such a command on vproxy.database, run by a user
+ *		whom PostgreSQL will let run it (its owner, a superuser) where it can
+ *		run, the hook asks the launcher to stop the workers (they hand their
+ *		jobs back) and waits for them; the pause ends with the command's
+ *		transaction, after which the launcher looks for the database again
+ *		(TimescaleDB's loader does the same for its scheduler).  DROP
+ *		EXTENSION vproxy wakes the workers at commit so that they leave at
+ *		once.
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/pg_database.h"
+#include "commands/dbcommands.h"
 #include "commands/defrem.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "pgstat.h"
 #include "storage/latch.h"
 #include "tcop/utility.h"
+#include "utils/acl.h"
+#include "utils/syscache.h"
 
 #include "guard.h"
 #include "settings.h"
@@ -59,22 +66,77 @@ has_option(List *options, const char *option)
 	return false;
 }
 
-/* Whether the statement needs vproxy.database free of connections. */
+/* The OID of vproxy.database, or InvalidOid if there is none. */
+static Oid
+our_database_oid(void)
+{
+	return get_database_oid(vproxy_database, true);
+}
+
+/* Whether the current user owns vproxy.database (superusers do). */
 static bool
-needs_database_alone(Node *stmt)
+owns_our_database(void)
+{
+	Oid			dboid = our_database_oid();
+
+	return OidIsValid(dboid) && pg_database_ownercheck(dboid, GetUserId());
+}
+
+/* Whether vproxy.database is marked as a template anyone may copy. */
+static bool
+our_database_is_template(void)
+{
+	Oid			dboid = our_database_oid();
+	HeapTuple	tuple;
+	bool		is_template;
+
+	if (!OidIsValid(dboid))
+		return false;
+	tuple = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(dboid));
+	if (!HeapTupleIsValid(tuple))
+		return false;
+	is_template = ((Form_pg_database) GETSTRUCT(tuple))->datistemplate;
+	ReleaseSysCache(tuple);
+	return is_template;
+}
+
+/*
+ * Whether a command that refuses transaction blocks (and functions) would
+ * run here, as PreventInTransactionBlock decides.
+ */
+static bool
+outside_transaction_block(ProcessUtilityContext context)
+{
+	return context == PROCESS_UTILITY_TOPLEVEL && !IsTransactionBlock() &&
+		!IsSubTransaction();
+}
+
+/*
+ * Whether the statement needs vproxy.database free of connections and would
+ * get past PostgreSQL's own checks: where it may run and who may run it.
+ * Anybody else would stop every running job for a command that then fails.
+ */
+static bool
+needs_database_alone(Node *stmt, ProcessUtilityContext context)
 {
 	switch (nodeTag(stmt))
 	{
 		case T_DropdbStmt:
-			return strcmp(((DropdbStmt *) stmt)->dbname, vproxy_database) == 0;
+			return strcmp(((DropdbStmt *) stmt)->dbname, vproxy_database) == 0 &&
+				outside_transaction_block(context) && owns_our_database();
 		case T_RenameStmt:
+			/* RENAME may run in a transaction block: the pause lasts as long */
 			return ((RenameStmt *) stmt)->renameType == OBJECT_DATABASE &&
-				strcmp(((RenameStmt *) stmt)->subname, vproxy_database) == 0;
+				strcmp(((RenameStmt *) stmt)->subname, vproxy_database) == 0 &&
+				owns_our_database() && have_createdb_privilege();
 		case T_AlterDatabaseStmt:
 			return strcmp(((AlterDatabaseStmt *) stmt)->dbname, vproxy_database) == 0 &&
-				has_option(((AlterDatabaseStmt *) stmt)->options, "tablespace");
+				has_option(((AlterDatabaseStmt *) stmt)->options, "tablespace") &&
+				outside_transaction_block(context) && owns_our_database();
 		case T_CreatedbStmt:
-			return option_names_database(((CreatedbStmt *) stmt)->options, "template");
+			return option_names_database(((CreatedbStmt *) stmt)->options, "template") &&
+				outside_transaction_block(context) && have_createdb_privilege() &&
+				(our_database_is_template() || owns_our_database());
 		default:
 			return false;
 	}
@@ -151,7 +213,7 @@ guard_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 {
 	Node	   *stmt = pstmt->utilityStmt;
 
-	if (vproxy_state != NULL && !holding_pause && needs_database_alone(stmt))
+	if (vproxy_state != NULL && !holding_pause && needs_database_alone(stmt, context))
 		pause_workers();
 	/* a new database of our name: the launcher may start the workers */
 	if (vproxy_state != NULL && IsA(stmt, CreatedbStmt) &&

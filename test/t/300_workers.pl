@@ -1,7 +1,8 @@
 # The launcher and its workers: they start, show in vproxy.workers and
 # pg_stat_activity, wake at the commit of an enqueue (not at a rollback),
 # apply the failure policy to a missing original, wait quietly without the
-# extension or the program, reload settings, and do not block DROP DATABASE.
+# extension or the program, reload settings, and do not block DROP DATABASE
+# (which only its owner, outside a transaction block, can make them leave).
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -63,9 +64,36 @@ $node->append_conf('postgresql.conf', "vproxy.transcode_path = '"
 $node->reload;
 is($vp->wait_for_job($job)->{status}, 'completed', 'the job runs once the program is back');
 
+# Only a user who may drop or rename the database pauses the workers, and
+# only where the command can run: anybody else's attempt fails without
+# touching a running job.
+$node->safe_psql('postgres', 'CREATE ROLE intruder LOGIN');
+my $slow_clip = VproxyTest::Cluster::make_clip(PostgreSQL::Test::Utils::tempdir() . '/slow.mp4',
+	seconds => 4);
+my $slow_video = $vp->add_video(file => $slow_clip);
+my $slow_job = $vp->enqueue($slow_video, params => { preset => 'veryslow' });
+my ($worker, $child) = $vp->wait_for_child($slow_job);
+ok($child, "a job runs (child $child under worker $worker)");
+my ($ret, $out, $err) = $node->psql('postgres', 'DROP DATABASE vproxy',
+	extra_params => [ '-U', 'intruder' ], timeout => 60);
+like($err, qr/must be owner of database vproxy/, 'a non-owner cannot DROP DATABASE vproxy');
+($ret, $out, $err) = $node->psql('postgres', 'ALTER DATABASE vproxy RENAME TO vproxy_stolen',
+	extra_params => [ '-U', 'intruder' ], timeout => 60);
+like($err, qr/must be owner of database vproxy/, 'nor rename it');
+($ret, $out, $err) = $node->psql('postgres', "BEGIN;\nDROP DATABASE vproxy;\nROLLBACK;", timeout => 60);
+like($err, qr/DROP DATABASE cannot run inside a transaction block/,
+	'the owner cannot DROP DATABASE in a transaction block');
+ok(VproxyTest::Cluster::process_alive($child), 'the running child was not stopped');
+is($vp->value("SELECT pid FROM vproxy.workers WHERE job_id = '$slow_job'"), $worker,
+	'its worker still runs the job');
+my $slow_row = $vp->wait_for_job($slow_job);
+is($slow_row->{status}, 'completed', 'the job completed');
+is($slow_row->{attempts}, 1, 'in its first attempt');
+unlike($vp->log_text, qr/job $slow_job handed back/, 'the job was never handed back');
+
 # DROP DATABASE is not blocked by the workers; they wait for the database
 # and the extension, then come back.
-my ($ret, $out, $err) = $node->psql('postgres', 'DROP DATABASE vproxy', timeout => 60);
+($ret, $out, $err) = $node->psql('postgres', 'DROP DATABASE vproxy', timeout => 60);
 is($ret, 0, 'DROP DATABASE vproxy succeeds with workers running') or diag($err);
 ok($vp->wait_until("SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'vproxy worker'",
 		30, 'postgres'),
