@@ -2,7 +2,7 @@
 # complete with outputs at the default keys under the prefix; a transient
 # outage (connections dropped) fails an attempt with exit 75 and the job
 # recovers through the backoff; the secret reaches neither the log nor the
-# child's command line.
+# child's command line, nor does a new one set by a failing statement.
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -74,6 +74,28 @@ unlike($vp->log_text, qr/\Q$secret\E/, 'the secret is not in the server log');
 is($vp->value('SHOW vproxy.s3_secret_access_key'), '********', 'SHOW stars the secret');
 $vp->sql("SET client_min_messages = log; SELECT 1 WHERE '$secret' = ''");
 unlike($vp->log_text, qr/\Q$secret\E/, 'not even when a statement quotes it');
+
+# a failing statement that sets a new secret: the new one stays out too
+my %failing = (
+	'fresh-secret-in-block' => [
+		"BEGIN;\nALTER SYSTEM SET vproxy.s3_secret_access_key = 'fresh-secret-in-block';\nROLLBACK;",
+		qr/ALTER SYSTEM cannot run inside a transaction block/ ],
+	'fresh-secret-set' => [ "SET vproxy.S3_Secret_Access_Key = 'fresh-secret-set'",
+		qr/cannot be changed now/ ],
+	'fresh-secret-in-function' => [
+		"DO \$\$BEGIN EXECUTE 'ALTER SYSTEM SET vproxy.s3_secret_access_key = ''fresh-secret-in-function'''; END\$\$",
+		qr/ALTER SYSTEM cannot be executed from a function/ ],
+	'fresh-secret-logged' => [
+		"SET log_statement = 'all';\nSELECT set_config('vproxy.s3_secret_access_key', 'fresh-secret-logged', false);",
+		qr/cannot be changed now/ ]);
+for my $new_secret (sort keys %failing)
+{
+	my ($sql, $error) = @{ $failing{$new_secret} };
+	my ($ret, $out, $err) = $vp->node->psql('vproxy', $sql);
+	like($err, $error, "$new_secret: the statement fails");
+	like($vp->log_text, $error, "$new_secret: the error is logged");
+	unlike($vp->log_text, qr/\Q$new_secret\E/, "$new_secret: the new secret is not");
+}
 
 $vp->assert_no_crash;
 $vp->node->stop;
