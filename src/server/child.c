@@ -40,15 +40,39 @@ close_inherited_fds(void)
 		close((int) fd);
 }
 
-/* In the forked child: wire the pipes to 0..3 and exec; never returns. */
+/*
+ * In the forked child: the worker's signal handlers (latch, shutdown flags)
+ * must not run here, nor survive as "ignored" into the program: every
+ * signal gets its default action (vproxy-transcode sets up its own).
+ */
+static void
+reset_signal_handlers(void)
+{
+	struct sigaction default_action;
+
+	memset(&default_action, 0, sizeof(default_action));
+	default_action.sa_handler = SIG_DFL;
+	sigemptyset(&default_action.sa_mask);
+	for (int signo = 1; signo < NSIG; signo++)
+		(void) sigaction(signo, &default_action, NULL);	/* SIGKILL, SIGSTOP: EINVAL */
+}
+
+/*
+ * In the forked child, with every signal blocked: wire the pipes to 0..3,
+ * restore the default signal actions, unblock and exec; never returns.  A
+ * signal sent meanwhile waits for the unblocking and then acts as it would
+ * on the program.
+ */
 static void
 exec_in_child(pid_t parent, const char *program, char *const argv[], const int ends[4])
 {
 	int			parked[4];
 	sigset_t	no_signals;
-	const char *why;
 	int			exec_errno;
+	char		message[MAXPGPATH + 256];
+	ssize_t		written;
 
+	reset_signal_handlers();
 	setpgid(0, 0);
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != parent)
@@ -65,16 +89,16 @@ exec_in_child(pid_t parent, const char *program, char *const argv[], const int e
 
 	sigemptyset(&no_signals);
 	sigprocmask(SIG_SETMASK, &no_signals, NULL);
-	signal(SIGPIPE, SIG_DFL);
-	signal(SIGXFSZ, SIG_DFL);
 
 	execv(program, argv);
 	exec_errno = errno;
-	why = strerror(exec_errno);
-	if (write(2, "vproxy-transcode: cannot execute ", 33) > 0 &&
-		write(2, program, strlen(program)) > 0 && write(2, ": ", 2) > 0 &&
-		write(2, why, strlen(why)) > 0 && write(2, "\n", 1) > 0)
-		_exit(exec_errno == ENOENT ? 127 : 126);
+	strlcpy(message, "vproxy-transcode: cannot execute ", sizeof(message));
+	strlcat(message, program, sizeof(message));
+	strlcat(message, ": ", sizeof(message));
+	strlcat(message, strerror(exec_errno), sizeof(message));
+	strlcat(message, "\n", sizeof(message));
+	written = write(2, message, strlen(message));
+	(void) written;				/* nowhere else to say it */
 	_exit(exec_errno == ENOENT ? 127 : 126);
 }
 
@@ -106,6 +130,9 @@ child_start(Child *child, const char *program, const char *input, size_t input_l
 	char	   *argv[] = {(char *) program, "job", "--progress-fd", "3", NULL};
 	pid_t		parent = getpid();
 	pid_t		pid;
+	sigset_t	all_signals,
+				worker_mask;
+	int			fork_errno;
 	int			saved_errno;
 
 	memset(child, 0, sizeof(*child));
@@ -122,12 +149,23 @@ child_start(Child *child, const char *program, const char *input, size_t input_l
 	child_ends[2] = err[1];
 	child_ends[3] = prog[1];
 
+	/*
+	 * Block every signal across fork: the child must not run the worker's
+	 * handlers, and a SIGTERM before its exec must not be lost.
+	 */
 	fflush(NULL);
+	sigfillset(&all_signals);
+	sigprocmask(SIG_SETMASK, &all_signals, &worker_mask);
 	pid = fork();
-	if (pid < 0)
-		goto failed;
 	if (pid == 0)
 		exec_in_child(parent, program, argv, child_ends);
+	fork_errno = errno;
+	sigprocmask(SIG_SETMASK, &worker_mask, NULL);
+	if (pid < 0)
+	{
+		errno = fork_errno;
+		goto failed;
+	}
 
 	/* both sides set the group, whichever runs first */
 	(void) setpgid(pid, pid);
@@ -195,7 +233,6 @@ take_progress_line(Child *child, const char *line)
 	{
 		child->progress = fraction;
 		strlcpy(child->stage, stage, sizeof(child->stage));
-		child->progress_changed = true;
 	}
 }
 
@@ -286,6 +323,8 @@ reap(Child *child)
 	{
 		child->exited = true;
 		child->wait_status = status;
+		/* nobody reads the rest of its input: feed may have left it open */
+		close_fd(&child->stdin_fd);
 	}
 }
 
@@ -332,8 +371,8 @@ child_signal(Child *child, int signo)
 bool
 child_done(Child *child)
 {
-	return child->exited && child->stdout_fd < 0 && child->stderr_fd < 0 &&
-		child->progress_fd < 0;
+	return child->exited && child->stdin_fd < 0 && child->stdout_fd < 0 &&
+		child->stderr_fd < 0 && child->progress_fd < 0;
 }
 
 /* Close what is left of the pipes (the child is gone). */

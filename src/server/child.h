@@ -35,7 +35,6 @@ typedef struct Child
 	size_t		partial_len;
 	double		progress;		/* last progress line */
 	char		stage[32];
-	bool		progress_changed;
 	bool		exited;
 	int			wait_status;	/* from waitpid, once exited */
 	struct rusage usage;		/* the child's resources, once exited */

@@ -69,11 +69,19 @@ is($vp->wait_for_job($job)->{status}, 'completed', 'the job runs once the progra
 # touching a running job.
 $node->safe_psql('postgres', 'CREATE ROLE intruder LOGIN');
 my $slow_clip = VproxyTest::Cluster::make_clip(PostgreSQL::Test::Utils::tempdir() . '/slow.mp4',
-	seconds => 4);
+	seconds => 6);
 my $slow_video = $vp->add_video(file => $slow_clip);
 my $slow_job = $vp->enqueue($slow_video, params => { preset => 'veryslow' });
-my ($worker, $child) = $vp->wait_for_child($slow_job);
+my ($worker, $child) = $vp->wait_for_child($slow_job, min_progress => 0.01);
 ok($child, "a job runs (child $child under worker $worker)");
+
+# The child starts from the default signal actions with nothing blocked:
+# none of the worker's handlers or ignored signals (SIGUSR2) survive the
+# exec; vproxy-transcode itself only ignores SIGPIPE.
+my %signals = slurp_file("/proc/$child/status") =~ /^(Sig\w+):\s*([0-9a-f]+)$/mg;
+is(hex $signals{SigBlk}, 0, 'the child blocks no signal');
+is(sprintf('%x', hex $signals{SigIgn}), sprintf('%x', 1 << (13 - 1)),
+	'the child ignores SIGPIPE only');
 my ($ret, $out, $err) = $node->psql('postgres', 'DROP DATABASE vproxy',
 	extra_params => [ '-U', 'intruder' ], timeout => 60);
 like($err, qr/must be owner of database vproxy/, 'a non-owner cannot DROP DATABASE vproxy');
