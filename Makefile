@@ -18,6 +18,8 @@ include $(PGXS)
 
 # after PGXS, whose Makefile.global empties PROVE_FLAGS
 PROVE_FLAGS = -I test/lib --timer
+# after PGXS, so that the first rule stays `all`
+-include $(OBJS:.o=.d)
 
 # the child program: media, storage and transcode rooms
 include src/transcode/transcode.mk

@@ -9,6 +9,11 @@ MODULE_big = vproxy
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/server/*.c)))
 DATA = $(sort $(wildcard sql/vproxy--*.sql))
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
+# rebuild an object when a header it includes changes (state.h is shared
+# memory layout: a stale object would read the wrong fields); the top
+# Makefile includes the .d files after PGXS has set the default goal
+PG_CPPFLAGS = -MMD -MP
+EXTRA_CLEAN = $(OBJS:.o=.d)
 
 REGRESS = api worker_functions privileges settings
 REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/regress.conf
