@@ -140,65 +140,76 @@ jobs_claim(const char *holder, ClaimedJob *job, TimestampTz *next_claim_at)
 	return claimed;
 }
 
-/* Extend the lease and store progress; false when the lease is lost. */
-bool
-jobs_heartbeat(const ClaimedJob *job, double progress)
+/*
+ * Run a query that returns one boolean (whether the lease was held) in a
+ * call of its own.  An ERROR is caught and the transaction rolled back: a
+ * data error (SQLSTATE class 22 or 23) means the input cannot be stored,
+ * anything else (a lock or statement timeout, a deadlock, a cancel, a full
+ * NOTIFY queue at commit...) may pass.  The message comes back in *error.
+ */
+static CallOutcome
+run_guarded_call(const char *sql, int nargs, Oid *types, Datum *values, char **error)
 {
-	Oid			types[4] = {UUIDOID, UUIDOID, FLOAT4OID, FLOAT8OID};
-	Datum		values[4];
-	bool		isnull;
-	bool		held;
+	MemoryContext guard_caller = CurrentMemoryContext;
+	volatile CallOutcome outcome = CALL_LEASE_LOST;
 
-	values[0] = UUIDPGetDatum(&job->job_id);
-	values[1] = UUIDPGetDatum(&job->lease_token);
-	values[2] = Float4GetDatum((float4) progress);
-	values[3] = Float8GetDatum((double) vproxy_lease_duration);
-	if (!begin_call())
-		return false;
-	run("SELECT vproxy.heartbeat_job($1, $2, $3, $4)", 4, types, values, NULL);
-	held = DatumGetBool(column(1, &isnull));
-	end_call();
-	return held;
-}
-
-/* Record success; false when the lease is lost; errors come back in *error. */
-bool
-jobs_finish(const ClaimedJob *job, const char *result, char **error)
-{
-	Oid			types[3] = {UUIDOID, UUIDOID, TEXTOID};
-	Datum		values[3];
-	bool		isnull;
-	volatile bool held = false;
-	MemoryContext finish_caller = CurrentMemoryContext;
-
-	values[0] = UUIDPGetDatum(&job->job_id);
-	values[1] = UUIDPGetDatum(&job->lease_token);
-	values[2] = CStringGetTextDatum(jobs_clean_text(result));
 	*error = NULL;
 	PG_TRY();
 	{
 		if (begin_call())
 		{
-			run("SELECT vproxy.finish_job($1, $2, $3::jsonb)", 3, types, values, NULL);
-			held = DatumGetBool(column(1, &isnull));
+			bool		isnull;
+
+			run(sql, nargs, types, values, NULL);
+			outcome = DatumGetBool(column(1, &isnull)) ? CALL_DONE : CALL_LEASE_LOST;
 			end_call();
 		}
 	}
 	PG_CATCH();
 	{
 		ErrorData  *edata;
+		int			category;
 
-		MemoryContextSwitchTo(finish_caller);
+		MemoryContextSwitchTo(guard_caller);
 		edata = CopyErrorData();
 		FlushErrorState();
 		AbortCurrentTransaction();
-		MemoryContextSwitchTo(finish_caller);
-		*error = psprintf("cannot record the result: %s", edata->message);
+		MemoryContextSwitchTo(guard_caller);
+		category = ERRCODE_TO_CATEGORY(edata->sqlerrcode);
+		outcome = (category == ERRCODE_DATA_EXCEPTION ||
+				   category == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION) ? CALL_BAD_DATA : CALL_FAILED;
+		*error = pstrdup(edata->message);
 		FreeErrorData(edata);
-		held = true;
 	}
 	PG_END_TRY();
-	return held;
+	return outcome;
+}
+
+/* Extend the lease and store progress; errors come back in *error. */
+CallOutcome
+jobs_heartbeat(const ClaimedJob *job, double progress, char **error)
+{
+	Oid			types[4] = {UUIDOID, UUIDOID, FLOAT4OID, FLOAT8OID};
+	Datum		values[4];
+
+	values[0] = UUIDPGetDatum(&job->job_id);
+	values[1] = UUIDPGetDatum(&job->lease_token);
+	values[2] = Float4GetDatum((float4) progress);
+	values[3] = Float8GetDatum((double) vproxy_lease_duration);
+	return run_guarded_call("SELECT vproxy.heartbeat_job($1, $2, $3, $4)", 4, types, values, error);
+}
+
+/* Record success; errors come back in *error. */
+CallOutcome
+jobs_finish(const ClaimedJob *job, const char *result, char **error)
+{
+	Oid			types[3] = {UUIDOID, UUIDOID, TEXTOID};
+	Datum		values[3];
+
+	values[0] = UUIDPGetDatum(&job->job_id);
+	values[1] = UUIDPGetDatum(&job->lease_token);
+	values[2] = CStringGetTextDatum(jobs_clean_text(result));
+	return run_guarded_call("SELECT vproxy.finish_job($1, $2, $3::jsonb)", 3, types, values, error);
 }
 
 /* Record a failed attempt; the new status, NULL if the lease is lost. */

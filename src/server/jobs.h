@@ -22,6 +22,16 @@ typedef struct ClaimedJob
 	char		video_id_text[37];
 } ClaimedJob;
 
+/* What a heartbeat or a finish came to. */
+typedef enum CallOutcome
+{
+	CALL_DONE,					/* written */
+	CALL_LEASE_LOST,			/* cancelled or taken over: nothing written */
+	CALL_BAD_DATA,				/* the data does not fit (SQLSTATE class 22 or 23) */
+	CALL_FAILED					/* the database failed for now (a lock, a
+								 * deadlock, a cancel...): worth trying again */
+} CallOutcome;
+
 /* Set when a call found the extension gone: the worker must leave. */
 extern bool jobs_extension_gone;
 
@@ -31,14 +41,17 @@ extern int	jobs_expire_earlier_lives(const char *server_prefix, const char *life
 /* Claim the most urgent runnable job; if none, when to look again (0: no idea). */
 extern bool jobs_claim(const char *holder, ClaimedJob *job, TimestampTz *next_claim_at);
 
-/* Extend the lease and store progress; false when the lease is lost. */
-extern bool jobs_heartbeat(const ClaimedJob *job, double progress);
+/*
+ * Extend the lease and store progress.  An error is not thrown: it comes
+ * back in *error with CALL_BAD_DATA or CALL_FAILED.
+ */
+extern CallOutcome jobs_heartbeat(const ClaimedJob *job, double progress, char **error);
 
 /*
- * Record success; false when the lease is lost.  An error while recording
- * (an unusable result) is returned in *error instead of being thrown.
+ * Record success.  An error is not thrown: CALL_BAD_DATA (an unusable
+ * result) or CALL_FAILED (try again), with the message in *error.
  */
-extern bool jobs_finish(const ClaimedJob *job, const char *result, char **error);
+extern CallOutcome jobs_finish(const ClaimedJob *job, const char *result, char **error);
 
 /* Record a failed attempt; returns the new status ("pending", "failed"), NULL if the lease is lost. */
 extern char *jobs_fail(const ClaimedJob *job, const char *error, bool retryable);

@@ -41,7 +41,8 @@ PGDLLEXPORT void vproxy_launcher_main(Datum main_arg);
 
 typedef struct WorkerHandle
 {
-	BackgroundWorkerHandle *handle; /* NULL: not running */
+	BackgroundWorkerHandle *handle; /* NULL: not started by this launcher */
+	pid_t		adopted_pid;	/* a worker of an earlier launcher, running */
 	TimestampTz started_at;
 	TimestampTz restart_after;
 	int			young_deaths;
@@ -112,6 +113,44 @@ database_exists(void)
 	return found;
 }
 
+/* The process serving slot i, 0 if none. */
+static pid_t
+slot_pid(int i)
+{
+	pid_t		pid;
+
+	SpinLockAcquire(&vproxy_state->mutex);
+	pid = vproxy_state->slots[i].pid;
+	SpinLockRelease(&vproxy_state->mutex);
+	return pid;
+}
+
+/*
+ * Whether slot i is served by a worker this launcher did not start (an
+ * earlier launcher did, before it was terminated or failed): that worker is
+ * adopted, watched through its slot, and not started twice.
+ */
+static bool
+adopted_worker_runs(int i)
+{
+	WorkerHandle *w = &workers[i];
+	pid_t		pid = slot_pid(i);
+
+	if (w->adopted_pid != 0 && pid != w->adopted_pid)
+	{
+		/* it stopped: start a new one at once */
+		w->adopted_pid = 0;
+		w->restart_after = 0;
+	}
+	if (w->adopted_pid == 0 && w->handle == NULL && pid != 0)
+	{
+		w->adopted_pid = pid;
+		ereport(LOG, (errmsg("vproxy launcher: adopted worker %d (process %d), still running",
+							 i + 1, (int) pid)));
+	}
+	return w->adopted_pid != 0;
+}
+
 /* Notice the workers that have stopped; count those still running. */
 static int
 collect_stopped_workers(void)
@@ -125,7 +164,11 @@ collect_stopped_workers(void)
 		pid_t		pid;
 
 		if (w->handle == NULL)
+		{
+			if (adopted_worker_runs(i))
+				running++;
 			continue;
+		}
 		if (GetBackgroundWorkerPid(w->handle, &pid) != BGWH_STOPPED)
 		{
 			running++;
@@ -163,8 +206,12 @@ static void
 stop_workers(void)
 {
 	for (int i = 0; i < vproxy_workers; i++)
+	{
 		if (workers[i].handle != NULL)
 			TerminateBackgroundWorker(workers[i].handle);
+		else if (workers[i].adopted_pid != 0)
+			(void) kill(workers[i].adopted_pid, SIGTERM);
+	}
 }
 
 /* Start the workers whose restart delay has passed; ms until the next is due. */
@@ -179,7 +226,7 @@ start_workers(void)
 		WorkerHandle *w = &workers[i];
 		BackgroundWorker worker;
 
-		if (w->handle != NULL)
+		if (w->handle != NULL || w->adopted_pid != 0)
 			continue;
 		if (now < w->restart_after)
 		{
@@ -294,13 +341,16 @@ vproxy_launcher_main(Datum main_arg)
 	ereport(LOG, (errmsg("vproxy launcher started: %d worker(s) for database \"%s\"",
 						 vproxy_workers, vproxy_database)));
 
-	while (!ShutdownRequestPending)
+	for (;;)
 	{
 		long		sleep_ms;
 
+		/* reset before looking at the flags, so no SIGTERM is slept through */
 		ResetLatch(MyLatch);
 		/* absorbs procsignal barriers (DROP DATABASE waits for them) */
 		CHECK_FOR_INTERRUPTS();
+		if (ShutdownRequestPending)
+			break;
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
@@ -310,5 +360,12 @@ vproxy_launcher_main(Datum main_arg)
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 sleep_ms, PG_WAIT_EXTENSION);
 	}
-	proc_exit(0);
+
+	/*
+	 * Exit status 1: a static worker that exits with 0 is never started
+	 * again, so a launcher terminated by hand would leave its workers
+	 * orphaned until the next server start.  The postmaster restarts it
+	 * after bgw_restart_time, and it adopts the workers still running.
+	 */
+	proc_exit(1);
 }

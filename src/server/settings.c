@@ -111,7 +111,7 @@ define_settings(void)
 	DefineCustomIntVariable("vproxy.lease_duration",
 							"How long a claim stays valid without a heartbeat.",
 							"A job whose worker vanished is taken again after this.",
-							&vproxy_lease_duration, 60, 3, 86400,
+							&vproxy_lease_duration, 60, 10, 86400,
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 	DefineCustomStringVariable("vproxy.transcode_path",
 							   "Path of the vproxy-transcode program; empty means the one beside postgres.",

@@ -49,6 +49,9 @@ attach_state(void)
 	{
 		memset(vproxy_state, 0, state_size());
 		SpinLockInit(&vproxy_state->mutex);
+		/* shared memory is made again after a crash: a new life of the server */
+		if (!pg_strong_random(&vproxy_state->life_id, sizeof(vproxy_state->life_id)))
+			ereport(FATAL, (errmsg("vproxy: could not generate a random server life id")));
 		vproxy_state->nslots = vproxy_workers;
 	}
 	LWLockRelease(AddinShmemInitLock);

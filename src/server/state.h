@@ -44,6 +44,7 @@ typedef struct WorkerSlot
 typedef struct VproxyState
 {
 	slock_t		mutex;
+	uint64		life_id;		/* random, new at each (crash-)restart */
 	pid_t		launcher_pid;
 	Latch	   *launcher_latch;
 	bool		extension_missing;	/* a worker found no extension: wait */

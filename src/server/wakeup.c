@@ -80,6 +80,28 @@ send_wakeups(void)
 		request_launcher_recheck();
 }
 
+/* Wake one idle worker that no one has woken yet, if there is one. */
+void
+wake_idle_worker(void)
+{
+	Latch	   *latch = NULL;
+
+	SpinLockAcquire(&vproxy_state->mutex);
+	for (int i = 0; i < vproxy_state->nslots && latch == NULL; i++)
+	{
+		WorkerSlot *slot = &vproxy_state->slots[i];
+
+		if (slot->latch != NULL && slot->state == WORKER_IDLE && !slot->woken)
+		{
+			slot->woken = true;
+			latch = slot->latch;
+		}
+	}
+	SpinLockRelease(&vproxy_state->mutex);
+	if (latch)
+		SetLatch(latch);
+}
+
 /* Transaction callback: wake at commit, forget at the end either way. */
 static void
 at_transaction_end(XactEvent event, void *arg)

@@ -9,6 +9,9 @@
 /* Register the transaction callback that sends the wake-ups. */
 extern void install_wakeup_callback(void);
 
+/* Wake one idle worker that no one has woken yet, if there is one. */
+extern void wake_idle_worker(void);
+
 /* At commit, wake the launcher. */
 extern void wake_launcher_at_commit(void);
 

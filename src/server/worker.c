@@ -30,6 +30,7 @@
 #include "jobs.h"
 #include "settings.h"
 #include "state.h"
+#include "wakeup.h"
 
 PGDLLEXPORT void vproxy_worker_main(Datum main_arg);
 
@@ -39,6 +40,11 @@ PGDLLEXPORT void vproxy_worker_main(Datum main_arg);
 #define MAX_IDLE_SLEEP_MS 60000
 /* heartbeat (lease and progress) period */
 #define HEARTBEAT_MS 1000
+/* a result the database fails to take is offered this often, this long apart */
+#define FINISH_TRIES 5
+#define FINISH_RETRY_MS 1000
+/* longest wait for a lock the application holds, shorter than any lease */
+#define WORKER_LOCK_TIMEOUT "5s"
 
 static volatile sig_atomic_t got_sigterm = false;
 static WorkerSlot *my_slot = NULL;
@@ -74,16 +80,19 @@ set_state(WorkerState state)
 	SpinLockRelease(&vproxy_state->mutex);
 }
 
-/* Exit callback: give the slot back. */
+/* Exit callback: give the slot back (if it is still this worker's). */
 static void
 leave_slot(int code, Datum arg)
 {
 	SpinLockAcquire(&vproxy_state->mutex);
-	my_slot->pid = 0;
-	my_slot->latch = NULL;
-	my_slot->state = WORKER_STOPPED;
-	my_slot->state_since = GetCurrentTimestamp();
-	my_slot->has_job = false;
+	if (my_slot->pid == MyProcPid)
+	{
+		my_slot->pid = 0;
+		my_slot->latch = NULL;
+		my_slot->state = WORKER_STOPPED;
+		my_slot->state_since = GetCurrentTimestamp();
+		my_slot->has_job = false;
+	}
 	SpinLockRelease(&vproxy_state->mutex);
 }
 
@@ -166,11 +175,20 @@ report_job(const ClaimedJob *job, Child *child)
 	pgstat_report_activity(STATE_RUNNING, activity);
 }
 
-/* Publish the claimed job in the slot. */
+/*
+ * Publish the claimed job in the slot.  A commit that woke this worker
+ * while it was claiming may have queued another job than the one it took:
+ * the wake-up goes on to an idle worker, or the job would wait for the next
+ * timeout.
+ */
 static void
 enter_job(const ClaimedJob *job)
 {
+	bool		was_woken;
+
 	SpinLockAcquire(&vproxy_state->mutex);
+	was_woken = my_slot->woken;
+	my_slot->woken = false;
 	my_slot->state = WORKER_RUNNING;
 	my_slot->state_since = GetCurrentTimestamp();
 	my_slot->job_started_at = my_slot->state_since;
@@ -181,6 +199,8 @@ enter_job(const ClaimedJob *job)
 	strlcpy(my_slot->job_type, job->job_type, sizeof(my_slot->job_type));
 	my_slot->attempt = job->attempt;
 	SpinLockRelease(&vproxy_state->mutex);
+	if (was_woken)
+		wake_idle_worker();
 	report_job(job, NULL);
 }
 
@@ -236,6 +256,65 @@ exit_status_retryable(int code)
 	}
 }
 
+/*
+ * Record the child's result.  A result that does not fit the tables (a
+ * data error) fails the job at once; when the database fails for another
+ * reason (a lock timeout, a deadlock with the application, a cancel), the
+ * result is offered again a few times, keeping the lease, before the
+ * attempt is counted as a transient failure.
+ */
+static void
+record_result(const ClaimedJob *job, Child *child, double seconds)
+{
+	CallOutcome outcome;
+	char	   *error = NULL;
+	char	   *ignored;
+
+	for (int try = 1;; try++)
+	{
+		outcome = jobs_finish(job, child->output.data, &error);
+		if (outcome != CALL_FAILED || try == FINISH_TRIES || got_sigterm)
+			break;
+		ereport(LOG, (errmsg("vproxy: could not record the result of job %s (try %d of %d), trying again: %s",
+							 job->job_id_text, try, FINISH_TRIES, error)));
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 FINISH_RETRY_MS, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		if (jobs_heartbeat(job, child->progress, &ignored) == CALL_LEASE_LOST)
+		{
+			outcome = CALL_LEASE_LOST;
+			break;
+		}
+	}
+
+	switch (outcome)
+	{
+		case CALL_DONE:
+			ereport(LOG, (errmsg("vproxy: job %s (%s) of video %s completed in %.1f s, attempt %d "
+								 "(child: %.1f s CPU, %ld MB peak memory)",
+								 job->job_id_text, job->job_type, job->video_id_text, seconds,
+								 job->attempt,
+								 child->usage.ru_utime.tv_sec + child->usage.ru_utime.tv_usec / 1e6 +
+								 child->usage.ru_stime.tv_sec + child->usage.ru_stime.tv_usec / 1e6,
+								 child->usage.ru_maxrss / 1024)));
+			break;
+		case CALL_LEASE_LOST:
+			ereport(LOG, (errmsg("vproxy: job %s lost its lease; its result was not recorded",
+								 job->job_id_text)));
+			break;
+		case CALL_BAD_DATA:
+			record_failure(job, psprintf("cannot record the result: %s", error), false);
+			break;
+		case CALL_FAILED:
+			if (!got_sigterm)
+				record_failure(job, psprintf("cannot record the result: %s", error), true);
+			else if (jobs_release(job))
+				ereport(LOG, (errmsg("vproxy: job %s handed back on shutdown, attempt not counted "
+									 "(its result could not be recorded: %s)", job->job_id_text, error)));
+			break;
+	}
+}
+
 /* Record what the child's run came to. */
 static void
 record_outcome(const ClaimedJob *job, Child *child, double seconds)
@@ -245,25 +324,12 @@ record_outcome(const ClaimedJob *job, Child *child, double seconds)
 
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 	{
-		char	   *error = NULL;
-
 		if (child->output_too_long || child->output.len == 0)
 			record_failure(job, child->output.len == 0 ?
 						   "vproxy-transcode succeeded but printed no result" :
 						   "vproxy-transcode printed a result over 1 MB", true);
-		else if (!jobs_finish(job, child->output.data, &error))
-			ereport(LOG, (errmsg("vproxy: job %s lost its lease; its result was not recorded",
-								 job->job_id_text)));
-		else if (error != NULL)
-			record_failure(job, error, false);
 		else
-			ereport(LOG, (errmsg("vproxy: job %s (%s) of video %s completed in %.1f s, attempt %d "
-								 "(child: %.1f s CPU, %ld MB peak memory)",
-								 job->job_id_text, job->job_type, job->video_id_text, seconds,
-								 job->attempt,
-								 child->usage.ru_utime.tv_sec + child->usage.ru_utime.tv_usec / 1e6 +
-								 child->usage.ru_stime.tv_sec + child->usage.ru_stime.tv_usec / 1e6,
-								 child->usage.ru_maxrss / 1024)));
+			record_result(job, child, seconds);
 	}
 	else if (WIFEXITED(status))
 		record_failure(job, last_line[0] ? last_line :
@@ -292,7 +358,8 @@ run_job(ClaimedJob *job)
 				timed_out = false,
 				stopping = false,
 				terminating = false,
-				killed = false;
+				killed = false,
+				succeeded;
 
 	enter_job(job);
 	ereport(LOG, (errmsg("vproxy: job %s (%s) of video %s started, attempt %d",
@@ -313,17 +380,24 @@ run_job(ClaimedJob *job)
 		ResetLatch(MyLatch);
 		reload_if_asked();
 		now = GetCurrentTimestamp();
-		if (got_sigterm && !terminating)
+		/* a child that has already exited is not stopped: its result counts */
+		if (got_sigterm && !terminating && !child.exited)
 			stopping = true;
 		if (!terminating && !stopping &&
 			(lease_check_asked() || now >= TimestampTzPlusMilliseconds(last_heartbeat, HEARTBEAT_MS)))
 		{
-			if (!jobs_heartbeat(job, child.progress))
+			char	   *error;
+			CallOutcome outcome = jobs_heartbeat(job, child.progress, &error);
+
+			if (outcome == CALL_LEASE_LOST)
 				lease_lost = true;
+			else if (outcome != CALL_DONE)
+				ereport(LOG, (errmsg("vproxy: job %s: heartbeat failed, trying again: %s",
+									 job->job_id_text, error)));
 			last_heartbeat = now;
 			report_job(job, &child);
 		}
-		if (!terminating && !stopping && !lease_lost && now >= deadline)
+		if (!terminating && !stopping && !lease_lost && !child.exited && now >= deadline)
 			timed_out = true;
 		if (!terminating && (stopping || lease_lost || timed_out))
 		{
@@ -357,10 +431,13 @@ run_job(ClaimedJob *job)
 		child_wait(&child, Max(wait_ms, 1));
 	}
 	current_child = NULL;
+	succeeded = WIFEXITED(child.wait_status) && WEXITSTATUS(child.wait_status) == 0;
 
 	if (jobs_extension_gone)
 		return;
-	if (lease_lost)
+	if (succeeded || !(lease_lost || stopping || timed_out))
+		record_outcome(job, &child, (double) TimestampDifferenceMilliseconds(started, GetCurrentTimestamp()) / 1000.0);
+	else if (lease_lost)
 		ereport(LOG, (errmsg("vproxy: job %s was cancelled or taken over; its child was stopped",
 							 job->job_id_text)));
 	else if (stopping)
@@ -369,11 +446,9 @@ run_job(ClaimedJob *job)
 			ereport(LOG, (errmsg("vproxy: job %s handed back on shutdown, attempt not counted",
 								 job->job_id_text)));
 	}
-	else if (timed_out)
+	else
 		record_failure(job, psprintf("timed out after %d s (vproxy.job_timeout)",
 									 vproxy_job_timeout), true);
-	else
-		record_outcome(job, &child, (double) TimestampDifferenceMilliseconds(started, GetCurrentTimestamp()) / 1000.0);
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
@@ -421,28 +496,61 @@ clear_woken(void)
 	SpinLockRelease(&vproxy_state->mutex);
 }
 
-/* Take the slot and name this life of the server in the lease holder. */
-static void
+/*
+ * Take the slot and name this life of the server in the lease holder; false
+ * if a worker started by an earlier launcher still holds the slot.
+ */
+static bool
 attach_to_slot(int number)
 {
+	pid_t		slot_holder;
+
 	my_number = number;
 	my_slot = &vproxy_state->slots[number];
 	SpinLockAcquire(&vproxy_state->mutex);
-	my_slot->pid = MyProcPid;
-	my_slot->latch = MyLatch;
-	my_slot->state = WORKER_STARTING;
-	my_slot->state_since = GetCurrentTimestamp();
-	my_slot->has_job = false;
-	my_slot->woken = false;
+	slot_holder = my_slot->pid;
+	if (slot_holder == 0)
+	{
+		my_slot->pid = MyProcPid;
+		my_slot->latch = MyLatch;
+		my_slot->state = WORKER_STARTING;
+		my_slot->state_since = GetCurrentTimestamp();
+		my_slot->has_job = false;
+		my_slot->woken = false;
+	}
 	SpinLockRelease(&vproxy_state->mutex);
+	if (slot_holder != 0)
+	{
+		ereport(LOG, (errmsg("vproxy worker %d: process %d already serves this slot; exiting",
+							 number + 1, (int) slot_holder)));
+		return false;
+	}
 	before_shmem_exit(leave_slot, (Datum) 0);
 	before_shmem_exit(stop_child_at_exit, (Datum) 0);
 
 	snprintf(server_prefix, sizeof(server_prefix), "postgres " UINT64_FORMAT "/",
 			 GetSystemIdentifier());
-	snprintf(life_prefix, sizeof(life_prefix), "%s" INT64_FORMAT "/", server_prefix,
-			 (int64) PgStartTime);
+	snprintf(life_prefix, sizeof(life_prefix), "%s" UINT64_FORMAT "/", server_prefix,
+			 vproxy_state->life_id);
 	snprintf(holder, sizeof(holder), "%s%d", life_prefix, MyProcPid);
+	return true;
+}
+
+/*
+ * Whatever ALTER DATABASE or ALTER ROLE set for the application, the
+ * worker's calls are short read-committed writes that no statement timeout
+ * may cut; a lock the application holds stalls them (and the supervision
+ * of the child) for a bounded time only: the call is then tried again.
+ */
+static void
+set_session_defaults(void)
+{
+	SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("default_transaction_deferrable", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("statement_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("idle_in_transaction_session_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("lock_timeout", WORKER_LOCK_TIMEOUT, PGC_SUSET, PGC_S_OVERRIDE);
 }
 
 /* Entry point of a worker; main_arg is its slot number. */
@@ -455,9 +563,11 @@ vproxy_worker_main(Datum main_arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGCHLD, child_handle_sigchld);
 	BackgroundWorkerUnblockSignals();
-	attach_to_slot(DatumGetInt32(main_arg));
+	if (!attach_to_slot(DatumGetInt32(main_arg)))
+		proc_exit(0);
 
 	BackgroundWorkerInitializeConnection(vproxy_database, NULL, 0);
+	set_session_defaults();
 	pgstat_report_appname("vproxy worker");
 
 	if (jobs_expire_earlier_lives(server_prefix, life_prefix) > 0)
@@ -468,7 +578,7 @@ vproxy_worker_main(Datum main_arg)
 
 	loop_context = AllocSetContextCreate(TopMemoryContext, "vproxy worker loop",
 										 ALLOCSET_DEFAULT_SIZES);
-	while (!got_sigterm && !jobs_extension_gone)
+	for (;;)
 	{
 		ClaimedJob	job;
 		TimestampTz next_claim_at;
@@ -477,17 +587,19 @@ vproxy_worker_main(Datum main_arg)
 		MemoryContextSwitchTo(TopMemoryContext);
 		MemoryContextReset(loop_context);
 		MemoryContextSwitchTo(loop_context);
+		/* reset before looking at the flags, so no SIGTERM is slept through */
+		ResetLatch(MyLatch);
 		reload_if_asked();
+		if (got_sigterm || jobs_extension_gone)
+			break;
 		if (!program_usable())
 		{
 			set_state(WORKER_WAITING);
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 							 MAX_IDLE_SLEEP_MS, PG_WAIT_EXTENSION);
-			ResetLatch(MyLatch);
 			continue;
 		}
 		set_state(WORKER_IDLE);
-		ResetLatch(MyLatch);
 		clear_woken();
 		if (jobs_claim(holder, &job, &next_claim_at))
 		{

@@ -1,9 +1,10 @@
 # Faults in the middle of a job: kill -9 of the child (retried, completed
 # on attempt 2), a fast restart of the server (handed back, completed after
 # the restart without spending an attempt), the job timeout, a cancel (the
-# child ends within a second), and the death of the postmaster (the child
-# dies too; the next life takes the job over at once).  No zombies, and no
-# crash-restart of the server except the one we cause.
+# child ends within a second), a finish the database fails for a moment
+# (offered again), and the death of the postmaster (the child dies too; the
+# next life takes the job over at once).  No zombies, and no crash-restart
+# of the server except the one we cause.
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -113,6 +114,31 @@ my ($note) = grep { $_->{job_id} eq $job } $vp->notifications($listener);
 is($note && $note->{status}, 'cancelled', 'cancel: NOTIFY says cancelled');
 $listener->quit;
 ok($vp->wait_until("SELECT state = 'idle' FROM vproxy.workers"), 'the worker is idle again');
+
+# the database fails to take a result for a moment (a cancel, then the
+# worker's lock timeout, while the finish waits for the video row the
+# application has locked): the result is offered again, and the job is not
+# failed for good
+$video = $vp->add_video(file => $clip);
+$job = $vp->enqueue($video);
+($worker) = $vp->wait_for_child($job);
+my $locker = $node->background_psql('vproxy');
+$locker->query_safe("BEGIN; SELECT 1 FROM vproxy.videos WHERE id = '$video' FOR UPDATE");
+ok($vp->wait_until("SELECT count(*) = 1 FROM pg_stat_activity
+		WHERE backend_type = 'vproxy worker' AND wait_event_type = 'Lock'"),
+	'the finish waits for the video the application locked');
+$vp->sql("SELECT pg_cancel_backend($worker)");
+ok($vp->wait_for_log(qr/could not record the result of job $job \(try \d+ of \d+\), trying again: canceling statement due to user request/),
+	'the cancelled finish is tried again');
+ok($vp->wait_for_log(qr/could not record the result of job $job \(try \d+ of \d+\), trying again: canceling statement due to lock timeout/),
+	'a lock held too long times the finish out, and it is tried again');
+$locker->query_safe('COMMIT');
+$locker->quit;
+$row = $vp->wait_for_job($job);
+is($row->{status}, 'completed', 'a finish that failed for a moment completes the job');
+is($row->{attempts}, 1, 'in the same attempt');
+is($vp->value("SELECT pid FROM pg_stat_activity WHERE backend_type = 'vproxy worker'"), $worker,
+	'by the same worker');
 $vp->assert_no_crash;
 
 # the postmaster dies: the child dies with its worker; the next life takes

@@ -281,6 +281,20 @@ sub log_text
 	return slurp_file($self->{node}->logfile);
 }
 
+# Wait until the server log matches $regexp (looking from byte $offset on);
+# false on timeout.
+sub wait_for_log
+{
+	my ($self, $regexp, $timeout, $offset) = @_;
+	my $deadline = time + ($timeout // $PostgreSQL::Test::Utils::timeout_default);
+	while (time < $deadline)
+	{
+		return 1 if substr($self->log_text, $offset // 0) =~ $regexp;
+		usleep(50_000);
+	}
+	return 0;
+}
+
 # The postmaster never crash-restarted: same start time, no crash in the log.
 sub assert_no_crash
 {
