@@ -25,6 +25,9 @@ extern int	cmd_storage(int argc, char **argv);
 /* Print "vproxy-transcode: <cause>" as the last stderr line; return status. */
 extern int	fail(int status, const char *fmt,...) __attribute__((format(printf, 2, 3)));
 
+/* Parse a whole decimal int (an option's value); false if it is not one. */
+extern bool parse_int(const char *text, int *value);
+
 /* Print one JSON object on stdout, then a newline; steals the reference. */
 extern int	print_json(json_t *object);
 

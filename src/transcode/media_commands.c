@@ -13,21 +13,6 @@
 #include "transcode/commands.h"
 #include "transcode/media_json.h"
 
-/* Parse a whole decimal int; the media room checks its range. */
-static bool
-parse_int(const char *text, int *value)
-{
-	char	   *end;
-	long		parsed;
-
-	errno = 0;
-	parsed = strtol(text, &end, 10);
-	if (errno != 0 || end == text || *end != '\0' || parsed < INT_MIN || parsed > INT_MAX)
-		return false;
-	*value = (int) parsed;
-	return true;
-}
-
 /* Parse a finite number; the media room checks its range. */
 static bool
 parse_double(const char *text, double *value)

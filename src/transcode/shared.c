@@ -36,6 +36,21 @@ fail(int status, const char *fmt,...)
 	return status;
 }
 
+/* Parse a whole decimal int (an option's value); false if it is not one. */
+bool
+parse_int(const char *text, int *value)
+{
+	char	   *end;
+	long		parsed;
+
+	errno = 0;
+	parsed = strtol(text, &end, 10);
+	if (errno != 0 || end == text || *end != '\0' || parsed < INT_MIN || parsed > INT_MAX)
+		return false;
+	*value = (int) parsed;
+	return true;
+}
+
 /* Print one JSON object on stdout followed by a newline. */
 int
 print_json(json_t *object)

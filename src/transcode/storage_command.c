@@ -54,21 +54,6 @@ env_setting(const char *name, const char *fallback)
 	return value ? value : "";
 }
 
-/* Parse a whole decimal int, or fail. */
-static bool
-parse_int(const char *text, int *value)
-{
-	char	   *end;
-	long		parsed;
-
-	errno = 0;
-	parsed = strtol(text, &end, 10);
-	if (errno != 0 || end == text || *end != '\0' || parsed < INT_MIN || parsed > INT_MAX)
-		return false;
-	*value = (int) parsed;
-	return true;
-}
-
 /* Print the usage and a usage failure. */
 static int
 usage_error(const char *fmt, const char *detail)
