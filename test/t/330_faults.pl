@@ -106,7 +106,7 @@ $job = $vp->enqueue($video, %slow);
 my $cancelled_at = time;
 is($vp->value("SELECT vproxy.vproxy_cancel('$job')"), 't', 'vproxy_cancel returns true');
 ok(gone_within($child, 1.5), sprintf('cancel: the child is gone within a second (%.2f s)', time - $cancelled_at));
-like($vp->log_text, qr/job $job was cancelled or taken over; its child was stopped/, 'cancel: logged');
+ok($vp->wait_for_log(qr/job $job was cancelled or taken over; its child was stopped/), 'cancel: logged');
 $row = $vp->job($job);
 is($row->{status}, 'cancelled', 'cancel: the job stays cancelled');
 is($vp->video($video)->{processing_status}, 'failed', 'cancel: the video without a proxy is failed');
