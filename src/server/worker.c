@@ -431,7 +431,7 @@ run_job(ClaimedJob *job)
 		child_wait(&child, Max(wait_ms, 1));
 	}
 	current_child = NULL;
-	succeeded = WIFEXITED(child.wait_status) && WEXITSTATUS(child.wait_status) == 0;
+	succeeded = child.exited && WIFEXITED(child.wait_status) && WEXITSTATUS(child.wait_status) == 0;
 
 	if (jobs_extension_gone)
 		return;
