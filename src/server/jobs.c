@@ -11,6 +11,7 @@
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/builtins.h"
 #include "utils/snapmgr.h"
@@ -28,6 +29,8 @@ static bool
 begin_call(void)
 {
 	caller_context = CurrentMemoryContext;
+	/* a cancel sent before the call began was not meant for it */
+	QueryCancelPending = false;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	if (!OidIsValid(get_extension_oid("vproxy", true)))

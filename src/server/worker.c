@@ -116,10 +116,16 @@ stop_child_at_exit(int code, Datum arg)
 	(void) waitpid(child->pid, &status, 0);
 }
 
-/* Serve interrupts, and reload the configuration if a SIGHUP asked for it. */
+/*
+ * Serve interrupts, and reload the configuration if a SIGHUP asked for it.
+ * Called between the worker's calls only: a query cancel (pg_cancel_backend)
+ * that lands here has no statement to cancel, and would otherwise end the
+ * worker with an ERROR outside any transaction, killing its child.
+ */
 static void
 reload_if_asked(void)
 {
+	QueryCancelPending = false;
 	/* absorbs procsignal barriers too (DROP DATABASE waits for them) */
 	CHECK_FOR_INTERRUPTS();
 	if (ConfigReloadPending)

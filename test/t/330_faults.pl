@@ -1,4 +1,5 @@
-# Faults in the middle of a job: kill -9 of the child (retried, completed
+# Faults in the middle of a job: query cancels sent to the worker (the job
+# goes on), kill -9 of the child (retried, completed
 # on attempt 2), a fast restart of the server (handed back, completed after
 # the restart without spending an attempt), the job timeout, a cancel (the
 # child ends within a second), a finish the database fails for a moment
@@ -40,10 +41,27 @@ sub gone_within
 	return 0;
 }
 
-# kill -9 of the child: a retry, then success on attempt 2
+# pg_cancel_backend of a worker while its child runs: nothing to cancel
+# between its calls, and a cancelled call is tried again; the worker, its
+# child and the attempt go on
 my $video = $vp->add_video(file => $clip);
 my $job = $vp->enqueue($video, %slow);
-my ($worker, $child) = $vp->wait_for_child($job, min_progress => 0.05);
+my ($worker, $child) = $vp->wait_for_child($job);
+for (1 .. 10)
+{
+	$vp->sql("SELECT pg_cancel_backend($worker)");
+	usleep(150_000);
+}
+my $row = $vp->wait_for_job($job);
+is($row->{status}, 'completed', 'cancels sent to the worker: the job completed');
+is($row->{attempts}, 1, 'in attempt 1');
+is($vp->value("SELECT pid FROM pg_stat_activity WHERE backend_type = 'vproxy worker'"), $worker,
+	'by the same worker');
+
+# kill -9 of the child: a retry, then success on attempt 2
+$video = $vp->add_video(file => $clip);
+$job = $vp->enqueue($video, %slow);
+($worker, $child) = $vp->wait_for_child($job, min_progress => 0.05);
 ok($child, "the child runs (pid $child under worker $worker)");
 like($vp->value("SELECT query FROM pg_stat_activity WHERE pid = $worker"),
 	qr/^vproxy: proxy_generation job $job of video $video, attempt 1: \d+% \w+/,
@@ -59,7 +77,7 @@ my ($ret, $out, $err) = $node->psql('vproxy', "SET lock_timeout = '5s';
 	ALTER TABLE vproxy.processing_jobs DROP COLUMN upgrade_test;");
 is($ret, 0, 'DDL on processing_jobs goes through while a job runs') or diag($err);
 kill 'KILL', $child;
-my $row = $vp->wait_for_job($job, statuses => ['pending'], timeout => 20);
+$row = $vp->wait_for_job($job, statuses => ['pending'], timeout => 20);
 like($row->{error_message}, qr/killed by signal 9/, 'the attempt failed as killed by signal 9');
 $row = $vp->wait_for_job($job);
 is($row->{status}, 'completed', 'kill -9: the job completed');
