@@ -21,6 +21,9 @@ SET vproxy.storage_url = 'ftp://example';
 ALTER SYSTEM SET vproxy.storage_url = 'ftp://example';
 ALTER SYSTEM SET vproxy.proxy_key_template = 'videos/{mall_id}/proxy.mp4';
 ALTER SYSTEM SET vproxy.job_timeout = 0;
+ALTER SYSTEM SET vproxy.child_nice = 20;
+ALTER SYSTEM SET vproxy.child_memory_limit = '10MB';
+ALTER SYSTEM SET vproxy.transcode_threads = -1;
 -- the postmaster ones cannot change at run time
 SET vproxy.workers = 3;
 -- nothing else may be invented under the vproxy prefix

@@ -1,31 +1,46 @@
 /*
  * limits.c
- *		Bounds on what one hostile file can cost.
+ *		Bounds on what one file can cost: memory and threads.
  *
  * Memory: the address-space limit makes an allocation fail (the decoder
- * reports ENOMEM, we exit 75) instead of letting the machine swap.  It is
- * left out of AddressSanitizer builds, whose shadow memory needs terabytes of
- * address space.
+ * reports ENOMEM, we exit 75) instead of letting the machine swap or the OOM
+ * killer choose a victim.  The program sets it from --memory-limit or the
+ * job spec's limits (media_set_memory_limit); without that, the first media
+ * call applies MEDIA_DEFAULT_ADDRESS_SPACE.  It is left out of
+ * AddressSanitizer builds, whose shadow memory needs terabytes of address
+ * space.  A failure once the process has come near the limit is for lack of
+ * memory, whatever the library that felt it said (media_memory_exhausted).
+ *
+ * Threads: one budget for the decoder, the filter graph and x264 together
+ * (media_set_thread_budget; 0 = as many as the cores this process may use).
+ * See media_decoder_threads() and media_encoder_threads().
  *
  * Time: deliberately no CPU-time limit (RLIMIT_CPU).  CPU time is summed over
- * all threads (x264's up to 8, the decoder's up to 16), so a legitimate long
- * 4K HEVC upload on a many-core machine spends CPU-hours in far fewer hours
- * of wall time; any fixed cap would refuse real uploads as "hostile" (65,
- * failed for good), and one scaled by threads or cores would still cut short
- * a run the DBA allowed with a longer vproxy.job_timeout.  The bound on time
- * is wall-clock and belongs to the supervisor: at vproxy.job_timeout the
- * worker sends SIGTERM (the run stops and removes its partial output), then
- * SIGKILL, and records the timeout (test/t/330_faults.pl); the child dies
- * with its worker (PR_SET_PDEATHSIG), so no run outlives its supervision.
+ * all threads, so a legitimate long 4K HEVC upload on a many-core machine
+ * spends CPU-hours in far fewer hours of wall time; any fixed cap would
+ * refuse real uploads as "hostile" (65, failed for good), and one scaled by
+ * threads or cores would still cut short a run the DBA allowed with a longer
+ * vproxy.job_timeout.  The bound on time is wall-clock and belongs to the
+ * supervisor: at vproxy.job_timeout the worker sends SIGTERM (the run stops
+ * and removes its partial output), then SIGKILL, and records the timeout
+ * (test/t/330_faults.pl); the child dies with its worker
+ * (PR_SET_PDEATHSIG), so no run outlives its supervision.
  * test/t/040_media_hostile.pl checks that SIGTERM ends a run cleanly.
  */
+#include <stdio.h>
 #include <sys/resource.h>
 
+#include <libavutil/cpu.h>
 #include <libavutil/log.h>
 
 #include "media/media_internal.h"
 
-#define MEDIA_ADDRESS_SPACE_BYTES ((rlim_t) 6 << 30)
+#define MEDIA_DEFAULT_ADDRESS_SPACE ((uint64_t) 4 << 30)
+
+/* x264 gains nothing from more frame threads at 480p */
+#define MEDIA_MAX_ENCODER_THREADS 8
+/* libavcodec's own ceiling for automatic frame threads */
+#define MEDIA_MAX_DECODER_THREADS 16
 
 #if defined(__SANITIZE_ADDRESS__)
 #define MEDIA_LIMIT_ADDRESS_SPACE 0
@@ -38,9 +53,12 @@
 #define MEDIA_LIMIT_ADDRESS_SPACE 1
 #endif
 
+static bool memory_limit_set;
+static int	thread_budget;
+
 /* Lower the address-space limit to `wanted` (never raise it). */
 static void
-lower_address_space(rlim_t wanted)
+lower_address_space(uint64_t wanted)
 {
 	struct rlimit current;
 	struct rlimit lowered;
@@ -55,6 +73,89 @@ lower_address_space(rlim_t wanted)
 	setrlimit(RLIMIT_AS, &lowered);
 }
 
+/* Cap the address space at `bytes` now (0: no cap of ours), instead of the default. */
+void
+media_set_memory_limit(uint64_t bytes)
+{
+	memory_limit_set = true;
+	if (MEDIA_LIMIT_ADDRESS_SPACE && bytes > 0)
+		lower_address_space(bytes);
+}
+
+/* The process's peak address space in bytes (VmPeak), 0 if unknown. */
+static uint64_t
+peak_address_space(void)
+{
+	FILE	   *status = fopen("/proc/self/status", "r");
+	char		line[256];
+	unsigned long long kib = 0;
+
+	if (status == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), status) != NULL)
+		if (sscanf(line, "VmPeak: %llu kB", &kib) == 1)
+			break;
+	fclose(status);
+	return (uint64_t) kib * 1024;
+}
+
+/*
+ * Whether the process has come within a quarter of its address-space limit:
+ * an allocation that fails then fails for lack of memory (worth a retry
+ * when less is running), not because the file asked for an impossible size.
+ */
+bool
+media_memory_exhausted(void)
+{
+	struct rlimit current;
+
+	if (getrlimit(RLIMIT_AS, &current) != 0 || current.rlim_cur == RLIM_INFINITY)
+		return false;
+	return peak_address_space() >= current.rlim_cur / 4 * 3;
+}
+
+/* Set the thread budget of decoder, filters and encoder together; 0 = the cores. */
+void
+media_set_thread_budget(int threads)
+{
+	thread_budget = threads > 0 ? threads : 0;
+}
+
+/* The thread budget: the setting, or the cores this process may run on. */
+static int
+budget(void)
+{
+	int			cores = av_cpu_count();
+
+	return thread_budget > 0 ? thread_budget : (cores > 0 ? cores : 1);
+}
+
+/*
+ * Threads of a video decoder that works alone (thumbnail) or beside the
+ * encoder (proxy).  Beside it, half the budget: decoding and x264 at 480p
+ * cost about the same, and both run at once in the proxy's two threads.
+ */
+int
+media_decoder_threads(bool beside_encoder)
+{
+	int			threads = beside_encoder ? budget() / 2 : budget();
+
+	if (threads < 1)
+		threads = 1;
+	return threads > MEDIA_MAX_DECODER_THREADS ? MEDIA_MAX_DECODER_THREADS : threads;
+}
+
+/* Threads of x264: what the decoder leaves of the budget, at least one. */
+int
+media_encoder_threads(void)
+{
+	int			threads = budget() - budget() / 2;
+
+	if (threads < 1)
+		threads = 1;
+	return threads > MEDIA_MAX_ENCODER_THREADS ? MEDIA_MAX_ENCODER_THREADS : threads;
+}
+
 /* Apply the limits once per process. */
 void
 media_limit_resources(void)
@@ -66,6 +167,6 @@ media_limit_resources(void)
 	applied = true;
 	/* our own messages name the cause; libav's would bury them */
 	av_log_set_level(AV_LOG_FATAL);
-	if (MEDIA_LIMIT_ADDRESS_SPACE)
-		lower_address_space(MEDIA_ADDRESS_SPACE_BYTES);
+	if (!memory_limit_set)
+		media_set_memory_limit(MEDIA_DEFAULT_ADDRESS_SPACE);
 }

@@ -14,8 +14,9 @@
  * On failure `why` (MEDIA_WHY_MAX bytes) holds one line naming the cause, and
  * no output file is left behind.
  *
- * The first call caps the process's address space and quiets libav's
- * logging (limits.c; time is bounded by the supervisor's wall-clock timeout).  The hooks of media_make_proxy are called from
+ * The first call caps the process's address space (4 GiB unless
+ * media_set_memory_limit said otherwise) and quiets libav's logging
+ * (limits.c; time is bounded by the supervisor's wall-clock timeout).  The hooks of media_make_proxy are called from
  * its encoding thread (progress) and its decoding thread (should_stop), never
  * at the same time as another call of the same hook.
  */
@@ -93,6 +94,17 @@ typedef struct ThumbnailInfo
 	int64_t		file_size_bytes;
 	double		timestamp_seconds;
 } ThumbnailInfo;
+
+/*
+ * Process-wide bounds (limits.c), set before the first media call:
+ * the address-space limit in bytes (0: none of ours), and the number of
+ * threads decoder, filters and x264 share (0: as many as the cores).
+ */
+extern void media_set_memory_limit(uint64_t bytes);
+extern void media_set_thread_budget(int threads);
+
+/* Whether the process came near its address-space limit (a failure then is "out of memory"). */
+extern bool media_memory_exhausted(void);
 
 extern void media_proxy_defaults(ProxyOptions *options);
 extern void media_thumbnail_defaults(ThumbnailOptions *options);

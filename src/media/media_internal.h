@@ -48,6 +48,8 @@ extern int64_t media_ts_sub(int64_t a, int64_t b);
 
 /* limits.c */
 extern void media_limit_resources(void);
+extern int	media_decoder_threads(bool beside_encoder);
+extern int	media_encoder_threads(void);
 
 /* input.c */
 extern int	media_input_open(const char *path, const MediaHooks *hooks,

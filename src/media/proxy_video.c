@@ -18,12 +18,9 @@
 
 #include <libavfilter/buffersink.h>
 #include <libavfilter/buffersrc.h>
-#include <libavutil/cpu.h>
 #include <libavutil/opt.h>
 
 #include "media/proxy_internal.h"
-
-#define X264_MAX_THREADS 8
 
 /* Whether the container says the pictures are interlaced. */
 static bool
@@ -84,10 +81,8 @@ open_encoder(ProxyRun *run, char *why)
 	if (encoder->gop_size < 1)
 		encoder->gop_size = 1;
 	encoder->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
-	/* x264's own choice (1.5 per core) but bounded: more gains nothing at 480p */
-	encoder->thread_count = av_cpu_count() * 3 / 2;
-	if (encoder->thread_count > X264_MAX_THREADS)
-		encoder->thread_count = X264_MAX_THREADS;
+	/* its share of the thread budget (limits.c) */
+	encoder->thread_count = media_encoder_threads();
 	encoder->color_range = AVCOL_RANGE_MPEG;
 	if (run->hdr)
 	{
@@ -134,7 +129,7 @@ proxy_video_open(ProxyRun *run, char *why)
 	run->last_frame = av_frame_alloc();
 	if (run->last_frame == NULL)
 		return media_fail(why, EX_TEMPFAIL, "out of memory");
-	status = media_open_decoder(video, 0, &run->video_decoder, why);
+	status = media_open_decoder(video, media_decoder_threads(true), &run->video_decoder, why);
 	if (status == 0)
 		status = open_encoder(run, why);
 	return status;

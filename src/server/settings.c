@@ -28,6 +28,9 @@ char	   *vproxy_transcode_path;
 char	   *vproxy_temp_directory;
 char	   *vproxy_proxy_key_template;
 char	   *vproxy_thumbnail_key_template;
+int			vproxy_child_nice;
+int			vproxy_transcode_threads;
+int			vproxy_child_memory_limit;
 
 /* Show the secret as stars to everybody, superusers included. */
 static const char *
@@ -55,6 +58,16 @@ check_key_template(char **newval, void **extra, GucSource source)
 	if (strstr(*newval, "{video_id}") != NULL)
 		return true;
 	GUC_check_errdetail("A key template must contain {video_id}.");
+	return false;
+}
+
+/* A memory limit is 0 (none) or at least 64MB, below which no child can even start. */
+static bool
+check_child_memory_limit(int *newval, void **extra, GucSource source)
+{
+	if (*newval == 0 || *newval >= 64)
+		return true;
+	GUC_check_errdetail("vproxy.child_memory_limit must be 0 (no limit) or at least 64MB.");
 	return false;
 }
 
@@ -129,6 +142,21 @@ define_settings(void)
 							   "Storage key of a thumbnail: {mall_id}, {pin_id} and {video_id} are filled in.",
 							   NULL, &vproxy_thumbnail_key_template, "thumbnails/{mall_id}/{video_id}.jpg",
 							   PGC_SIGHUP, 0, check_key_template, NULL, NULL);
+	DefineCustomIntVariable("vproxy.child_nice",
+							"CPU niceness of the children; above 0 their IO priority is also the lowest best-effort.",
+							"0 leaves them at the priority of the server's own processes.",
+							&vproxy_child_nice, 10, 0, 19,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("vproxy.transcode_threads",
+							"Threads one child's decoder, filters and encoder share.",
+							"0 means as many as the cores the server may use.",
+							&vproxy_transcode_threads, 0, 0, 256,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("vproxy.child_memory_limit",
+							"Address space one child may use; beyond it the attempt fails with \"out of memory\" and is retried.",
+							"0 means no limit.",
+							&vproxy_child_memory_limit, 4096, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MB, check_child_memory_limit, NULL, NULL);
 	MarkGUCPrefixReserved("vproxy");
 }
 

@@ -24,6 +24,9 @@ extern char *vproxy_transcode_path;
 extern char *vproxy_temp_directory;
 extern char *vproxy_proxy_key_template;
 extern char *vproxy_thumbnail_key_template;
+extern int	vproxy_child_nice;
+extern int	vproxy_transcode_threads;
+extern int	vproxy_child_memory_limit;	/* MB, 0 = none */
 
 /* Define every vproxy.* setting; called from _PG_init. */
 extern void define_settings(void);

@@ -159,6 +159,10 @@ full_spec(const ClaimedJob *job)
 	escape_json(spec, vproxy_s3_ca_file);
 	appendStringInfoString(spec, "}, \"temp_directory\": ");
 	escape_json(spec, vproxy_temp_directory);
+	/* the database comes first: the child bounds itself with these */
+	appendStringInfo(spec, ", \"limits\": {\"nice\": %d, \"threads\": %d, \"memory_limit_bytes\": " INT64_FORMAT "}",
+					 vproxy_child_nice, vproxy_transcode_threads,
+					 (int64) vproxy_child_memory_limit * 1024 * 1024);
 	appendStringInfoString(spec, "}\n");
 	return spec;
 }

@@ -352,7 +352,11 @@ cmd_job(int argc, char **argv)
 		rc = job_spec_parse(text, &run->spec, run->why);
 	free(text);
 	if (rc == 0)
+	{
+		/* before anything else runs: the database comes first */
+		process_limits_apply(&run->spec.limits);
 		rc = run_steps(run);
+	}
 	if (stop_requested(NULL))
 	{
 		rc = EX_TEMPFAIL;

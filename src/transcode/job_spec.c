@@ -223,6 +223,27 @@ parse_params(json_t *params, JobSpec *spec, char *why)
 	return 0;
 }
 
+/* The bounds the supervisor sets: {"nice", "threads", "memory_limit_bytes"}, each optional. */
+static int
+parse_limits(json_t *limits, ProcessLimits *out, char *why)
+{
+	double		memory = -1;
+	const char *wrong;
+	int			rc;
+
+	process_limits_defaults(out);
+	if ((rc = get_integer(limits, "nice", &out->nice, why)) != 0 ||
+		(rc = get_integer(limits, "threads", &out->threads, why)) != 0 ||
+		(rc = get_number(limits, "memory_limit_bytes", 0, (double) PROCESS_MEMORY_MAX, &memory, why)) != 0)
+		return rc;
+	if (memory != floor(memory))
+		return refuse(why, "job spec: \"%s\" must be an integer", "memory_limit_bytes");
+	out->memory_limit_bytes = (int64_t) memory;
+	if ((wrong = process_limits_check(out)) != NULL)
+		return refuse(why, "job spec: \"limits\": %s", wrong);
+	return 0;
+}
+
 /* Parse and check a spec; 0 or EX_USAGE with the reason in why. */
 int
 job_spec_parse(const char *text, JobSpec *spec, char *why)
@@ -231,7 +252,8 @@ job_spec_parse(const char *text, JobSpec *spec, char *why)
 	json_t	   *storage,
 			   *original,
 			   *outputs,
-			   *params;
+			   *params,
+			   *limits;
 	int			rc;
 
 	memset(spec, 0, sizeof(*spec));
@@ -248,6 +270,8 @@ job_spec_parse(const char *text, JobSpec *spec, char *why)
 		(rc = get_object(spec->root, "original", &original, why)) != 0 ||
 		(rc = get_object(spec->root, "outputs", &outputs, why)) != 0 ||
 		(rc = get_object(spec->root, "params", &params, why)) != 0 ||
+		(rc = get_object(spec->root, "limits", &limits, why)) != 0 ||
+		(rc = parse_limits(limits, &spec->limits, why)) != 0 ||
 		(rc = parse_job_type(spec->root, outputs, spec, why)) != 0 ||
 		(rc = parse_storage(storage, &spec->storage, why)) != 0 ||
 		(rc = parse_original(original, spec, why)) != 0 ||

@@ -24,12 +24,14 @@ static const Command commands[] = {
 };
 
 static const char usage_text[] =
-"usage: vproxy-transcode probe INPUT\n"
+"usage: vproxy-transcode probe INPUT [LIMITS]\n"
 "       vproxy-transcode proxy INPUT OUTPUT [--height N] [--fps N] [--crf N] [--preset NAME]\n"
-"                                           [--audio-bitrate BPS] [--progress-fd N]\n"
-"       vproxy-transcode thumbnail INPUT OUTPUT [--at SECONDS] [--width N]\n"
+"                                           [--audio-bitrate BPS] [--progress-fd N] [LIMITS]\n"
+"       vproxy-transcode thumbnail INPUT OUTPUT [--at SECONDS] [--width N] [LIMITS]\n"
 "       vproxy-transcode job [--progress-fd N]   (job spec JSON on stdin)\n"
-"       vproxy-transcode storage get|put|head|delete|presign ...   (settings in the environment)\n";
+"       vproxy-transcode storage get|put|head|delete|presign ...   (settings in the environment)\n"
+"LIMITS: --threads N (decoder, filters and x264 together; 0 = cores) --nice N (0-19)\n"
+"        --memory-limit BYTES (address space; 0 = none; default 4 GiB)\n";
 
 /*
  * No core files: a crash on a hostile upload must not write the job spec

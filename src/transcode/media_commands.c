@@ -12,6 +12,7 @@
 #include "media/media.h"
 #include "transcode/commands.h"
 #include "transcode/media_json.h"
+#include "transcode/process_limits.h"
 
 /* Parse a finite number; the media room checks its range. */
 static bool
@@ -35,17 +36,32 @@ report_proxy_progress(double fraction, void *arg)
 	progress_report(fraction, (const char *) arg);
 }
 
-/* vproxy-transcode probe INPUT */
+/* vproxy-transcode probe INPUT [--threads N] [--nice N] [--memory-limit BYTES] */
 int
 cmd_probe(int argc, char **argv)
 {
 	MediaHooks	hooks = {stop_requested, NULL, NULL};
+	ProcessLimits limits;
 	MediaInfo	info;
 	char		why[MEDIA_WHY_MAX];
 	int			status;
 
-	if (argc != 2)
-		return fail(EX_USAGE, "usage: vproxy-transcode probe INPUT");
+	process_limits_defaults(&limits);
+	if (argc < 2 || argv[1][0] == '-')
+		return fail(EX_USAGE, "usage: vproxy-transcode probe INPUT [--threads N] [--nice N] [--memory-limit BYTES]");
+	for (int i = 2; i < argc; i += 2)
+	{
+		const char *value = i + 1 < argc ? argv[i + 1] : NULL;
+		bool		ok;
+
+		if (value == NULL)
+			return fail(EX_USAGE, "option %s needs a value", argv[i]);
+		if (!process_limits_option(argv[i], value, &limits, &ok))
+			return fail(EX_USAGE, "unknown option %s", argv[i]);
+		if (!ok)
+			return fail(EX_USAGE, "invalid value for %s: %s", argv[i], value);
+	}
+	process_limits_apply(&limits);
 	status = media_probe(argv[1], &hooks, &info, why);
 	if (status != 0)
 		return fail(status, "%s", why);
@@ -55,17 +71,20 @@ cmd_probe(int argc, char **argv)
 /*
  * vproxy-transcode proxy INPUT OUTPUT [--height N] [--fps N] [--crf N]
  *		[--preset NAME] [--audio-bitrate BPS] [--progress-fd N]
+ *		[--threads N] [--nice N] [--memory-limit BYTES]
  */
 int
 cmd_proxy(int argc, char **argv)
 {
 	MediaHooks	hooks = {stop_requested, report_proxy_progress, (void *) "proxy"};
+	ProcessLimits limits;
 	ProxyOptions options;
 	MediaInfo	info;
 	char		why[MEDIA_WHY_MAX];
 	int			status;
 
 	media_proxy_defaults(&options);
+	process_limits_defaults(&limits);
 	if (argc < 3 || argv[1][0] == '-' || argv[2][0] == '-')
 		return fail(EX_USAGE, "usage: vproxy-transcode proxy INPUT OUTPUT [options]");
 	for (int i = 3; i < argc; i += 2)
@@ -88,30 +107,36 @@ cmd_proxy(int argc, char **argv)
 			ok = parse_int(value, &options.audio_bitrate);
 		else if (strcmp(name, "--progress-fd") == 0)
 			ok = progress_open(value);
-		else
+		else if (!process_limits_option(name, value, &limits, &ok))
 			return fail(EX_USAGE, "unknown option %s", name);
 		if (!ok)
 			return fail(EX_USAGE, "invalid value for %s: %s", name, value);
 	}
 	if ((status = media_check_proxy_options(&options, why)) != 0)
 		return fail(status, "%s", why);
+	process_limits_apply(&limits);
 	status = media_make_proxy(argv[1], argv[2], &options, &hooks, &info, why);
 	if (status != 0)
 		return fail(status, "%s", why);
 	return print_json(media_info_json(&info));
 }
 
-/* vproxy-transcode thumbnail INPUT OUTPUT [--at SECONDS] [--width N] */
+/*
+ * vproxy-transcode thumbnail INPUT OUTPUT [--at SECONDS] [--width N]
+ *		[--threads N] [--nice N] [--memory-limit BYTES]
+ */
 int
 cmd_thumbnail(int argc, char **argv)
 {
 	MediaHooks	hooks = {stop_requested, NULL, NULL};
+	ProcessLimits limits;
 	ThumbnailOptions options;
 	ThumbnailInfo info;
 	char		why[MEDIA_WHY_MAX];
 	int			status;
 
 	media_thumbnail_defaults(&options);
+	process_limits_defaults(&limits);
 	if (argc < 3 || argv[1][0] == '-' || argv[2][0] == '-')
 		return fail(EX_USAGE, "usage: vproxy-transcode thumbnail INPUT OUTPUT [--at SECONDS] [--width N]");
 	for (int i = 3; i < argc; i += 2)
@@ -126,13 +151,14 @@ cmd_thumbnail(int argc, char **argv)
 			ok = parse_double(value, &options.at_seconds) && options.at_seconds >= 0.0;
 		else if (strcmp(name, "--width") == 0)
 			ok = parse_int(value, &options.width);
-		else
+		else if (!process_limits_option(name, value, &limits, &ok))
 			return fail(EX_USAGE, "unknown option %s", name);
 		if (!ok)
 			return fail(EX_USAGE, "invalid value for %s: %s", name, value);
 	}
 	if ((status = media_check_thumbnail_options(&options, why)) != 0)
 		return fail(status, "%s", why);
+	process_limits_apply(&limits);
 	status = media_make_thumbnail(argv[1], argv[2], &options, &hooks, &info, why);
 	if (status != 0)
 		return fail(status, "%s", why);

@@ -13,6 +13,7 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include "media/media.h"
 #include "transcode/commands.h"
 
 static volatile sig_atomic_t stop_signal_number;
@@ -20,17 +21,34 @@ static int	progress_fd = -1;
 static double progress_last = -1.0;
 static char progress_last_stage[32];
 
-/* Print the cause as the last stderr line and return the exit status. */
+/*
+ * Print the cause as the last stderr line and return the exit status.  A
+ * failure after the process came near its address-space limit is for lack
+ * of memory whatever the failing call said (x264 says "generic error", a
+ * thread "cannot start"): it is worth a retry (75) and says "out of memory".
+ */
 int
 fail(int status, const char *fmt,...)
 {
 	va_list		args;
+	char		cause[1024];
 
-	fflush(stdout);
-	fputs("vproxy-transcode: ", stderr);
 	va_start(args, fmt);
-	vfprintf(stderr, fmt, args);
+	vsnprintf(cause, sizeof(cause), fmt, args);
 	va_end(args);
+	fflush(stdout);
+	if ((status == EX_DATAERR || status == EX_SOFTWARE || status == EX_TEMPFAIL) &&
+		media_memory_exhausted())
+	{
+		status = EX_TEMPFAIL;
+		if (strstr(cause, "out of memory") == NULL)
+			fputs("vproxy-transcode: out of memory (the address space reached its limit): ", stderr);
+		else
+			fputs("vproxy-transcode: ", stderr);
+	}
+	else
+		fputs("vproxy-transcode: ", stderr);
+	fputs(cause, stderr);
 	fputc('\n', stderr);
 	fflush(stderr);
 	return status;
