@@ -95,8 +95,12 @@ open_filter(ProxyRun *run, const AVFrame *frame, char *why)
 	if (run->audio_graph == NULL)
 		ret = AVERROR(ENOMEM);
 	else
+	{
+		/* no slice threads of its own: audio is a sliver of the thread budget */
+		run->audio_graph->nb_threads = 1;
 		ret = avfilter_graph_create_filter(&run->audio_source, avfilter_get_by_name("abuffer"),
 										   "in", args, NULL, run->audio_graph);
+	}
 	if (ret >= 0)
 		ret = avfilter_graph_create_filter(&run->audio_sink, avfilter_get_by_name("abuffersink"),
 										   "out", NULL, NULL, run->audio_graph);

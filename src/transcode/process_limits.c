@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -29,6 +30,14 @@
 #define IOPRIO_LOWEST_BE_LEVEL 7
 
 #define OOM_SCORE_ADJ_MAX "1000"
+
+/*
+ * glibc gives each thread its own malloc arena, each reserving 64 MiB of
+ * address space however little it holds: with a decoder's and x264's threads
+ * that reservation, not the frames, decided when RLIMIT_AS was reached.  Two
+ * arenas keep the address space close to the memory really used.
+ */
+#define MALLOC_ARENAS 2
 
 /* No change of priority, threads for every core, the default memory bound. */
 void
@@ -122,6 +131,7 @@ process_limits_apply(const ProcessLimits *limits)
 	if (limits->nice > 0)
 		lower_priorities(limits->nice);
 	first_for_oom_killer();
+	mallopt(M_ARENA_MAX, MALLOC_ARENAS);
 	media_set_thread_budget(limits->threads);
 	if (limits->memory_limit_bytes >= 0)
 		media_set_memory_limit((uint64_t) limits->memory_limit_bytes);
