@@ -31,6 +31,7 @@ char	   *vproxy_thumbnail_key_template;
 int			vproxy_child_nice;
 int			vproxy_transcode_threads;
 int			vproxy_child_memory_limit;
+int			vproxy_child_yield_db_cpu;
 
 /* Show the secret as stars to everybody, superusers included. */
 static const char *
@@ -157,6 +158,11 @@ define_settings(void)
 							"0 means no limit.",
 							&vproxy_child_memory_limit, 4096, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_MB, check_child_memory_limit, NULL, NULL);
+	DefineCustomIntVariable("vproxy.child_yield_db_cpu",
+							"Pause the children while the server's processes use more than this percent of one CPU.",
+							"0 never pauses them.  A pause lasts at most 5 s, so a child keeps about 4% of the time.",
+							&vproxy_child_yield_db_cpu, 10, 0, 10000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("vproxy");
 }
 

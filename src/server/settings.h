@@ -27,6 +27,7 @@ extern char *vproxy_thumbnail_key_template;
 extern int	vproxy_child_nice;
 extern int	vproxy_transcode_threads;
 extern int	vproxy_child_memory_limit;	/* MB, 0 = none */
+extern int	vproxy_child_yield_db_cpu;	/* percent of one CPU, 0 = never */
 
 /* Define every vproxy.* setting; called from _PG_init. */
 extern void define_settings(void);

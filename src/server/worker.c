@@ -160,9 +160,11 @@ full_spec(const ClaimedJob *job)
 	appendStringInfoString(spec, "}, \"temp_directory\": ");
 	escape_json(spec, vproxy_temp_directory);
 	/* the database comes first: the child bounds itself with these */
-	appendStringInfo(spec, ", \"limits\": {\"nice\": %d, \"threads\": %d, \"memory_limit_bytes\": " INT64_FORMAT "}",
+	appendStringInfo(spec, ", \"limits\": {\"nice\": %d, \"threads\": %d, \"memory_limit_bytes\": " INT64_FORMAT
+					 ", \"yield_to_postmaster\": %d, \"yield_db_cpu\": %d}",
 					 vproxy_child_nice, vproxy_transcode_threads,
-					 (int64) vproxy_child_memory_limit * 1024 * 1024);
+					 (int64) vproxy_child_memory_limit * 1024 * 1024,
+					 (int) PostmasterPid, vproxy_child_yield_db_cpu);
 	appendStringInfoString(spec, "}\n");
 	return spec;
 }

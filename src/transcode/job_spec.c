@@ -223,7 +223,10 @@ parse_params(json_t *params, JobSpec *spec, char *why)
 	return 0;
 }
 
-/* The bounds the supervisor sets: {"nice", "threads", "memory_limit_bytes"}, each optional. */
+/*
+ * The bounds the supervisor sets: {"nice", "threads", "memory_limit_bytes",
+ * "yield_to_postmaster", "yield_db_cpu"}, each optional.
+ */
 static int
 parse_limits(json_t *limits, ProcessLimits *out, char *why)
 {
@@ -234,6 +237,8 @@ parse_limits(json_t *limits, ProcessLimits *out, char *why)
 	process_limits_defaults(out);
 	if ((rc = get_integer(limits, "nice", &out->nice, why)) != 0 ||
 		(rc = get_integer(limits, "threads", &out->threads, why)) != 0 ||
+		(rc = get_integer(limits, "yield_to_postmaster", &out->yield_to_postmaster, why)) != 0 ||
+		(rc = get_integer(limits, "yield_db_cpu", &out->yield_db_cpu, why)) != 0 ||
 		(rc = get_number(limits, "memory_limit_bytes", 0, (double) PROCESS_MEMORY_MAX, &memory, why)) != 0)
 		return rc;
 	if (memory != floor(memory))

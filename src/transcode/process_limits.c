@@ -46,6 +46,8 @@ process_limits_defaults(ProcessLimits *limits)
 	limits->nice = 0;
 	limits->threads = 0;
 	limits->memory_limit_bytes = -1;
+	limits->yield_to_postmaster = 0;
+	limits->yield_db_cpu = 0;
 }
 
 /* Check the values; NULL if fine, else what is wrong. */
@@ -61,6 +63,10 @@ process_limits_check(const ProcessLimits *limits)
 		(limits->memory_limit_bytes < PROCESS_MEMORY_MIN ||
 		 limits->memory_limit_bytes > PROCESS_MEMORY_MAX))
 		return "the memory limit must be 0 (none) or between 64 MiB and 1 PiB";
+	if (limits->yield_to_postmaster < 0)
+		return "the postmaster to yield to must be a process id";
+	if (limits->yield_db_cpu < 0 || limits->yield_db_cpu > 10000)
+		return "the database CPU use to yield at must be between 0 (never) and 10000 percent of one CPU";
 	return NULL;
 }
 
@@ -90,6 +96,10 @@ process_limits_option(const char *name, const char *value,
 		*ok = parse_int(value, &limits->threads);
 	else if (strcmp(name, "--memory-limit") == 0)
 		*ok = parse_bytes(value, &limits->memory_limit_bytes);
+	else if (strcmp(name, "--yield-to-postmaster") == 0)
+		*ok = parse_int(value, &limits->yield_to_postmaster);
+	else if (strcmp(name, "--yield-db-cpu") == 0)
+		*ok = parse_int(value, &limits->yield_db_cpu);
 	else
 		return false;
 	*ok = *ok && process_limits_check(limits) == NULL;
@@ -135,4 +145,6 @@ process_limits_apply(const ProcessLimits *limits)
 	media_set_thread_budget(limits->threads);
 	if (limits->memory_limit_bytes >= 0)
 		media_set_memory_limit((uint64_t) limits->memory_limit_bytes);
+	/* last: the watcher is forked with the priorities already lowered */
+	cpu_yield_start(limits->yield_to_postmaster, limits->yield_db_cpu);
 }

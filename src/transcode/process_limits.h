@@ -23,6 +23,10 @@ typedef struct ProcessLimits
 	int			threads;		/* decoder + filters + x264; 0 = the cores */
 	int64_t		memory_limit_bytes; /* address space; 0 = none; -1 = the
 									 * media room's default (4 GiB) */
+	int			yield_to_postmaster;	/* pause while this PostgreSQL server
+										 * is busy; 0 = never */
+	int			yield_db_cpu;	/* busy: its processes use more than this
+								 * percent of one CPU */
 } ProcessLimits;
 
 /* No change of priority, threads for every core, the default memory bound. */
@@ -32,7 +36,8 @@ extern void process_limits_defaults(ProcessLimits *limits);
 extern const char *process_limits_check(const ProcessLimits *limits);
 
 /*
- * Parse a command-line option --nice, --threads or --memory-limit into
+ * Parse a command-line option --nice, --threads, --memory-limit,
+ * --yield-to-postmaster or --yield-db-cpu into
  * limits; false if `name` is none of them.  *ok says whether the value was
  * valid.
  */
@@ -42,9 +47,13 @@ extern bool process_limits_option(const char *name, const char *value,
 /*
  * Apply the limits to this process (before it starts any thread): nice and
  * best-effort IO priority 7 when nice > 0, the address-space limit, the thread
- * budget, and oom_score_adj 1000 so that the OOM killer takes this process
- * before any other (a PostgreSQL backend above all).
+ * budget, oom_score_adj 1000 so that the OOM killer takes this process
+ * before any other (a PostgreSQL backend above all), and the watcher that
+ * pauses it while the database is busy (cpu_yield.c).
  */
 extern void process_limits_apply(const ProcessLimits *limits);
+
+/* cpu_yield.c: pause this process while that server uses over percent of a CPU. */
+extern void cpu_yield_start(int postmaster, int percent);
 
 #endif							/* VPROXY_TRANSCODE_PROCESS_LIMITS_H */

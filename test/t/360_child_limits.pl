@@ -10,6 +10,7 @@ use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(time usleep);
 use VproxyTest::Cluster;
 
 # ASan's shadow memory needs terabytes of address space: no limit there
@@ -116,6 +117,81 @@ is($seen->{limit}, 'unlimited', 'child_memory_limit = 0: no address-space limit'
 ok($seen->{threads} > 2 && $seen->{threads} <= 8,
 	"transcode_threads = 4: $seen->{threads} threads (decoder and x264 two each, plus the two of the pipeline)");
 is($vp->wait_for_job($seen->{job})->{status}, 'completed', 'that job completes too');
+
+# The state letter of a process (R, S, T for stopped...), '' once gone.
+sub state_of
+{
+	my ($pid) = @_;
+	open my $fh, '<', "/proc/$pid/stat" or return '';
+	my $line = <$fh> // '';
+	return $line =~ /^\d+ \(.*\) (\S) / ? $1 : '';
+}
+
+# Whether the process is seen stopped (paused) within $seconds.
+sub paused_within
+{
+	my ($pid, $seconds) = @_;
+	my $deadline = time + $seconds;
+	while (time < $deadline)
+	{
+		return 1 if state_of($pid) eq 'T';
+		usleep(20_000);
+	}
+	return 0;
+}
+
+# A backend that keeps one CPU busy until cancelled.
+sub busy_database
+{
+	my $session = $node->background_psql('vproxy');
+	$session->query_until(qr/burning/, "\\echo burning\nSELECT count(*) FROM generate_series(1, 4000000000) /* burn */;\n");
+	return $session;
+}
+
+# Cancel the busy backend.
+sub quiet_database
+{
+	my ($session) = @_;
+	$vp->sql("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE '%/* burn */%' AND pid <> pg_backend_pid()");
+	$session->quit;
+}
+
+# the database is busy: the child steps aside (stopped), and a cancel still
+# ends it at once
+$node->append_conf('postgresql.conf', "vproxy.child_yield_db_cpu = 10\n");
+$node->reload;
+sleep 1;
+{
+	my $video = $vp->add_video(file => $clip);
+	my $job = $vp->enqueue($video, %slow);
+	my (undef, $child) = $vp->wait_for_child($job, min_progress => 0.1);
+	ok($child, 'a child runs');
+	my $burner = busy_database();
+	ok(paused_within($child, 20), 'while a backend keeps a CPU busy the child is paused (stopped)');
+	my $cancelled_at = time;
+	is($vp->value("SELECT vproxy.vproxy_cancel('$job')"), 't', 'its job is cancelled');
+	my $gone = 0;
+	while (time < $cancelled_at + 3)
+	{
+		last if ($gone = state_of($child) eq '' || state_of($child) eq 'Z');
+		usleep(20_000);
+	}
+	ok($gone, sprintf('the paused child ended at once (%.2f s)', time - $cancelled_at));
+	quiet_database($burner);
+
+	# without yielding, the same load never stops it
+	$node->append_conf('postgresql.conf', "vproxy.child_yield_db_cpu = 0\n");
+	$node->reload;
+	ok($vp->wait_until("SELECT current_setting('vproxy.child_yield_db_cpu') = '0'"), 'yielding off');
+	sleep 1;
+	$video = $vp->add_video(file => $clip);
+	$job = $vp->enqueue($video, %slow);
+	(undef, $child) = $vp->wait_for_child($job, min_progress => 0.1);
+	$burner = busy_database();
+	ok(!paused_within($child, 3), 'child_yield_db_cpu = 0: the child is never paused');
+	quiet_database($burner);
+	is($vp->wait_for_job($job)->{status}, 'completed', 'and its job completes');
+}
 
 SKIP:
 {
