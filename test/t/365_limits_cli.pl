@@ -76,7 +76,8 @@ SKIP:
 
 # bad values are usage errors
 for my $bad (['--nice', '20'], ['--nice', '-1'], ['--threads', '-1'], ['--threads', '257'],
-	['--memory-limit', '1000'], ['--memory-limit', '4GB'], ['--memory-limit', '-5'])
+	['--memory-limit', '1000'], ['--memory-limit', '4GB'], ['--memory-limit', '-5'],
+	['--yield-db-cpu', '-1'], ['--yield-to-postmaster', 'x'])
 {
 	$r = run_transcode('proxy', $clip, "$dir/bad.mp4", @$bad);
 	is($r->{status}, 64, "proxy @$bad: exit 64");
@@ -94,12 +95,13 @@ my $store = "$dir/store";
 mkdir $store;
 mkdir "$store/up";
 system('cp', $clip, "$store/up/clip.mp4") == 0 or die;
-for my $bad ({ nice => 20 }, { threads => -1 }, { memory_limit_bytes => 1000 }, { nice => 'x' }, { threads => 1.5 })
+for my $bad ({ nice => 20 }, { threads => -1 }, { memory_limit_bytes => 1000 }, { nice => 'x' }, { threads => 1.5 },
+	{ yield_db_cpu => -1 }, { yield_to_postmaster => -2 })
 {
 	my $res = run_job(job_spec($store, 'up/clip.mp4', limits => $bad));
 	my $text = JSON::PP->new->canonical->encode($bad);
 	is($res->{status}, 64, "limits $text: exit 64");
-	like($res->{last_error}, qr/job spec: .*(limits|nice|threads|memory_limit_bytes)/, "limits $text: named");
+	like($res->{last_error}, qr/job spec: .*(limits|nice|threads|memory_limit_bytes|yield)/, "limits $text: named");
 }
 my $res = run_job(job_spec($store, 'up/clip.mp4', limits => { nice => 7, threads => 1, memory_limit_bytes => 2 ** 31 }));
 is($res->{status}, 0, 'a job with limits succeeds') or diag($res->{stderr});
