@@ -180,6 +180,241 @@ REVOKE ALL ON FUNCTION may_run_beside(text, text), video_busy_for(processing_job
 	job_spec(processing_jobs, videos, text, text),
 	claim_job(text, double precision, text, text, text[]), next_claim_at(text[]) FROM PUBLIC;
 
+-- A finished deletion keeps its job row (vproxy_job_status() still answers)
+-- when the video row goes: the row is detached from its video first, the
+-- only job ever without one.
+ALTER TABLE processing_jobs ALTER COLUMN video_id DROP NOT NULL;
+ALTER TABLE processing_jobs ADD CONSTRAINT processing_jobs_video_id_check
+	CHECK (video_id IS NOT NULL OR job_type = 'video_deletion');
+
+-- Listing videos as the old API did (by mall, pin, status, creation date),
+-- newest first with keyset pagination on (created_at, id).
+CREATE INDEX videos_mall_created ON videos (mall_id, created_at DESC, id DESC);
+CREATE INDEX videos_pin_created ON videos (pin_id, created_at DESC, id DESC)
+	WHERE pin_id IS NOT NULL;
+CREATE INDEX videos_status_created ON videos (processing_status, created_at DESC, id DESC);
+CREATE INDEX videos_created ON videos (created_at DESC, id DESC);
+
+-- A presigned GET or PUT URL of a storage key valid for expires_seconds
+-- (S3 SigV4 query signing with the server's credentials), or the key's
+-- absolute file:// path with local-directory storage.
+CREATE FUNCTION presign(method text, key text, expires_seconds int) RETURNS text
+	AS 'MODULE_PATHNAME', 'vproxy_presign' LANGUAGE C STRICT VOLATILE;
+
+-- The seconds of an expiry interval, checked: 1 second to 7 days.
+CREATE FUNCTION expiry_seconds(expires_in interval) RETURNS int
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS $$
+DECLARE
+	seconds constant numeric := extract(epoch FROM expires_in);
+BEGIN
+	IF seconds IS NULL OR seconds < 1 OR seconds > 7 * 86400 THEN
+		RAISE EXCEPTION 'expires_in must be from 1 second to 7 days, not %', expires_in
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	RETURN floor(seconds)::int;
+END
+$$;
+
+-- A presigned GET URL of a video's proxy, thumbnail or original; NULL while
+-- that file is still to be made.
+CREATE FUNCTION vproxy_url(video_id uuid, kind text DEFAULT 'proxy',
+	expires_in interval DEFAULT '1 hour') RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	key text;
+	seconds constant int := vproxy.expiry_seconds(expires_in);
+BEGIN
+	IF kind IS NULL OR kind NOT IN ('proxy', 'thumbnail', 'original') THEN
+		RAISE EXCEPTION 'unknown kind "%"', kind
+			USING ERRCODE = 'invalid_parameter_value',
+			HINT = 'Kinds: proxy, thumbnail, original.';
+	END IF;
+	SELECT CASE kind WHEN 'proxy' THEN v.proxy_path WHEN 'thumbnail' THEN v.thumbnail_path
+					 ELSE v.original_path END
+	  INTO key
+	  FROM vproxy.videos v WHERE v.id = vproxy_url.video_id;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'video % does not exist', vproxy_url.video_id
+			USING ERRCODE = 'no_data_found';
+	END IF;
+	IF key IS NULL THEN
+		RETURN NULL;
+	END IF;
+	RETURN vproxy.presign('GET', key, seconds);
+END
+$$;
+
+-- A presigned PUT URL for a video's original_path: the client uploads
+-- straight to the storage, then the application enqueues.
+CREATE FUNCTION vproxy_upload_url(video_id uuid, expires_in interval DEFAULT '1 hour')
+	RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	video vproxy.videos;
+	seconds constant int := vproxy.expiry_seconds(expires_in);
+BEGIN
+	SELECT * INTO video FROM vproxy.videos v WHERE v.id = vproxy_upload_url.video_id;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'video % does not exist', vproxy_upload_url.video_id
+			USING ERRCODE = 'no_data_found';
+	END IF;
+	IF video.processing_status = 'deleting' THEN
+		RAISE EXCEPTION 'video % is being deleted', video.id
+			USING ERRCODE = 'object_not_in_prerequisite_state';
+	END IF;
+	RETURN vproxy.presign('PUT', video.original_path, seconds);
+END
+$$;
+
+-- A video being deleted stays "deleting" until its row goes: no enqueue
+-- (which marks it "processing") and no application update takes it back.
+CREATE FUNCTION keep_deleting() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+	RAISE EXCEPTION 'video % is being deleted', OLD.id
+		USING ERRCODE = 'object_not_in_prerequisite_state';
+END
+$$;
+
+CREATE TRIGGER videos_keep_deleting BEFORE UPDATE OF processing_status ON videos
+	FOR EACH ROW WHEN (OLD.processing_status = 'deleting'
+					   AND NEW.processing_status IS DISTINCT FROM 'deleting')
+	EXECUTE FUNCTION keep_deleting();
+
+-- No job but its deletion is queued for a video being deleted.  The key
+-- share lock waits for a vproxy_delete_video() in progress (it holds the
+-- row FOR UPDATE) and then sees the video "deleting".
+CREATE FUNCTION refuse_jobs_of_deleting_video() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+	PERFORM FROM vproxy.videos v
+	 WHERE v.id = NEW.video_id AND v.processing_status = 'deleting'
+	   FOR KEY SHARE;
+	IF FOUND THEN
+		RAISE EXCEPTION 'video % is being deleted', NEW.video_id
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+			HINT = 'No job can be queued for a video once vproxy_delete_video() was called.';
+	END IF;
+	RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER processing_jobs_refuse_deleting BEFORE INSERT ON processing_jobs
+	FOR EACH ROW WHEN (NEW.job_type <> 'video_deletion')
+	EXECUTE FUNCTION refuse_jobs_of_deleting_video();
+
+-- The end of a deletion job: completed, it detaches itself from the video
+-- and deletes the row (the video's other jobs go with it), in the finishing
+-- transaction, whose NOTIFY still names the video; failed for good, the
+-- video stays "deleting" with the reason, and vproxy_delete_video() may be
+-- called again.
+CREATE FUNCTION end_deletion() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+	IF NEW.status = 'completed' THEN
+		UPDATE vproxy.processing_jobs j
+		   SET video_id = NULL,
+			   result_data = coalesce(j.result_data, '{}') || jsonb_build_object('video_id', OLD.video_id)
+		 WHERE j.id = NEW.id;
+		DELETE FROM vproxy.videos v WHERE v.id = OLD.video_id;
+	ELSIF NEW.status = 'failed' THEN
+		UPDATE vproxy.videos v
+		   SET processing_error = 'deletion failed: ' || coalesce(NEW.error_message, 'unknown error')
+		 WHERE v.id = OLD.video_id;
+	END IF;
+	RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER processing_jobs_end_deletion AFTER UPDATE OF status ON processing_jobs
+	FOR EACH ROW WHEN (NEW.job_type = 'video_deletion' AND OLD.status = 'running'
+					   AND NEW.status IN ('completed', 'failed') AND OLD.video_id IS NOT NULL)
+	EXECUTE FUNCTION end_deletion();
+
+-- Delete a video with its files: stop its queued and running jobs, mark it
+-- "deleting" and queue the video_deletion job that removes the original,
+-- the proxy and the thumbnail from storage, then the row.  The job runs
+-- once no other job of the video runs (a job stopped here counts until its
+-- lease expires: its child may still be stopping).  Calling it again for a
+-- video being deleted returns the deletion job in progress, or queues a new
+-- one after a failed deletion.
+CREATE FUNCTION vproxy_delete_video(video_id uuid) RETURNS uuid
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	the_video_id constant uuid := video_id;
+	job vproxy.processing_jobs;
+	deletion_id uuid;
+BEGIN
+	IF the_video_id IS NULL THEN
+		RAISE EXCEPTION 'video_id must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	-- FOR UPDATE: an enqueue in progress (key share) finishes first, a
+	-- later one waits and then sees "deleting"
+	PERFORM FROM vproxy.videos v WHERE v.id = the_video_id FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'video % does not exist', the_video_id
+			USING ERRCODE = 'no_data_found';
+	END IF;
+	SELECT j.id INTO deletion_id FROM vproxy.processing_jobs j
+	 WHERE j.video_id = the_video_id AND j.job_type = 'video_deletion'
+	   AND j.status IN ('pending', 'running');
+	IF FOUND THEN
+		RETURN deletion_id;
+	END IF;
+
+	FOR job IN
+		UPDATE vproxy.processing_jobs j
+		   SET status = 'cancelled', completed_at = now(),
+			   error_message = 'cancelled by vproxy_delete_video()',
+			   lease_token = NULL,
+			   -- a running job's lease lingers: the deletion waits for it
+			   lease_expires_at = CASE WHEN j.status = 'running' THEN j.lease_expires_at END,
+			   lease_holder = CASE WHEN j.status = 'running' THEN j.lease_holder END
+		 WHERE j.video_id = the_video_id AND j.status IN ('pending', 'running')
+		RETURNING j.*
+	LOOP
+		PERFORM vproxy.notify_job_end(job);
+		IF job.lease_expires_at IS NOT NULL THEN
+			PERFORM vproxy.wake_workers_at_commit(job.id);
+		END IF;
+	END LOOP;
+
+	UPDATE vproxy.videos v
+	   SET processing_status = 'deleting', processing_error = NULL
+	 WHERE v.id = the_video_id;
+	INSERT INTO vproxy.processing_jobs (video_id, job_type, max_attempts)
+	VALUES (the_video_id, 'video_deletion',
+			coalesce(nullif(current_setting('vproxy.max_attempts', true), '')::int, 3))
+	RETURNING id INTO deletion_id;
+	PERFORM vproxy.wake_workers_at_commit(NULL);
+	RETURN deletion_id;
+END
+$$;
+
+-- Delete many videos at once (in id order, so that two batches cannot
+-- deadlock): each video and its deletion job.
+CREATE FUNCTION vproxy_delete_videos(video_ids uuid[])
+	RETURNS TABLE (video_id uuid, job_id uuid)
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+	SELECT ids.id, vproxy.vproxy_delete_video(ids.id)
+	  FROM (SELECT DISTINCT unnest(video_ids) AS id ORDER BY 1) ids;
+$$;
+
+-- Make the video's proxy and thumbnail again with new parameters: a new
+-- proxy job (it waits for any running job of the video).  The stored
+-- proxy, thumbnail and metadata stay those of the previous run until it
+-- succeeds.
+CREATE FUNCTION vproxy_reprocess(video_id uuid, params jsonb DEFAULT '{}') RETURNS uuid
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+	SELECT vproxy.vproxy_enqueue(video_id, 'proxy_generation', 5, coalesce(params, '{}'));
+$$;
+
+REVOKE ALL ON FUNCTION presign(text, text, int), expiry_seconds(interval),
+	vproxy_url(uuid, text, interval), vproxy_upload_url(uuid, interval),
+	keep_deleting(), refuse_jobs_of_deleting_video(), end_deletion(),
+	vproxy_delete_video(uuid), vproxy_delete_videos(uuid[]),
+	vproxy_reprocess(uuid, jsonb) FROM PUBLIC;
+
 -- ---------------------------------------------------------------------------
 -- Children next to the database: priority, threads and memory
 -- ---------------------------------------------------------------------------

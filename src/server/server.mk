@@ -15,7 +15,7 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initi
 PG_CPPFLAGS = -MMD -MP
 EXTRA_CLEAN = $(OBJS:.o=.d)
 
-REGRESS = api worker_functions privileges settings
+REGRESS = api worker_functions privileges settings lifecycle
 REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/regress.conf
 
 ISOLATION = claim_skip_locked cancel_vs_finish lease_takeover enqueue_vs_failure \
