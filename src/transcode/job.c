@@ -59,6 +59,8 @@ typedef struct JobRun
 	ThumbnailInfo thumbnail;
 	char		proxy_file[PATH_MAX];	/* made here before it is stored */
 	char		thumbnail_file[PATH_MAX];
+	char		proxy_sha256[SHA256_HEX_LEN + 1];	/* of what was stored */
+	char		thumbnail_sha256[SHA256_HEX_LEN + 1];
 	json_t	   *deleted;		/* video_deletion: the keys removed */
 	Stage		stage;
 	char		why[JOB_WHY_MAX];
@@ -236,6 +238,15 @@ make_thumbnail(JobRun *run, const MediaHooks *media_hooks, double start, double 
 								media_hooks, &run->thumbnail, run->why);
 }
 
+/* The SHA-256 of an output (reported in result_data: what the storage holds). */
+static int
+output_sha256(JobRun *run, const char *path, char hex[SHA256_HEX_LEN + 1])
+{
+	int64_t		size;
+
+	return file_sha256(path, hex, &size, job_should_stop, run->why, JOB_WHY_MAX);
+}
+
 /*
  * Store what the job made, once all of it is made: a job that fails while
  * making (a reprocess with parameters the video cannot take, say) leaves the
@@ -247,6 +258,12 @@ store_outputs(JobRun *run, const StorageHooks *storage_hooks, double start, doub
 	int			rc;
 
 	enter_stage(run, "store", start, span);
+	if (job_makes_proxy(&run->spec) &&
+		(rc = output_sha256(run, run->proxy_file, run->proxy_sha256)) != 0)
+		return rc;
+	if (job_makes_thumbnail(&run->spec) &&
+		(rc = output_sha256(run, run->thumbnail_file, run->thumbnail_sha256)) != 0)
+		return rc;
 	if (job_makes_proxy(&run->spec) &&
 		(rc = storage_put(run->storage, run->spec.proxy_key, run->proxy_file, "video/mp4",
 						  storage_hooks, run->why)) != 0)
@@ -384,9 +401,19 @@ build_result(const JobRun *run)
 	json_object_set_new(result, "original_sha256", json_string(run->sha256));
 	json_object_set_new(metadata, "original", media_info_json(&run->original));
 	if (job_makes_proxy(&run->spec))
-		json_object_set_new(metadata, "proxy", media_info_json(&run->proxy));
+	{
+		json_t	   *proxy = media_info_json(&run->proxy);
+
+		json_object_set_new(proxy, "sha256", json_string(run->proxy_sha256));
+		json_object_set_new(metadata, "proxy", proxy);
+	}
 	if (job_makes_thumbnail(&run->spec))
-		json_object_set_new(metadata, "thumbnail", thumbnail_info_json(&run->thumbnail));
+	{
+		json_t	   *thumbnail = thumbnail_info_json(&run->thumbnail);
+
+		json_object_set_new(thumbnail, "sha256", json_string(run->thumbnail_sha256));
+		json_object_set_new(metadata, "thumbnail", thumbnail);
+	}
 	json_object_set_new(result, "metadata", metadata);
 	return result;
 }
