@@ -69,6 +69,22 @@ SELECT processing_status, processing_error FROM videos WHERE id = (SELECT video_
 SELECT vproxy_delete_video(video_id) <> :'failing_job' AS new_deletion
   FROM processing_jobs WHERE id = :'failing_job';
 
+-- cancelling a running job keeps its lease until it expires: the video's
+-- next writer waits for it (the child may still be stopping)
+INSERT INTO videos (id, mall_id, original_path)
+VALUES ('00000000-0000-0000-0000-0000000000f4', 'm1', 'uploads/m1/f4.mov');
+SELECT vproxy_enqueue('00000000-0000-0000-0000-0000000000f4', priority => 0) AS first_job \gset
+SELECT job_id = :'first_job' AS first_claimed FROM claim_job('w', 30, job_types => ARRAY['proxy_generation']);
+SELECT vproxy_cancel(:'first_job') AS cancelled;
+SELECT status, lease_token IS NULL AS token_gone, lease_expires_at > now() AS lease_lingers
+  FROM processing_jobs WHERE id = :'first_job';
+SELECT vproxy_enqueue('00000000-0000-0000-0000-0000000000f4', priority => 0) AS second_job \gset
+SELECT * FROM claim_job('w', 30, job_types => ARRAY['proxy_generation']);
+SELECT next_claim_at(ARRAY['proxy_generation']) = lease_expires_at AS wakes_at_the_lingering_lease
+  FROM processing_jobs WHERE id = :'first_job';
+UPDATE processing_jobs SET lease_expires_at = now() - interval '1 s' WHERE id = :'first_job';
+SELECT job_id = :'second_job' AS second_claimed FROM claim_job('w', 30, job_types => ARRAY['proxy_generation']);
+
 -- listing: each filter of the old API has an index, newest first, keyset
 -- pagination on (created_at, id)
 TRUNCATE videos CASCADE;

@@ -195,6 +195,38 @@ CREATE INDEX videos_pin_created ON videos (pin_id, created_at DESC, id DESC)
 CREATE INDEX videos_status_created ON videos (processing_status, created_at DESC, id DESC);
 CREATE INDEX videos_created ON videos (created_at DESC, id DESC);
 
+-- Cancel a queued or running job: true if it was cancelled by this call,
+-- false if it had already ended.  The worker running it stops its child at
+-- commit.  As in 1.0.0, but a running job keeps its lease until it expires
+-- (only the token goes, so the worker can write nothing): its child may
+-- still be stopping, and one writer per video holds the video's next job
+-- back until then.
+CREATE OR REPLACE FUNCTION vproxy_cancel(job_id uuid) RETURNS boolean
+LANGUAGE plpgsql STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	job vproxy.processing_jobs;
+BEGIN
+	UPDATE vproxy.processing_jobs j
+	   SET status = 'cancelled', completed_at = now(),
+		   error_message = 'cancelled by vproxy_cancel()',
+		   lease_token = NULL,
+		   lease_expires_at = CASE WHEN j.status = 'running' THEN j.lease_expires_at END,
+		   lease_holder = CASE WHEN j.status = 'running' THEN j.lease_holder END
+	 WHERE j.id = job_id AND j.status IN ('pending', 'running')
+	RETURNING * INTO job;
+	IF NOT FOUND THEN
+		IF NOT EXISTS (SELECT FROM vproxy.processing_jobs j WHERE j.id = job_id) THEN
+			RAISE EXCEPTION 'job % does not exist', job_id USING ERRCODE = 'no_data_found';
+		END IF;
+		RETURN false;
+	END IF;
+	PERFORM vproxy.settle_video_after_failure(job);
+	PERFORM vproxy.notify_job_end(job);
+	PERFORM vproxy.wake_workers_at_commit(job_id);
+	RETURN true;
+END
+$$;
+
 -- A presigned GET or PUT URL of a storage key valid for expires_seconds
 -- (S3 SigV4 query signing with the server's credentials), or the key's
 -- absolute file:// path with local-directory storage.

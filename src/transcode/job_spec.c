@@ -135,7 +135,8 @@ is_sha256_hex(const char *text)
 
 /*
  * What a video_deletion removes besides the original: the output keys (as
- * the templates name them) and "stale_keys", outputs stored under other keys.
+ * the templates name them) and "stale_keys", outputs stored under other
+ * keys.  Nothing to read for other job types.
  */
 static int
 parse_deletion(json_t *root, json_t *outputs, JobSpec *spec, char *why)
@@ -145,6 +146,8 @@ parse_deletion(json_t *root, json_t *outputs, JobSpec *spec, char *why)
 	json_t	   *key;
 	int			rc;
 
+	if (!job_deletes_video(spec))
+		return 0;
 	if ((rc = get_required_string(outputs, "proxy_key", &spec->proxy_key, why)) != 0 ||
 		(rc = get_required_string(outputs, "thumbnail_key", &spec->thumbnail_key, why)) != 0)
 		return rc;
@@ -187,8 +190,6 @@ parse_job_type(json_t *root, json_t *outputs, JobSpec *spec, char *why)
 	if (job_makes_thumbnail(spec) &&
 		(rc = get_required_string(outputs, "thumbnail_key", &spec->thumbnail_key, why)) != 0)
 		return rc;
-	if (job_deletes_video(spec))
-		return parse_deletion(root, outputs, spec, why);
 	return 0;
 }
 
@@ -281,6 +282,7 @@ job_spec_parse(const char *text, JobSpec *spec, char *why)
 		(rc = get_object(spec->root, "outputs", &outputs, why)) != 0 ||
 		(rc = get_object(spec->root, "params", &params, why)) != 0 ||
 		(rc = parse_job_type(spec->root, outputs, spec, why)) != 0 ||
+		(rc = parse_deletion(spec->root, outputs, spec, why)) != 0 ||
 		(rc = parse_storage(storage, &spec->storage, why)) != 0 ||
 		(rc = parse_original(original, spec, why)) != 0 ||
 		(rc = parse_params(params, spec, why)) != 0 ||
