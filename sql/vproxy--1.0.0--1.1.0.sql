@@ -315,14 +315,18 @@ CREATE TRIGGER videos_keep_deleting BEFORE UPDATE OF processing_status ON videos
 
 -- No job but its deletion is queued for a video being deleted.  The key
 -- share lock waits for a vproxy_delete_video() in progress (it holds the
--- row FOR UPDATE) and then sees the video "deleting".
+-- row FOR UPDATE) and then reads the row as that left it: "deleting".  (No
+-- status in the WHERE clause: the snapshot's older row would not match it
+-- and nothing would wait.)
 CREATE FUNCTION refuse_jobs_of_deleting_video() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+DECLARE
+	status text;
 BEGIN
-	PERFORM FROM vproxy.videos v
-	 WHERE v.id = NEW.video_id AND v.processing_status = 'deleting'
+	SELECT v.processing_status INTO status FROM vproxy.videos v
+	 WHERE v.id = NEW.video_id
 	   FOR KEY SHARE;
-	IF FOUND THEN
+	IF status = 'deleting' THEN
 		RAISE EXCEPTION 'video % is being deleted', NEW.video_id
 			USING ERRCODE = 'object_not_in_prerequisite_state',
 			HINT = 'No job can be queued for a video once vproxy_delete_video() was called.';
