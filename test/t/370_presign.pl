@@ -35,12 +35,19 @@ sub check
 	return $out || "checker failed: $err";
 }
 
-# curl: the HTTP status of a GET into $file, or of a PUT of $file.
+# curl: the HTTP status of a GET into $file, or of a PUT of $file.  An AWS
+# URL (virtual-hosted, https) goes to the test server instead, over plain
+# HTTP (the signature covers host, path and query, not the scheme).
 sub curl
 {
 	my ($method, $url, $file) = @_;
 	my @io = $method eq 'PUT' ? ('-T', $file) : ('-o', $file);
-	IPC::Run::run([ 'curl', '-sS', '-g', '-w', '%{http_code}', @io, $url ],
+	my @to;
+	if ($url =~ s{^https://([^/]+\.amazonaws\.com)/}{http://$1/})
+	{
+		@to = ('--connect-to', "$1:80:127.0.0.1:" . $s3->port);
+	}
+	IPC::Run::run([ 'curl', '-sS', '-g', '-w', '%{http_code}', @to, @io, $url ],
 		'<', \'', '>', \my $status, '2>', \my $err);
 	return $status;
 }
@@ -139,9 +146,18 @@ $get = $vp->value("SELECT vproxy.vproxy_url('$id', 'original')");
 like($get, qr{^https://media\.s3\.us-east-1\.amazonaws\.com/tenant/uploads/with%20space\.mov\?},
 	'virtual-hosted URL on AWS');
 is(check('GET', $get, token => $token), 'ok', 'virtual-hosted GET verified by botocore');
+is(curl('GET', $get, "$scratch/virtual-get"), '200', 'virtual-hosted GET with curl (the test server as AWS)');
+ok(same_file("$scratch/virtual-get", "$scratch/upload-0"), 'the bytes are right');
 $put = $vp->value("SELECT vproxy.vproxy_upload_url('" . $video{ $keys[4] } . "')");
 like($put, qr{/tenant/uploads/%C3%BCnic%C3%B8de/%E3%83%95}, 'unicode keys are UTF-8, percent-encoded');
 is(check('PUT', $put, token => $token), 'ok', 'virtual-hosted PUT of a unicode key verified by botocore');
+random_file("$scratch/virtual-put", 4321);
+is(curl('PUT', $put, "$scratch/virtual-put"), '200', 'virtual-hosted PUT with curl');
+is(curl('GET', $vp->value("SELECT vproxy.vproxy_url('" . $video{ $keys[4] } . "', 'original')"),
+	"$scratch/virtual-back"), '200', 'and GET it back');
+ok(same_file("$scratch/virtual-put", "$scratch/virtual-back"), 'the bytes are those uploaded');
+(my $tampered_virtual = $get) =~ s{^https://media\.}{https://other.};
+is(curl('GET', $tampered_virtual, "$scratch/tampered-virtual"), '403', 'another bucket in the host is refused');
 like(check('PUT', $put, token => $token, secret => 'wrong'), qr/^SignatureDoesNotMatch/,
 	'and refused with a wrong secret');
 $vp->sql("ALTER SYSTEM RESET vproxy.s3_session_token");
