@@ -85,6 +85,20 @@ SELECT next_claim_at(ARRAY['proxy_generation']) = lease_expires_at AS wakes_at_t
 UPDATE processing_jobs SET lease_expires_at = now() - interval '1 s' WHERE id = :'first_job';
 SELECT job_id = :'second_job' AS second_claimed FROM claim_job('w', 30, job_types => ARRAY['proxy_generation']);
 
+-- a reprocess that fails leaves the previous run in place: the video stays
+-- "completed" with its proxy, and says why the new run failed
+INSERT INTO videos (id, mall_id, original_path, proxy_path, thumbnail_path, processing_status,
+					processing_completed_at)
+VALUES ('00000000-0000-0000-0000-0000000000f6', 'm1', 'uploads/m1/f6.mov', 'videos/m1/proxy/f6.mp4',
+		'thumbnails/m1/f6.jpg', 'completed', '2026-01-01');
+SELECT vproxy_reprocess('00000000-0000-0000-0000-0000000000f6', '{"height": 2160}') AS redo \gset
+SELECT processing_status FROM videos WHERE id = '00000000-0000-0000-0000-0000000000f6';
+SELECT job_id = :'redo' AS redo_claimed FROM claim_job('w', 30, job_types => ARRAY['proxy_generation']);
+SELECT fail_job(:'redo', lease_token, 'not a usable video: 2160 lines asked', false, 1)
+  FROM processing_jobs WHERE id = :'redo';
+SELECT processing_status, processing_error, proxy_path, thumbnail_path, processing_completed_at
+  FROM videos WHERE id = '00000000-0000-0000-0000-0000000000f6';
+
 -- listing: each filter of the old API has an index, newest first, keyset
 -- pagination on (created_at, id)
 TRUNCATE videos CASCADE;

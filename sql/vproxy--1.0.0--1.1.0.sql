@@ -195,6 +195,35 @@ CREATE INDEX videos_pin_created ON videos (pin_id, created_at DESC, id DESC)
 CREATE INDEX videos_status_created ON videos (processing_status, created_at DESC, id DESC);
 CREATE INDEX videos_created ON videos (created_at DESC, id DESC);
 
+-- Put a failed or cancelled proxy job's video in its final state, unless
+-- another proxy job for it is still queued or running.  As in 1.0.0, with
+-- one change: a video that has a proxy from an earlier run stays
+-- "completed" when a later proxy job (a reprocess) fails, with the failure
+-- in processing_error, because its stored proxy, thumbnail and metadata
+-- still describe that earlier run and play.  A video being deleted is left
+-- alone.
+CREATE OR REPLACE FUNCTION settle_video_after_failure(job processing_jobs) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+	IF job.job_type <> 'proxy_generation' THEN
+		RETURN;
+	END IF;
+	PERFORM FROM vproxy.videos v WHERE v.id = job.video_id FOR UPDATE;
+	UPDATE vproxy.videos v
+	   SET processing_status = CASE WHEN v.proxy_path IS NOT NULL THEN 'completed' ELSE 'failed' END,
+		   processing_error = CASE WHEN job.status = 'cancelled' AND v.proxy_path IS NOT NULL
+								  THEN v.processing_error ELSE job.error_message END,
+		   processing_completed_at = CASE WHEN v.proxy_path IS NOT NULL
+										 THEN v.processing_completed_at ELSE NULL END
+	 WHERE v.id = job.video_id
+	   AND v.processing_status <> 'deleting'
+	   AND NOT EXISTS (SELECT FROM vproxy.processing_jobs o
+					   WHERE o.video_id = job.video_id AND o.id <> job.id
+						 AND o.job_type = 'proxy_generation'
+						 AND o.status IN ('pending', 'running'));
+END
+$$;
+
 -- Cancel a queued or running job: true if it was cancelled by this call,
 -- false if it had already ended.  The worker running it stops its child at
 -- commit.  As in 1.0.0, but a running job keeps its lease until it expires
