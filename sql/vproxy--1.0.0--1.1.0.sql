@@ -224,25 +224,33 @@ BEGIN
 END
 $$;
 
+-- Cancel queued and running jobs, the one job_id or all of video_id's, with
+-- a reason; the rows cancelled.  A running job loses its lease token (its
+-- worker can write nothing) but keeps its lease until it expires: its child
+-- may still be stopping, and one writer per video holds the video's next
+-- job back until then.
+CREATE FUNCTION cancel_jobs(only_job uuid, of_video uuid, reason text)
+	RETURNS SETOF processing_jobs
+LANGUAGE sql SET search_path = pg_catalog AS $$
+	UPDATE vproxy.processing_jobs j
+	   SET status = 'cancelled', completed_at = now(), error_message = reason,
+		   lease_token = NULL,
+		   lease_expires_at = CASE WHEN j.status = 'running' THEN j.lease_expires_at END,
+		   lease_holder = CASE WHEN j.status = 'running' THEN j.lease_holder END
+	 WHERE (j.id = only_job OR j.video_id = of_video) AND j.status IN ('pending', 'running')
+	RETURNING j.*;
+$$;
+
 -- Cancel a queued or running job: true if it was cancelled by this call,
 -- false if it had already ended.  The worker running it stops its child at
 -- commit.  As in 1.0.0, but a running job keeps its lease until it expires
--- (only the token goes, so the worker can write nothing): its child may
--- still be stopping, and one writer per video holds the video's next job
--- back until then.
+-- (cancel_jobs).
 CREATE OR REPLACE FUNCTION vproxy_cancel(job_id uuid) RETURNS boolean
 LANGUAGE plpgsql STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	job vproxy.processing_jobs;
 BEGIN
-	UPDATE vproxy.processing_jobs j
-	   SET status = 'cancelled', completed_at = now(),
-		   error_message = 'cancelled by vproxy_cancel()',
-		   lease_token = NULL,
-		   lease_expires_at = CASE WHEN j.status = 'running' THEN j.lease_expires_at END,
-		   lease_holder = CASE WHEN j.status = 'running' THEN j.lease_holder END
-	 WHERE j.id = job_id AND j.status IN ('pending', 'running')
-	RETURNING * INTO job;
+	SELECT * INTO job FROM vproxy.cancel_jobs(job_id, NULL, 'cancelled by vproxy_cancel()');
 	IF NOT FOUND THEN
 		IF NOT EXISTS (SELECT FROM vproxy.processing_jobs j WHERE j.id = job_id) THEN
 			RAISE EXCEPTION 'job % does not exist', job_id USING ERRCODE = 'no_data_found';
@@ -427,16 +435,8 @@ BEGIN
 		RETURN deletion_id;
 	END IF;
 
-	FOR job IN
-		UPDATE vproxy.processing_jobs j
-		   SET status = 'cancelled', completed_at = now(),
-			   error_message = 'cancelled by vproxy_delete_video()',
-			   lease_token = NULL,
-			   -- a running job's lease lingers: the deletion waits for it
-			   lease_expires_at = CASE WHEN j.status = 'running' THEN j.lease_expires_at END,
-			   lease_holder = CASE WHEN j.status = 'running' THEN j.lease_holder END
-		 WHERE j.video_id = the_video_id AND j.status IN ('pending', 'running')
-		RETURNING j.*
+	-- a running job's lease lingers: the deletion waits for it
+	FOR job IN SELECT * FROM vproxy.cancel_jobs(NULL, the_video_id, 'cancelled by vproxy_delete_video()')
 	LOOP
 		PERFORM vproxy.notify_job_end(job);
 		IF job.lease_expires_at IS NOT NULL THEN
@@ -474,7 +474,7 @@ LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 	SELECT vproxy.vproxy_enqueue(video_id, 'proxy_generation', 5, coalesce(params, '{}'));
 $$;
 
-REVOKE ALL ON FUNCTION presign(text, text, int), expiry_seconds(interval),
+REVOKE ALL ON FUNCTION cancel_jobs(uuid, uuid, text), presign(text, text, int), expiry_seconds(interval),
 	vproxy_url(uuid, text, interval), vproxy_upload_url(uuid, interval),
 	keep_deleting(), refuse_jobs_of_deleting_video(), end_deletion(),
 	vproxy_delete_video(uuid), vproxy_delete_videos(uuid[]),
