@@ -15,9 +15,10 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initi
 PG_CPPFLAGS = -MMD -MP
 EXTRA_CLEAN = $(OBJS:.o=.d)
 
-REGRESS = api worker_functions privileges settings
+REGRESS = api worker_functions privileges settings lifecycle
 REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/regress.conf
 
-ISOLATION = claim_skip_locked cancel_vs_finish lease_takeover enqueue_vs_failure
+ISOLATION = claim_skip_locked cancel_vs_finish lease_takeover enqueue_vs_failure \
+	one_writer_claim delete_vs_enqueue
 ISOLATION_OPTS = --temp-instance=tmp_check_iso --temp-config=test/regress.conf \
 	--inputdir=test/isolation

@@ -155,6 +155,11 @@ full_spec(const ClaimedJob *job)
 	escape_json(spec, vproxy_s3_access_key_id);
 	appendStringInfoString(spec, ", \"secret_access_key\": ");
 	escape_json(spec, vproxy_s3_secret_access_key);
+	if (vproxy_s3_session_token[0] != '\0')
+	{
+		appendStringInfoString(spec, ", \"session_token\": ");
+		escape_json(spec, vproxy_s3_session_token);
+	}
 	appendStringInfoString(spec, ", \"ca_file\": ");
 	escape_json(spec, vproxy_s3_ca_file);
 	appendStringInfoString(spec, "}, \"temp_directory\": ");

@@ -57,6 +57,11 @@ typedef struct JobRun
 	MediaInfo	original;
 	MediaInfo	proxy;
 	ThumbnailInfo thumbnail;
+	char		proxy_file[PATH_MAX];	/* made here before it is stored */
+	char		thumbnail_file[PATH_MAX];
+	char		proxy_sha256[SHA256_HEX_LEN + 1];	/* of what was stored */
+	char		thumbnail_sha256[SHA256_HEX_LEN + 1];
+	json_t	   *deleted;		/* video_deletion: the keys removed */
 	Stage		stage;
 	char		why[JOB_WHY_MAX];
 } JobRun;
@@ -215,48 +220,59 @@ verify_original(JobRun *run)
 	return 0;
 }
 
-/* Make the proxy in the workspace and store it. */
+/* Make the proxy in the workspace. */
 static int
-make_and_store_proxy(JobRun *run, const MediaHooks *media_hooks,
-					 const StorageHooks *storage_hooks, double start, double span)
+make_proxy(JobRun *run, const MediaHooks *media_hooks, double start, double span)
 {
-	char		path[PATH_MAX];
-	int			rc;
-
-	if (!workspace_file(&run->workspace, "proxy.mp4", path, sizeof(path)))
-	{
-		snprintf(run->why, JOB_WHY_MAX, "temp directory path is too long");
-		return EX_SOFTWARE;
-	}
-	enter_stage(run, "proxy", start, span * 0.9);
-	rc = media_make_proxy(run->input, path, &run->spec.proxy, media_hooks, &run->proxy, run->why);
-	if (rc != 0)
-		return rc;
-	enter_stage(run, "store", start + span * 0.9, span * 0.1);
-	return storage_put(run->storage, run->spec.proxy_key, path, "video/mp4",
-					   storage_hooks, run->why);
+	enter_stage(run, "proxy", start, span);
+	return media_make_proxy(run->input, run->proxy_file, &run->spec.proxy, media_hooks,
+							&run->proxy, run->why);
 }
 
-/* Make the thumbnail in the workspace and store it. */
+/* Make the thumbnail in the workspace. */
 static int
-make_and_store_thumbnail(JobRun *run, const MediaHooks *media_hooks,
-						 const StorageHooks *storage_hooks, double start, double span)
+make_thumbnail(JobRun *run, const MediaHooks *media_hooks, double start, double span)
 {
-	char		path[PATH_MAX];
+	enter_stage(run, "thumbnail", start, span);
+	return media_make_thumbnail(run->input, run->thumbnail_file, &run->spec.thumbnail,
+								media_hooks, &run->thumbnail, run->why);
+}
+
+/* The SHA-256 of an output (reported in result_data: what the storage holds). */
+static int
+output_sha256(JobRun *run, const char *path, char hex[SHA256_HEX_LEN + 1])
+{
+	int64_t		size;
+
+	return file_sha256(path, hex, &size, job_should_stop, run->why, JOB_WHY_MAX);
+}
+
+/*
+ * Store what the job made, once all of it is made: a job that fails while
+ * making (a reprocess with parameters the video cannot take, say) leaves the
+ * stored outputs of the previous run untouched.
+ */
+static int
+store_outputs(JobRun *run, const StorageHooks *storage_hooks, double start, double span)
+{
 	int			rc;
 
-	if (!workspace_file(&run->workspace, "thumbnail.jpg", path, sizeof(path)))
-	{
-		snprintf(run->why, JOB_WHY_MAX, "temp directory path is too long");
-		return EX_SOFTWARE;
-	}
-	enter_stage(run, "thumbnail", start, span);
-	rc = media_make_thumbnail(run->input, path, &run->spec.thumbnail, media_hooks,
-							  &run->thumbnail, run->why);
-	if (rc != 0)
+	enter_stage(run, "store", start, span);
+	if (job_makes_proxy(&run->spec) &&
+		(rc = output_sha256(run, run->proxy_file, run->proxy_sha256)) != 0)
 		return rc;
-	return storage_put(run->storage, run->spec.thumbnail_key, path, "image/jpeg",
-					   storage_hooks, run->why);
+	if (job_makes_thumbnail(&run->spec) &&
+		(rc = output_sha256(run, run->thumbnail_file, run->thumbnail_sha256)) != 0)
+		return rc;
+	if (job_makes_proxy(&run->spec) &&
+		(rc = storage_put(run->storage, run->spec.proxy_key, run->proxy_file, "video/mp4",
+						  storage_hooks, run->why)) != 0)
+		return rc;
+	if (job_makes_thumbnail(&run->spec) &&
+		(rc = storage_put(run->storage, run->spec.thumbnail_key, run->thumbnail_file,
+						  "image/jpeg", storage_hooks, run->why)) != 0)
+		return rc;
+	return 0;
 }
 
 /* The job's steps, in order; progress shares depend on what the job does. */
@@ -265,15 +281,23 @@ run_steps(JobRun *run)
 {
 	MediaHooks	media_hooks = {job_should_stop, media_progress, run};
 	StorageHooks storage_hooks = {job_should_stop, storage_progress, run};
-	double		proxy_span = job_makes_proxy(&run->spec) ? 0.85 : 0.0;
+	double		proxy_span = job_makes_proxy(&run->spec) ? 0.8 : 0.0;
 	double		thumbnail_span = job_makes_thumbnail(&run->spec) ? 0.05 : 0.0;
-	double		fetch_span = 1.0 - proxy_span - thumbnail_span;
+	double		store_span = proxy_span > 0 ? 0.05 : thumbnail_span > 0 ? 0.01 : 0.0;
+	double		fetch_span = 1.0 - proxy_span - thumbnail_span - store_span;
 	int64_t		output_bytes;
 	int			rc;
 
 	if ((rc = workspace_create(run->spec.temp_directory, &run->workspace, run->why)) != 0 ||
 		(rc = storage_open(&run->spec.storage, &run->storage, run->why)) != 0)
 		return rc;
+	if (!workspace_file(&run->workspace, "proxy.mp4", run->proxy_file, sizeof(run->proxy_file)) ||
+		!workspace_file(&run->workspace, "thumbnail.jpg", run->thumbnail_file,
+						sizeof(run->thumbnail_file)))
+	{
+		snprintf(run->why, JOB_WHY_MAX, "temp directory path is too long");
+		return EX_SOFTWARE;
+	}
 	enter_stage(run, "fetch", 0.0, fetch_span * 0.8);
 	if ((rc = fetch_original(run, &storage_hooks)) != 0)
 		return rc;
@@ -288,13 +312,64 @@ run_steps(JobRun *run)
 		(rc = workspace_require_space(&run->workspace, output_bytes, run->why)) != 0)
 		return rc;
 	if (job_makes_proxy(&run->spec) &&
-		(rc = make_and_store_proxy(run, &media_hooks, &storage_hooks,
-								   fetch_span, proxy_span)) != 0)
+		(rc = make_proxy(run, &media_hooks, fetch_span, proxy_span)) != 0)
 		return rc;
 	if (job_makes_thumbnail(&run->spec) &&
-		(rc = make_and_store_thumbnail(run, &media_hooks, &storage_hooks,
-									   fetch_span + proxy_span, thumbnail_span)) != 0)
+		(rc = make_thumbnail(run, &media_hooks, fetch_span + proxy_span, thumbnail_span)) != 0)
 		return rc;
+	if ((rc = store_outputs(run, &storage_hooks, 1.0 - store_span, store_span)) != 0)
+		return rc;
+	progress_report(1.0, "done");
+	return 0;
+}
+
+/* Remove one object of a deleted video (gone already is fine) and list its key. */
+static int
+delete_object(JobRun *run, const char *key, json_t *deleted)
+{
+	int			rc = storage_delete(run->storage, key, run->why);
+
+	if (rc == 0)
+		json_array_append_new(deleted, json_string(key));
+	return rc;
+}
+
+/*
+ * video_deletion: remove the original, the proxy, the thumbnail and any
+ * stale output, in that order.  Idempotent: an object already gone counts
+ * as removed, so a retried attempt finishes what an earlier one began.
+ */
+static int
+run_deletion(JobRun *run)
+{
+	json_t	   *key;
+	size_t		i;
+	size_t		total = 3 + json_array_size(run->spec.stale_keys);
+	int			rc;
+
+	run->deleted = json_array();
+	if (run->deleted == NULL)
+	{
+		snprintf(run->why, JOB_WHY_MAX, "out of memory");
+		return EX_SOFTWARE;
+	}
+	if ((rc = storage_open(&run->spec.storage, &run->storage, run->why)) != 0)
+		return rc;
+	progress_report(0.0, "delete");
+	if ((rc = delete_object(run, run->spec.original_key, run->deleted)) != 0)
+		return rc;
+	progress_report(1.0 / total, "delete");
+	if ((rc = delete_object(run, run->spec.proxy_key, run->deleted)) != 0)
+		return rc;
+	progress_report(2.0 / total, "delete");
+	if ((rc = delete_object(run, run->spec.thumbnail_key, run->deleted)) != 0)
+		return rc;
+	json_array_foreach(run->spec.stale_keys, i, key)
+	{
+		progress_report((3.0 + i) / total, "delete");
+		if ((rc = delete_object(run, json_string_value(key), run->deleted)) != 0)
+			return rc;
+	}
 	progress_report(1.0, "done");
 	return 0;
 }
@@ -313,6 +388,12 @@ build_result(const JobRun *run)
 		return NULL;
 	}
 	json_object_set_new(result, "status", json_string("success"));
+	if (job_deletes_video(&run->spec))
+	{
+		json_decref(metadata);
+		json_object_set(result, "deleted_keys", run->deleted);
+		return result;
+	}
 	if (job_makes_proxy(&run->spec))
 		json_object_set_new(result, "proxy_path", json_string(run->spec.proxy_key));
 	if (job_makes_thumbnail(&run->spec))
@@ -320,9 +401,19 @@ build_result(const JobRun *run)
 	json_object_set_new(result, "original_sha256", json_string(run->sha256));
 	json_object_set_new(metadata, "original", media_info_json(&run->original));
 	if (job_makes_proxy(&run->spec))
-		json_object_set_new(metadata, "proxy", media_info_json(&run->proxy));
+	{
+		json_t	   *proxy = media_info_json(&run->proxy);
+
+		json_object_set_new(proxy, "sha256", json_string(run->proxy_sha256));
+		json_object_set_new(metadata, "proxy", proxy);
+	}
 	if (job_makes_thumbnail(&run->spec))
-		json_object_set_new(metadata, "thumbnail", thumbnail_info_json(&run->thumbnail));
+	{
+		json_t	   *thumbnail = thumbnail_info_json(&run->thumbnail);
+
+		json_object_set_new(thumbnail, "sha256", json_string(run->thumbnail_sha256));
+		json_object_set_new(metadata, "thumbnail", thumbnail);
+	}
 	json_object_set_new(result, "metadata", metadata);
 	return result;
 }
@@ -355,7 +446,7 @@ cmd_job(int argc, char **argv)
 	{
 		/* before anything else runs: the database comes first */
 		process_limits_apply(&run->spec.limits);
-		rc = run_steps(run);
+		rc = job_deletes_video(&run->spec) ? run_deletion(run) : run_steps(run);
 	}
 	if (stop_requested(NULL))
 	{
@@ -371,6 +462,7 @@ cmd_job(int argc, char **argv)
 		rc = print_json(build_result(run));
 	else
 		rc = fail(rc, "%s", run->why);
+	json_decref(run->deleted);
 	job_spec_free(&run->spec);
 	free(run);
 	return rc;

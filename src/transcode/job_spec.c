@@ -23,6 +23,7 @@ static const JobTypeName job_types[] = {
 	{"proxy_generation", JOB_PROXY_GENERATION},
 	{"metadata_extraction", JOB_METADATA_EXTRACTION},
 	{"thumbnail_generation", JOB_THUMBNAIL_GENERATION},
+	{"video_deletion", JOB_VIDEO_DELETION},
 };
 
 /* Format the reason into why and return EX_USAGE. */
@@ -130,6 +131,38 @@ is_sha256_hex(const char *text)
 			  (text[i] >= 'A' && text[i] <= 'F')))
 			return false;
 	return i == 64;
+}
+
+/*
+ * What a video_deletion removes besides the original: the output keys (as
+ * the templates name them) and "stale_keys", outputs stored under other
+ * keys.  Nothing to read for other job types.
+ */
+static int
+parse_deletion(json_t *root, json_t *outputs, JobSpec *spec, char *why)
+{
+	json_t	   *stale = json_object_get(root, "stale_keys");
+	size_t		i;
+	json_t	   *key;
+	int			rc;
+
+	if (!job_deletes_video(spec))
+		return 0;
+	if ((rc = get_required_string(outputs, "proxy_key", &spec->proxy_key, why)) != 0 ||
+		(rc = get_required_string(outputs, "thumbnail_key", &spec->thumbnail_key, why)) != 0)
+		return rc;
+	if (stale == NULL || json_is_null(stale))
+		return 0;
+	if (!json_is_array(stale))
+		return refuse(why, "job spec: \"%s\" must be an array of keys", "stale_keys");
+	json_array_foreach(stale, i, key)
+	{
+		if (!json_is_string(key) || json_string_length(key) == 0 ||
+			strlen(json_string_value(key)) != json_string_length(key))
+			return refuse(why, "job spec: \"%s\" must be an array of keys", "stale_keys");
+	}
+	spec->stale_keys = stale;
+	return 0;
 }
 
 /* The job type and the output keys it needs. */
@@ -278,6 +311,7 @@ job_spec_parse(const char *text, JobSpec *spec, char *why)
 		(rc = get_object(spec->root, "limits", &limits, why)) != 0 ||
 		(rc = parse_limits(limits, &spec->limits, why)) != 0 ||
 		(rc = parse_job_type(spec->root, outputs, spec, why)) != 0 ||
+		(rc = parse_deletion(spec->root, outputs, spec, why)) != 0 ||
 		(rc = parse_storage(storage, &spec->storage, why)) != 0 ||
 		(rc = parse_original(original, spec, why)) != 0 ||
 		(rc = parse_params(params, spec, why)) != 0 ||
@@ -299,6 +333,13 @@ bool
 job_makes_proxy(const JobSpec *spec)
 {
 	return spec->type == JOB_PROXY_GENERATION;
+}
+
+/* Whether the job removes a video's objects instead of making any. */
+bool
+job_deletes_video(const JobSpec *spec)
+{
+	return spec->type == JOB_VIDEO_DELETION;
 }
 
 /* Whether the job type makes a thumbnail. */

@@ -18,7 +18,8 @@ typedef enum JobType
 {
 	JOB_PROXY_GENERATION,
 	JOB_METADATA_EXTRACTION,
-	JOB_THUMBNAIL_GENERATION
+	JOB_THUMBNAIL_GENERATION,
+	JOB_VIDEO_DELETION
 } JobType;
 
 typedef struct JobSpec
@@ -30,7 +31,8 @@ typedef struct JobSpec
 	int64_t		original_size;	/* -1 when unknown */
 	const char *original_sha256;	/* NULL when unknown */
 	const char *proxy_key;		/* NULL unless the job type makes a proxy */
-	const char *thumbnail_key;	/* NULL unless it makes a thumbnail */
+	const char *thumbnail_key;	/* NULL unless it makes (or deletes) a thumbnail */
+	json_t	   *stale_keys;		/* video_deletion: other keys to remove (array) */
 	ProxyOptions proxy;
 	ThumbnailOptions thumbnail;
 	const char *temp_directory; /* "" = $TMPDIR or /tmp */
@@ -43,5 +45,6 @@ extern void job_spec_free(JobSpec *spec);
 
 extern bool job_makes_proxy(const JobSpec *spec);
 extern bool job_makes_thumbnail(const JobSpec *spec);
+extern bool job_deletes_video(const JobSpec *spec);
 
 #endif							/* VPROXY_TRANSCODE_JOB_SPEC_H */

@@ -11,6 +11,8 @@ The front
     bodies both ways (a PutObject body is first spooled and checked, so that a
     failed upload never replaces the object, as on S3);
   - answers ListMultipartUploads and AbortMultipartUpload, which s3rver lacks;
+  - takes AWS's virtual-hosted requests too (Host: bucket.s3.region.amazonaws.com,
+    reached with curl --connect-to), forwarded path-style;
   - injects faults on demand (see faults.py) and records every request.
 
 Control endpoint (no credentials; not a valid bucket name, so no clash):
@@ -58,6 +60,8 @@ HOP_BY_HOP = {'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer',
               'transfer-encoding', 'upgrade', 'expect', 'host', 'authorization',
               'proxy-authorization'}
 CONTROL = '/__front__/'
+# a virtual-hosted Host header of AWS: bucket.s3.region.amazonaws.com[.cn]
+VIRTUAL_HOST = re.compile(r'([a-z0-9][a-z0-9-]{1,61}[a-z0-9])\.s3\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?')
 MAX_LOGGED_REQUESTS = 100000
 
 
@@ -179,7 +183,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.raw_path.startswith(CONTROL):
             return self.handle_control()
         self.query = dict(split_query(self.raw_query))
-        bucket, _, key = self.raw_path.lstrip('/').partition('/')
+        # AWS's virtual-hosted style (Host: bucket.s3.region.amazonaws.com,
+        # reached with curl --connect-to): the bucket is in the host name;
+        # s3rver is asked path-style
+        virtual = VIRTUAL_HOST.fullmatch(self.headers.get('Host') or '')
+        if virtual:
+            bucket, key = virtual.group(1), self.raw_path.lstrip('/')
+            self.upstream_path = '/' + bucket + self.raw_path
+        else:
+            bucket, _, key = self.raw_path.lstrip('/').partition('/')
+            self.upstream_path = self.raw_path
         self.bucket = unquote(bucket)
         self.key = unquote(key)
         self.entry = {'method': self.command, 'bucket': self.bucket, 'key': self.key,
@@ -271,7 +284,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         """Path and query for s3rver: the same, without the presign parameters."""
         kept = [item for item in self.raw_query.split('&') if item and
                 item.partition('=')[0] not in AUTH_QUERY_PARAMS]
-        return self.raw_path + ('?' + '&'.join(kept) if kept else '')
+        return self.upstream_path + ('?' + '&'.join(kept) if kept else '')
 
     def checked_body(self, length):
         """The body, checked against x-amz-content-sha256 when that is a hash:
