@@ -20,12 +20,13 @@
  * database that is busy all the time it still gets about 4% of the wall
  * time (and vproxy.job_timeout still bounds the attempt).
  *
- * The watcher is forked before any thread exists and dies with this process
- * (PR_SET_PDEATHSIG).  A stop request must end a paused child promptly: the
+ * The watcher is forked before any thread exists, keeps none of this
+ * process's file descriptors, and dies with this process (PR_SET_PDEATHSIG).  A stop request must end a paused child promptly: the
  * supervisor's SIGTERM to the process group reaches the watcher, which
  * continues the child and leaves; a stop request pending on the child alone
  * is seen in /proc and does the same.
  */
+#define _GNU_SOURCE				/* close_range */
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -273,6 +274,8 @@ cpu_yield_start(int postmaster, int percent)
 		return;					/* the child itself, or no watcher (fork failed) */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != child)
 		_exit(0);
+	/* hold none of the child's pipes: its supervisor waits for their end */
+	(void) close_range(0, ~0U, 0);
 	{
 		struct sigaction action;
 
