@@ -6,7 +6,9 @@
  *		in vproxy.database, restarts those that die (with a growing delay if
  *		they die young), stops them while a command needs their database
  *		alone, and waits quietly while the database or the extension is
- *		missing.
+ *		missing.  About once a minute it starts a short-lived pruner in the
+ *		database that removes ended jobs past their retention in small
+ *		batches.
  */
 #include "postgres.h"
 
@@ -27,10 +29,12 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "jobs.h"
 #include "settings.h"
 #include "state.h"
 
 PGDLLEXPORT void vproxy_launcher_main(Datum main_arg);
+PGDLLEXPORT void vproxy_pruner_main(Datum main_arg);
 
 /* how often to look for a missing database or extension */
 #define DATABASE_POLL_MS 5000
@@ -38,6 +42,9 @@ PGDLLEXPORT void vproxy_launcher_main(Datum main_arg);
 /* a worker that dies younger than this is restarted after a growing delay */
 #define YOUNG_DEATH_MS 10000
 #define MAX_RESTART_DELAY_MS 60000
+/* the pruner runs at most this often; each of its transactions removes a batch */
+#define PRUNE_INTERVAL_MS 60000
+#define PRUNE_BATCH 500
 
 typedef struct WorkerHandle
 {
@@ -59,6 +66,9 @@ typedef enum LauncherMood
 static WorkerHandle *workers;
 static LauncherMood mood = MOOD_RUNNING;
 static TimestampTz extension_looked_at = 0;
+static BackgroundWorkerHandle *pruner = NULL;
+static TimestampTz pruner_started_at = 0;
+static volatile sig_atomic_t pruner_stop = false;
 
 /* Exit callback: the launcher is gone. */
 static void
@@ -201,10 +211,60 @@ forgive_deaths(void)
 	}
 }
 
-/* Ask every running worker to stop (they hand their jobs back). */
+/* Whether the pruner runs; forgets it once it has stopped. */
+static bool
+pruner_runs(void)
+{
+	pid_t		pid;
+
+	if (pruner == NULL)
+		return false;
+	if (GetBackgroundWorkerPid(pruner, &pid) != BGWH_STOPPED)
+		return true;
+	pfree(pruner);
+	pruner = NULL;
+	return false;
+}
+
+/*
+ * Start the pruner if a minute has passed since the last one started and
+ * retention is on; ms until the next is due.  No free slot: the next
+ * minute will do.
+ */
+static long
+start_pruner(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz due = TimestampTzPlusMilliseconds(pruner_started_at, PRUNE_INTERVAL_MS);
+	BackgroundWorker worker;
+
+	if (vproxy_job_retention == 0 && vproxy_failed_job_retention == 0)
+		return PRUNE_INTERVAL_MS;
+	if (pruner_runs())
+		return PRUNE_INTERVAL_MS;
+	if (pruner_started_at != 0 && now < due)
+		return TimestampDifferenceMilliseconds(now, due) + 1;
+	pruner_started_at = now;
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	strlcpy(worker.bgw_library_name, "vproxy", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "vproxy_pruner_main", BGW_MAXLEN);
+	strlcpy(worker.bgw_name, "vproxy pruner", BGW_MAXLEN);
+	strlcpy(worker.bgw_type, "vproxy pruner", BGW_MAXLEN);
+	worker.bgw_notify_pid = MyProcPid;
+	if (!RegisterDynamicBackgroundWorker(&worker, &pruner))
+		pruner = NULL;
+	return PRUNE_INTERVAL_MS;
+}
+
+/* Ask every running worker (and the pruner) to stop (they hand their jobs back). */
 static void
 stop_workers(void)
 {
+	if (pruner_runs())
+		TerminateBackgroundWorker(pruner);
 	for (int i = 0; i < vproxy_workers; i++)
 	{
 		if (workers[i].handle != NULL)
@@ -286,6 +346,8 @@ launcher_step(void)
 
 	if (recheck)
 		forgive_deaths();
+	if (pruner_runs())
+		running++;
 	if (pause_wanted)
 	{
 		enter_mood(MOOD_PAUSED);
@@ -316,9 +378,45 @@ launcher_step(void)
 		vproxy_state->extension_missing = false;
 		SpinLockRelease(&vproxy_state->mutex);
 	}
-	if (running == vproxy_workers)
+	if (running >= vproxy_workers)
 		enter_mood(MOOD_RUNNING);
-	return start_workers();
+	return Min(start_workers(), start_pruner());
+}
+
+/* SIGTERM of the pruner: finish the batch in progress, then leave. */
+static void
+pruner_handle_sigterm(SIGNAL_ARGS)
+{
+	int			save_errno = errno;
+
+	pruner_stop = true;
+	SetLatch(MyLatch);
+	errno = save_errno;
+}
+
+/*
+ * Entry point of the pruner: remove ended jobs past their retention, in
+ * batches of PRUNE_BATCH rows, each in a transaction of its own (short row
+ * locks on the ended jobs only: enqueues and claims never wait for it).
+ */
+void
+vproxy_pruner_main(Datum main_arg)
+{
+	int64		removed;
+
+	pqsignal(SIGTERM, pruner_handle_sigterm);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(vproxy_database, NULL, 0);
+	SetConfigOption("statement_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("lock_timeout", "5s", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	pgstat_report_appname("vproxy pruner");
+	jobs_set_stop_flag(&pruner_stop);
+	removed = jobs_prune(vproxy_job_retention, vproxy_failed_job_retention, PRUNE_BATCH);
+	if (removed > 0)
+		ereport(LOG, (errmsg("vproxy: removed " INT64_FORMAT " ended job(s) past their retention",
+							 removed)));
+	proc_exit(0);
 }
 
 /* Entry point of the launcher. */
