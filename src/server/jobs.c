@@ -187,6 +187,8 @@ heartbeat_body(void *arg)
 static CallOutcome
 guarded_call(const char *what, const ClaimedJob *job, CallBody body, void *arg, char **error)
 {
+	char	   *last_logged = NULL;
+
 	for (int try = 1;; try++)
 	{
 		CallPolicy policy;
@@ -205,12 +207,15 @@ guarded_call(const char *what, const ClaimedJob *job, CallBody body, void *arg, 
 		}
 		if (stop_requested())
 			return CALL_FAILED;
-		/* the first failure, then one line a minute */
-		if (try == 1 || try % 60 == 0)
+		/* the first failure, a new reason, and one line a minute */
+		if (last_logged == NULL || strcmp(last_logged, *error) != 0 || try % 60 == 0)
+		{
+			last_logged = *error;
 			ereport(LOG,
 					(errmsg("vproxy: %s%s%s failed (try %d), trying again every second: %s",
 							what, job ? " of job " : "", job ? job->job_id_text : "", try, *error),
 					 errdetail("The lease is kept meanwhile; nothing is lost.")));
+		}
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 CALL_RETRY_MS, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
@@ -254,7 +259,7 @@ jobs_expire_earlier_lives(const char *server_prefix, const char *life_prefix)
 	ExpireCall	call = {server_prefix, life_prefix, 0};
 	char	   *error;
 
-	if (guarded_call("the expiry of earlier lives' leases", NULL, expire_body, &call, &error) != CALL_DONE)
+	if (guarded_call("expiring the leases of earlier lives", NULL, expire_body, &call, &error) != CALL_DONE)
 		return 0;
 	return call.expired;
 }
@@ -380,7 +385,7 @@ jobs_finish(const ClaimedJob *job, const char *result, char **error)
 {
 	FinishCall	call = {job, jobs_clean_text(result)};
 
-	return guarded_call("the result", job, finish_body, &call, error);
+	return guarded_call("recording the result", job, finish_body, &call, error);
 }
 
 /* Body of a failure. */
@@ -422,13 +427,13 @@ CallOutcome
 jobs_fail(const ClaimedJob *job, const char *error, bool retryable, char **status, char **call_error)
 {
 	FailCall	call = {job, jobs_clean_text(error), retryable, NULL};
-	CallOutcome outcome = guarded_call("the failure", job, fail_body, &call, call_error);
+	CallOutcome outcome = guarded_call("recording the failure", job, fail_body, &call, call_error);
 
 	/* an error message the database refuses: keep the fact, drop the words */
 	if (outcome == CALL_BAD_DATA)
 	{
 		call.error = "the error message could not be stored";
-		outcome = guarded_call("the failure", job, fail_body, &call, call_error);
+		outcome = guarded_call("recording the failure", job, fail_body, &call, call_error);
 	}
 	*status = call.status;
 	return outcome == CALL_BAD_DATA ? CALL_FAILED : outcome;
