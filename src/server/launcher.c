@@ -42,7 +42,11 @@ PGDLLEXPORT void vproxy_pruner_main(Datum main_arg);
 /* a worker that dies younger than this is restarted after a growing delay */
 #define YOUNG_DEATH_MS 10000
 #define MAX_RESTART_DELAY_MS 60000
-/* the pruner runs at most this often; each of its transactions removes a batch */
+/*
+ * the pruner runs at most this often, or as often as the shortest retention
+ * (a retention of seconds is for tests); each of its transactions removes
+ * a batch
+ */
 #define PRUNE_INTERVAL_MS 60000
 #define PRUNE_BATCH 500
 
@@ -226,22 +230,36 @@ pruner_runs(void)
 	return false;
 }
 
+/* How long the pruner waits between runs, in ms. */
+static long
+prune_interval_ms(void)
+{
+	long		interval = PRUNE_INTERVAL_MS;
+
+	if (vproxy_job_retention > 0)
+		interval = Min(interval, vproxy_job_retention * 1000L);
+	if (vproxy_failed_job_retention > 0)
+		interval = Min(interval, vproxy_failed_job_retention * 1000L);
+	return interval;
+}
+
 /*
- * Start the pruner if a minute has passed since the last one started and
- * retention is on; ms until the next is due.  No free slot: the next
- * minute will do.
+ * Start the pruner if its interval has passed since the last one started
+ * and retention is on; ms until the next is due.  No free slot: the next
+ * interval will do.
  */
 static long
 start_pruner(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
-	TimestampTz due = TimestampTzPlusMilliseconds(pruner_started_at, PRUNE_INTERVAL_MS);
+	long		interval = prune_interval_ms();
+	TimestampTz due = TimestampTzPlusMilliseconds(pruner_started_at, interval);
 	BackgroundWorker worker;
 
 	if (vproxy_job_retention == 0 && vproxy_failed_job_retention == 0)
 		return PRUNE_INTERVAL_MS;
 	if (pruner_runs())
-		return PRUNE_INTERVAL_MS;
+		return interval;
 	if (pruner_started_at != 0 && now < due)
 		return TimestampDifferenceMilliseconds(now, due) + 1;
 	pruner_started_at = now;
@@ -256,7 +274,7 @@ start_pruner(void)
 	worker.bgw_notify_pid = MyProcPid;
 	if (!RegisterDynamicBackgroundWorker(&worker, &pruner))
 		pruner = NULL;
-	return PRUNE_INTERVAL_MS;
+	return interval;
 }
 
 /* Ask every running worker (and the pruner) to stop (they hand their jobs back). */
