@@ -500,6 +500,13 @@ prune_body(void *arg)
 	Datum		values[3];
 	bool		isnull;
 
+	/* an extension still at 1.0.0 (not yet updated) has no retention */
+	run("SELECT to_regproc('vproxy.prune_batch') IS NOT NULL", 0, NULL, NULL, NULL);
+	if (!DatumGetBool(column(1, &isnull)))
+	{
+		call->removed = 0;
+		return CALL_DONE;
+	}
 	values[0] = Int32GetDatum(call->job_retention);
 	values[1] = Int32GetDatum(call->failed_job_retention);
 	values[2] = Int32GetDatum(call->batch);

@@ -11,29 +11,13 @@
 # PREPARED of an enqueue wakes a worker; the secret never reaches the log.
 use strict;
 use warnings;
+use File::Spec;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use VproxyTest::Cluster;
 
-my $dir = PostgreSQL::Test::Utils::tempdir();
-my $fake = "$dir/fake-transcode";
-open my $fh, '>', $fake or die "$fake: $!";
-print $fh <<'SH';
-#!/bin/sh
-# the job spec names its original: .../fake-exit-STATUS-sleep-SECONDS...
-spec=$(cat)
-status=$(printf '%s' "$spec" | sed -n 's/.*fake-exit-\([0-9]*\)-sleep-\([0-9.]*\).*/\1/p')
-seconds=$(printf '%s' "$spec" | sed -n 's/.*fake-exit-\([0-9]*\)-sleep-\([0-9.]*\).*/\2/p')
-sleep "${seconds:-0}"
-if [ "${status:-70}" -eq 0 ]; then
-	echo '{"status": "success", "proxy_path": "p.mp4", "thumbnail_path": "t.jpg", "metadata": {"original": {"width": 64, "height": 48, "fps": 10, "duration_seconds": 1, "codec": "h264", "bitrate": 1000, "file_size_bytes": 10}}}'
-	exit 0
-fi
-echo "fake failure with status $status" >&2
-exit "${status:-70}"
-SH
-close $fh;
-chmod 0755, $fake;
+# test/lib/fake-transcode: exit status and time named by the original's key
+my $fake = File::Spec->rel2abs('test/lib/fake-transcode');
 
 my $secret = 'ops-secret-' . int(rand(1e9));
 my $vp = VproxyTest::Cluster->start(workers => 2, settings => {
