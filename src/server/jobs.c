@@ -501,7 +501,7 @@ prune_body(void *arg)
 	bool		isnull;
 
 	/* an extension still at 1.0.0 (not yet updated) has no retention */
-	run("SELECT to_regproc('vproxy.prune_batch') IS NOT NULL", 0, NULL, NULL, NULL);
+	run("SELECT to_regprocedure('vproxy.prune_batch(interval, interval, integer)') IS NOT NULL", 0, NULL, NULL, NULL);
 	if (!DatumGetBool(column(1, &isnull)))
 	{
 		call->removed = 0;

@@ -2,9 +2,11 @@
 # could leave its tree, or an output key with a brace an unknown template
 # placeholder left) fail as a bad job spec (exit 64) before anything is
 # fetched, made or stored, on both backends: no S3 request, no workspace,
-# no object, no progress.
+# no object, no progress.  Also: a killed job's workspace is swept even
+# when its pid has been reused.
 use strict;
 use warnings;
+use Fcntl qw(:flock);
 use File::Find;
 use Test::More;
 use VproxyTest::Media;
@@ -62,6 +64,26 @@ is(scalar(files_below($root)), 0, 'nothing was written to the file storage');
 # a safe spec still runs (it fails only because the original is missing)
 my $run = run_job(job_spec($root, $original, temp_directory => $tmp));
 is($run->{status}, 66, 'a safe key passes the check (the original is missing: 66)');
+
+# workspaces of killed jobs are swept even when their pid lives again in
+# another process (here: this test's own pid): nobody holds their lock; a
+# workspace whose owner holds its lock is kept, and so is a new one (its
+# maker may not have locked it yet)
+my $reused = "$tmp/vproxy-job-$$-reused";
+my $owned = "$tmp/vproxy-job-$$-owned";
+my $young = "$tmp/vproxy-job-$$-young";
+mkdir $_ or die "$_: $!" for ($reused, $owned, $young);
+my $old = time - 120;
+utime $old, $old, $reused, $owned;
+open my $lock, '<', $owned or die "$owned: $!";
+flock($lock, LOCK_EX) or die "flock: $!";
+$run = run_job(job_spec($root, $original, temp_directory => $tmp));
+is($run->{status}, 66, 'a job ran next to the workspaces');
+ok(!-e $reused, 'the workspace of a killed job whose pid was reused is swept');
+ok(-d $owned, 'a workspace whose owner holds its lock is kept');
+ok(-d $young, 'a new unlocked workspace is kept');
+close $lock;
+rmdir $_ for ($owned, $young);
 
 $s3->stop;
 done_testing();
