@@ -66,8 +66,8 @@ CREATE TRIGGER videos_blank_checksum BEFORE INSERT OR UPDATE OF checksum_sha256 
 
 UPDATE videos SET checksum_sha256 = NULL WHERE checksum_sha256 = '';
 
--- Retention.  Remove up to batch ended jobs past their retention (NULL:
--- kept for ever), oldest first, and return how many.  The newest job of a
+-- Retention.  Remove up to batch ended jobs (NULL: all) past their
+-- retention (NULL: kept for ever), oldest first, and return how many.  The newest job of a
 -- video that exists is kept whatever its age: it is the record of how the
 -- video got its proxy, thumbnail and metadata (or why it failed).  Rows
 -- another transaction has locked are passed over.
@@ -100,7 +100,7 @@ $$;
 
 -- Remove ended jobs past their retention now: vproxy.job_retention for
 -- completed and cancelled jobs, vproxy.failed_job_retention for failed ones,
--- or older_than for both.  The number removed.
+-- or older_than for both, in one statement.  The number removed.
 CREATE FUNCTION vproxy_prune(older_than interval DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -108,19 +108,14 @@ DECLARE
 		vproxy.retention_setting('vproxy.job_retention', interval '7 days'));
 	failed_after constant interval := coalesce(older_than,
 		vproxy.retention_setting('vproxy.failed_job_retention', interval '30 days'));
-	removed bigint := 0;
-	batch_removed bigint;
 BEGIN
 	IF older_than < interval '0' THEN
 		RAISE EXCEPTION 'older_than must not be negative, not %', older_than
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	LOOP
-		batch_removed := vproxy.prune_batch(ended_after, failed_after, 1000);
-		removed := removed + batch_removed;
-		EXIT WHEN batch_removed < 1000;
-	END LOOP;
-	RETURN removed;
+	-- one statement: batches inside one transaction would each scan again
+	-- the index entries of the rows the batches before them removed
+	RETURN vproxy.prune_batch(ended_after, failed_after, NULL);
 END
 $$;
 

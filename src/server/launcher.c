@@ -215,6 +215,32 @@ forgive_deaths(void)
 	}
 }
 
+/*
+ * Start a dynamic background worker of this launcher (it is told when the
+ * worker stops); false when no slot is free.
+ */
+static bool
+start_dynamic_worker(const char *function, const char *type, const char *name,
+					 int main_arg, BackgroundWorkerHandle **handle)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	strlcpy(worker.bgw_library_name, "vproxy", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, function, BGW_MAXLEN);
+	strlcpy(worker.bgw_name, name, BGW_MAXLEN);
+	strlcpy(worker.bgw_type, type, BGW_MAXLEN);
+	worker.bgw_main_arg = Int32GetDatum(main_arg);
+	worker.bgw_notify_pid = MyProcPid;
+	if (RegisterDynamicBackgroundWorker(&worker, handle))
+		return true;
+	*handle = NULL;
+	return false;
+}
+
 /* Whether the pruner runs; forgets it once it has stopped. */
 static bool
 pruner_runs(void)
@@ -254,7 +280,6 @@ start_pruner(void)
 	TimestampTz now = GetCurrentTimestamp();
 	long		interval = prune_interval_ms();
 	TimestampTz due = TimestampTzPlusMilliseconds(pruner_started_at, interval);
-	BackgroundWorker worker;
 
 	if (vproxy_job_retention == 0 && vproxy_failed_job_retention == 0)
 		return PRUNE_INTERVAL_MS;
@@ -263,17 +288,7 @@ start_pruner(void)
 	if (pruner_started_at != 0 && now < due)
 		return TimestampDifferenceMilliseconds(now, due) + 1;
 	pruner_started_at = now;
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	strlcpy(worker.bgw_library_name, "vproxy", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "vproxy_pruner_main", BGW_MAXLEN);
-	strlcpy(worker.bgw_name, "vproxy pruner", BGW_MAXLEN);
-	strlcpy(worker.bgw_type, "vproxy pruner", BGW_MAXLEN);
-	worker.bgw_notify_pid = MyProcPid;
-	if (!RegisterDynamicBackgroundWorker(&worker, &pruner))
-		pruner = NULL;
+	(void) start_dynamic_worker("vproxy_pruner_main", "vproxy pruner", "vproxy pruner", 0, &pruner);
 	return interval;
 }
 
@@ -302,7 +317,7 @@ start_workers(void)
 	for (int i = 0; i < vproxy_workers; i++)
 	{
 		WorkerHandle *w = &workers[i];
-		BackgroundWorker worker;
+		char		name[BGW_MAXLEN];
 
 		if (w->handle != NULL || w->adopted_pid != 0)
 			continue;
@@ -311,19 +326,9 @@ start_workers(void)
 			next_ms = Min(next_ms, TimestampDifferenceMilliseconds(now, w->restart_after) + 1);
 			continue;
 		}
-		memset(&worker, 0, sizeof(worker));
-		worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-		worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-		worker.bgw_restart_time = BGW_NEVER_RESTART;
-		strlcpy(worker.bgw_library_name, "vproxy", BGW_MAXLEN);
-		strlcpy(worker.bgw_function_name, "vproxy_worker_main", BGW_MAXLEN);
-		snprintf(worker.bgw_name, BGW_MAXLEN, "vproxy worker %d", i + 1);
-		strlcpy(worker.bgw_type, "vproxy worker", BGW_MAXLEN);
-		worker.bgw_main_arg = Int32GetDatum(i);
-		worker.bgw_notify_pid = MyProcPid;
-		if (!RegisterDynamicBackgroundWorker(&worker, &w->handle))
+		snprintf(name, sizeof(name), "vproxy worker %d", i + 1);
+		if (!start_dynamic_worker("vproxy_worker_main", "vproxy worker", name, i, &w->handle))
 		{
-			w->handle = NULL;
 			w->young_deaths++;
 			w->restart_after = TimestampTzPlusMilliseconds(now, MAX_RESTART_DELAY_MS);
 			if (w->young_deaths == 1)
