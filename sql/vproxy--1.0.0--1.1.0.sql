@@ -69,8 +69,9 @@ UPDATE videos SET checksum_sha256 = NULL WHERE checksum_sha256 = '';
 -- Retention.  Remove up to batch ended jobs (NULL: all) past their
 -- retention (NULL: kept for ever), oldest first, and return how many.  The newest job of a
 -- video that exists is kept whatever its age: it is the record of how the
--- video got its proxy, thumbnail and metadata (or why it failed).  Rows
--- another transaction has locked are passed over.
+-- video got its proxy, thumbnail and metadata (or why it failed).  No row
+-- is locked before its removal (that would write it twice): a prune that
+-- meets a row another prune removes waits for it, then passes it over.
 CREATE FUNCTION prune_batch(job_retention interval, failed_job_retention interval, batch int)
 	RETURNS bigint
 LANGUAGE sql SET search_path = pg_catalog AS $$
@@ -84,8 +85,7 @@ LANGUAGE sql SET search_path = pg_catalog AS $$
 						   WHERE n.video_id = j.video_id
 							 AND (n.created_at, n.id) > (j.created_at, j.id)))
 		 ORDER BY j.completed_at
-		 LIMIT batch
-		   FOR UPDATE SKIP LOCKED),
+		 LIMIT batch),
 	removed AS (
 		DELETE FROM vproxy.processing_jobs j USING doomed d WHERE j.id = d.id RETURNING 1)
 	SELECT count(*) FROM removed;

@@ -159,14 +159,16 @@ is($vp->value("SELECT pid FROM vproxy.workers"), $worker, 'by the same worker');
 # pg_dump / pg_restore of the 1.1.0 database, with jobs in every state
 $running = fill('vproxy', 30);
 ($worker) = $vp->wait_for_child($running);
-$before = rows('vproxy');
+$before = rows('vproxy', $running);
 my $dump = PostgreSQL::Test::Utils::tempdir() . '/vproxy.dump';
 $node->command_ok([ 'pg_dump', '-Fc', '-d', $node->connstr('vproxy'), '-f', $dump ], 'pg_dump of the 1.1.0 database');
 $node->safe_psql('postgres', 'CREATE DATABASE restored');
 $node->command_ok([ 'pg_restore', '--exit-on-error', '-d', $node->connstr('restored'), $dump ],
 	'pg_restore into a new database');
 is(describe_catalog('restored'), $fresh, 'the restored catalog equals a fresh 1.1.0 install');
-is(rows('restored'), $before, 'every row was restored');
+is(rows('restored', $running), $before, 'every row was restored');
+is($node->safe_psql('restored', "SELECT status || ' ' || attempts FROM vproxy.processing_jobs WHERE id = '$running'"),
+	'running 1', 'the running job too, running');
 
 # the workers serve the restored database: its queued jobs run, and the
 # running one (its worker's life has ended) is taken over
