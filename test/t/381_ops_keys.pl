@@ -85,5 +85,6 @@ ok(-d $young, 'a new unlocked workspace is kept');
 close $lock;
 rmdir $_ for ($owned, $young);
 
+is_deeply([ sanitizer_reports() ], [], 'no job reported a sanitizer error');
 $s3->stop;
 done_testing();
