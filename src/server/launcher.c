@@ -334,7 +334,7 @@ start_workers(void)
 			if (w->young_deaths == 1)
 				ereport(WARNING,
 						(errmsg("vproxy: cannot start worker %d: no free background worker slot", i + 1),
-						 errhint("Raise max_worker_processes (vproxy needs vproxy.workers + 1).")));
+						 errhint("Raise max_worker_processes (vproxy needs vproxy.workers + 2: the launcher and the pruner).")));
 			continue;
 		}
 		w->started_at = now;
@@ -347,6 +347,8 @@ static long
 launcher_step(void)
 {
 	int			running = collect_stopped_workers();
+	bool		pruning = pruner_runs();
+	long		sleep_ms;
 	bool		pause_wanted,
 				extension_missing,
 				recheck;
@@ -355,7 +357,7 @@ launcher_step(void)
 	pause_wanted = vproxy_state->pause_requests > 0;
 	if (!pause_wanted)
 		vproxy_state->workers_paused = false;
-	else if (running == 0)
+	else if (running == 0 && !pruning)
 		vproxy_state->workers_paused = true;
 	recheck = vproxy_state->recheck_requested;
 	vproxy_state->recheck_requested = false;
@@ -369,8 +371,6 @@ launcher_step(void)
 
 	if (recheck)
 		forgive_deaths();
-	if (pruner_runs())
-		running++;
 	if (pause_wanted)
 	{
 		enter_mood(MOOD_PAUSED);
@@ -403,7 +403,11 @@ launcher_step(void)
 	}
 	if (running >= vproxy_workers)
 		enter_mood(MOOD_RUNNING);
-	return Min(start_workers(), start_pruner());
+	sleep_ms = start_workers();
+	/* the workers first: the pruner never takes a slot one of them needs */
+	if (running >= vproxy_workers)
+		sleep_ms = Min(sleep_ms, start_pruner());
+	return sleep_ms;
 }
 
 /* SIGTERM of the pruner: finish the batch in progress, then leave. */

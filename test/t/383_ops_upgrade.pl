@@ -156,6 +156,29 @@ is($row->{status}, 'completed', 'the job that ran during the update completed');
 is($row->{attempts}, 1, 'in its first attempt');
 is($vp->value("SELECT pid FROM vproxy.workers"), $worker, 'by the same worker');
 
+# a 1.0.0 database whose rows break the new rules still updates: those
+# rules are added NOT VALID with a WARNING that says how to find the rows
+$node->safe_psql('postgres', 'CREATE DATABASE legacy');
+$node->safe_psql('legacy', "CREATE EXTENSION vproxy VERSION '1.0.0';
+	INSERT INTO vproxy.videos (mall_id, original_path, checksum_sha256)
+	VALUES ('mall-7/proxy', 'uploads/a.mov', 'not hex'), ('m1', 'uploads/b.mov', '');");
+my ($ret, $out, $err) = $node->psql('legacy', 'ALTER EXTENSION vproxy UPDATE');
+is($ret, 0, 'a database with rows that break the new rules updates');
+like($err, qr/WARNING:  existing rows of vproxy.videos break the new rule videos_mall_id_is_a_safe_name/,
+	'with a WARNING naming the rule');
+like($err, qr/HINT:  Find them with SELECT \* FROM vproxy.videos WHERE NOT/, 'and how to find the rows');
+is($node->safe_psql('legacy', "SELECT string_agg(conname || '=' || convalidated, ',' ORDER BY conname)
+		FROM pg_constraint WHERE conrelid = 'vproxy.videos'::regclass AND contype = 'c'
+		   AND (conname LIKE '%safe%' OR conname LIKE '%is_hex')"),
+	'videos_checksum_sha256_is_hex=false,videos_mall_id_is_a_safe_name=false,videos_pin_id_is_a_safe_name=true',
+	'the rules broken by old rows are not validated, the others are');
+is($node->safe_psql('legacy', "SELECT count(*) FROM vproxy.videos WHERE mall_id = 'mall-7/proxy'"), '1',
+	'the old row is kept');
+is($node->safe_psql('legacy', "SELECT count(*) FROM vproxy.videos WHERE checksum_sha256 IS NULL"), '1',
+	'an empty checksum became NULL (unknown)');
+($ret, $out, $err) = $node->psql('legacy', "INSERT INTO vproxy.videos (mall_id, original_path) VALUES ('../x', 'u.mov')");
+like($err, qr/violates check constraint "videos_mall_id_is_a_safe_name"/, 'a new row is checked all the same');
+
 # pg_dump / pg_restore of the 1.1.0 database, with jobs in every state
 $running = fill('vproxy', 30);
 ($worker) = $vp->wait_for_child($running);
