@@ -1,6 +1,7 @@
 # The application's locks and cancels never end a worker nor cost a job an
-# attempt.  A fake vproxy-transcode (a shell script that exits with the
-# status and after the time its original's key names) keeps this fast.
+# attempt.  A fake vproxy-transcode (test/lib/VproxyTest/fake-transcode:
+# the time and exit status of each video's run are set in a control file)
+# keeps this fast.
 # While the application holds the video row of a running job, the child
 # exits 65, 75 or 0 and the worker's call to record it waits; it is cancelled
 # (pg_cancel_backend) and times out (lock_timeout) again and again, and
@@ -16,8 +17,11 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use VproxyTest::Cluster;
 
-# test/lib/fake-transcode: exit status and time named by the original's key
-my $fake = File::Spec->rel2abs('test/lib/fake-transcode');
+# the fake child: $FAKE_TRANSCODE_DIR/control/<video id> holds "SECONDS EXIT"
+my $fake = File::Spec->rel2abs('test/lib/VproxyTest/fake-transcode');
+my $fake_dir = PostgreSQL::Test::Utils::tempdir();
+mkdir "$fake_dir/control" or die "$fake_dir/control: $!";
+$ENV{FAKE_TRANSCODE_DIR} = $fake_dir;    # the postmaster's children inherit it
 
 my $secret = 'ops-secret-' . int(rand(1e9));
 my $vp = VproxyTest::Cluster->start(workers => 2, settings => {
@@ -32,11 +36,15 @@ my $node = $vp->node;
 ok($vp->wait_until("SELECT count(*) = 2 FROM vproxy.workers WHERE state = 'idle'"), 'two workers idle');
 my @workers = split /\n/, $vp->sql("SELECT pid FROM vproxy.workers ORDER BY pid");
 
-# A video whose fake original makes the child exit with $status after $seconds.
+# A video whose child exits with $status after $seconds.
 sub fake_video
 {
 	my ($mall, $status, $seconds) = @_;
-	return $vp->add_video(mall_id => $mall, key => "uploads/$mall/fake-exit-$status-sleep-$seconds.mp4");
+	my $video = $vp->add_video(mall_id => $mall, key => "uploads/$mall/clip.mp4");
+	open my $control, '>', "$fake_dir/control/$video" or die "control of $video: $!";
+	print $control "$seconds $status\n";
+	close $control;
+	return $video;
 }
 
 my %expect = (

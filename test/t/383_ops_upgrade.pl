@@ -15,7 +15,11 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use VproxyTest::Cluster;
 
-my $fake = File::Spec->rel2abs('test/lib/fake-transcode');
+# the fake child: $FAKE_TRANSCODE_DIR/control/<video id> holds "SECONDS EXIT"
+my $fake = File::Spec->rel2abs('test/lib/VproxyTest/fake-transcode');
+my $fake_dir = PostgreSQL::Test::Utils::tempdir();
+mkdir "$fake_dir/control" or die "$fake_dir/control: $!";
+$ENV{FAKE_TRANSCODE_DIR} = $fake_dir;    # the postmaster's children inherit it
 my $vp = VproxyTest::Cluster->start(workers => 1, no_database => 1, settings => {
 	'vproxy.transcode_path' => "'$fake'",
 	'vproxy.lease_duration' => '10',
@@ -92,14 +96,25 @@ sub rows
 		 WHERE j.id IS DISTINCT FROM $skip;");
 }
 
-# A video whose fake original makes the child exit with $status after $seconds.
+# Set how long the child of a video runs and its exit status.
+sub control
+{
+	my ($video, $seconds, $status) = @_;
+	open my $control, '>', "$fake_dir/control/$video" or die "control of $video: $!";
+	print $control "$seconds $status\n";
+	close $control;
+}
+
+# A video whose child exits with $status after $seconds.
 sub fake_video
 {
 	my ($db, $mall, $status, $seconds) = @_;
-	return $node->safe_psql($db, "INSERT INTO vproxy.videos (mall_id, pin_id, filename, original_path,
+	my $video = $node->safe_psql($db, "INSERT INTO vproxy.videos (mall_id, pin_id, filename, original_path,
 			checksum_sha256, file_size_bytes)
-		VALUES ('$mall', 'pin-1', 'clip.mov', 'uploads/$mall/fake-exit-$status-sleep-$seconds.mov',
+		VALUES ('$mall', 'pin-1', 'clip.mov', 'uploads/$mall/clip.mov',
 				encode(sha256('$mall'::bytea), 'hex'), 1234) RETURNING id");
+	control($video, $seconds, $status);
+	return $video;
 }
 
 # Jobs in every state in $db: completed, failed, cancelled, pending (due
@@ -197,7 +212,7 @@ is($node->safe_psql('restored', "SELECT status || ' ' || attempts FROM vproxy.pr
 # running one (its worker's life has ended) is taken over
 # (the queued jobs due now, the long one short: before the workers see them)
 $node->safe_psql('restored', "UPDATE vproxy.processing_jobs SET run_at = now() WHERE status = 'pending'");
-$node->safe_psql('restored', "UPDATE vproxy.videos SET original_path = replace(original_path, 'sleep-30', 'sleep-0')");
+control($node->safe_psql('restored', "SELECT video_id FROM vproxy.processing_jobs WHERE id = '$running'"), 0, 0);
 my $failed_before = $node->safe_psql('restored', "SELECT count(*) FROM vproxy.processing_jobs WHERE status = 'failed'");
 $node->append_conf('postgresql.conf', "vproxy.database = 'restored'\n");
 $node->restart;
