@@ -14,7 +14,7 @@ SELECT unnest(extconfig)::regclass AS dumped_tables FROM pg_extension WHERE extn
 
 INSERT INTO videos (id, mall_id, pin_id, filename, original_path, checksum_sha256)
 VALUES ('00000000-0000-0000-0000-0000000000a1', 'm1', 'p1', 'a.mov', 'uploads/m1/a.mov', NULL),
-       ('00000000-0000-0000-0000-0000000000a2', 'm1', NULL, 'b.mp4', 'uploads/m1/b.mp4', 'ab12');
+       ('00000000-0000-0000-0000-0000000000a2', 'm1', NULL, 'b.mp4', 'uploads/m1/b.mp4', 'ab12000000000000000000000000000000000000000000000000000000000000');
 SELECT id, processing_status, created_at = updated_at AS untouched FROM videos ORDER BY id;
 
 -- validation: each bad input has a clear error

@@ -6,7 +6,7 @@ TRUNCATE videos CASCADE;
 
 INSERT INTO videos (id, mall_id, pin_id, filename, original_path, checksum_sha256, file_size_bytes)
 VALUES ('00000000-0000-0000-0000-0000000000b1', 'm1', 'p9', 'one.mov', 'uploads/m1/one.mov', NULL, 1000),
-       ('00000000-0000-0000-0000-0000000000b2', 'm2', NULL, 'two.mp4', 'uploads/m2/two.mp4', 'AB12', NULL);
+       ('00000000-0000-0000-0000-0000000000b2', 'm2', NULL, 'two.mp4', 'uploads/m2/two.mp4', 'AB12FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF', NULL);
 
 -- nothing queued: no claim, nothing to wait for
 SELECT * FROM claim_job('test-worker', 30);
@@ -71,7 +71,7 @@ SELECT finish_job('00000000-0000-0000-0000-00000000c002', :'token_c002', '{}') A
 -- metadata_extraction refreshes the metadata only, and fills a missing checksum
 SELECT lease_token AS token_c003 FROM processing_jobs WHERE id = '00000000-0000-0000-0000-00000000c003' \gset
 SELECT finish_job('00000000-0000-0000-0000-00000000c003', :'token_c003', $$
-	{"status": "success", "original_sha256": "ABCDEF",
+	{"status": "success", "original_sha256": "ABCDEF9999999999999999999999999999999999999999999999999999999999",
 	 "metadata": {"original": {"width": 640, "height": 360, "fps": 25, "duration_seconds": 3,
 							   "codec": "hevc", "bitrate": 800000, "file_size_bytes": 1000}}}$$) AS finished;
 SELECT width, height, codec, checksum_sha256, proxy_path, thumbnail_path, processing_status

@@ -13,11 +13,18 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/snapmgr.h"
 
+#include "supervise/call_policy.h"
 #include "jobs.h"
 #include "settings.h"
+
+/* a call the database fails for now is tried again this often */
+#define CALL_RETRY_MS 1000
+/* a stopping worker offers a job back this many times */
+#define RELEASE_TRIES 3
 
 bool		jobs_extension_gone = false;
 
@@ -75,23 +82,6 @@ column(int n, bool *isnull)
 	return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, n, isnull);
 }
 
-/* Expire the leases of workers of this server's earlier lives. */
-int
-jobs_expire_earlier_lives(const char *server_prefix, const char *life_prefix)
-{
-	Oid			types[2] = {TEXTOID, TEXTOID};
-	Datum		values[2] = {CStringGetTextDatum(server_prefix), CStringGetTextDatum(life_prefix)};
-	bool		isnull;
-	int			expired;
-
-	if (!begin_call())
-		return 0;
-	run("SELECT vproxy.expire_leases_of_earlier_lives($1, $2)", 2, types, values, NULL);
-	expired = DatumGetInt32(column(1, &isnull));
-	end_call();
-	return expired;
-}
-
 /* Copy the text of a uuid into dst. */
 static void
 copy_uuid(pg_uuid_t *dst, Datum value)
@@ -99,25 +89,206 @@ copy_uuid(pg_uuid_t *dst, Datum value)
 	memcpy(dst, DatumGetUUIDP(value), sizeof(pg_uuid_t));
 }
 
-/* Claim the most urgent runnable job; if none, when to look again. */
-bool
-jobs_claim(const char *holder, ClaimedJob *job, TimestampTz *next_claim_at)
+/*
+ * The body of a call: runs its queries inside the call's transaction, copies
+ * what it needs into caller_context, and says whether the lease was held.
+ */
+typedef CallOutcome (*CallBody) (void *arg);
+
+/* the worker's "please stop" flag; NULL: never asked */
+static volatile sig_atomic_t *stop_flag = NULL;
+
+/* Whether the worker was asked to stop. */
+static bool
+stop_requested(void)
 {
+	return stop_flag != NULL && *stop_flag;
+}
+
+/* Tell the calls which flag says that the worker must stop. */
+void
+jobs_set_stop_flag(volatile sig_atomic_t *flag)
+{
+	stop_flag = flag;
+}
+
+/*
+ * One try of a call in a transaction of its own.  An ERROR is caught and
+ * the transaction rolled back: the outcome is CALL_FAILED (or CALL_BAD_DATA)
+ * with the message in *error and what to do about it in *policy
+ * (call_policy.h).  A call that finds the extension gone comes to
+ * CALL_LEASE_LOST (jobs_extension_gone is set).
+ */
+static CallOutcome
+try_call(CallBody body, void *arg, char **error, CallPolicy *policy)
+{
+	MemoryContext guard_caller = CurrentMemoryContext;
+	volatile CallOutcome outcome = CALL_LEASE_LOST;
+
+	*error = NULL;
+	*policy = CALL_POLICY_RETRY;
+	PG_TRY();
+	{
+		if (begin_call())
+		{
+			outcome = body(arg);
+			end_call();
+		}
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(guard_caller);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		MemoryContextSwitchTo(guard_caller);
+		*policy = call_policy(unpack_sql_state(edata->sqlerrcode));
+		outcome = *policy == CALL_POLICY_BAD_DATA ? CALL_BAD_DATA : CALL_FAILED;
+		*error = pstrdup(edata->message);
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	return outcome;
+}
+
+/* Body of a heartbeat: extend the lease of job (progress not lowered). */
+typedef struct HeartbeatCall
+{
+	const ClaimedJob *job;
+	double		progress;
+} HeartbeatCall;
+
+static CallOutcome
+heartbeat_body(void *arg)
+{
+	HeartbeatCall *call = arg;
+	Oid			types[4] = {UUIDOID, UUIDOID, FLOAT4OID, FLOAT8OID};
+	Datum		values[4];
+	bool		isnull;
+
+	values[0] = UUIDPGetDatum(&call->job->job_id);
+	values[1] = UUIDPGetDatum(&call->job->lease_token);
+	values[2] = Float4GetDatum((float4) call->progress);
+	values[3] = Float8GetDatum((double) vproxy_lease_duration);
+	run("SELECT vproxy.heartbeat_job($1, $2, $3, $4)", 4, types, values, NULL);
+	return DatumGetBool(column(1, &isnull)) ? CALL_DONE : CALL_LEASE_LOST;
+}
+
+/*
+ * Run a call until it is done or cannot be.  A failure worth trying again
+ * (call_policy.h: a lock the application holds, a deadlock, a cancel...) is
+ * tried again every second for as long as it lasts, the lease of job (if
+ * any) kept alive by heartbeats in between; only a stop of the worker ends
+ * the wait (CALL_FAILED: nothing written, the lease still held).  A failure
+ * that trying again cannot help is logged and comes back as CALL_FAILED too.
+ */
+static CallOutcome
+guarded_call(const char *what, const ClaimedJob *job, CallBody body, void *arg, char **error)
+{
+	char	   *last_logged = NULL;
+
+	for (int try = 1;; try++)
+	{
+		CallPolicy policy;
+		CallOutcome outcome = try_call(body, arg, error, &policy);
+		char	   *heartbeat_error;
+		HeartbeatCall heartbeat = {job, 0};
+
+		if (outcome != CALL_FAILED)
+			return outcome;
+		if (policy == CALL_POLICY_GIVE_UP)
+		{
+			ereport(WARNING,
+					(errmsg("vproxy: %s%s%s failed, and trying again cannot help: %s",
+							what, job ? " of job " : "", job ? job->job_id_text : "", *error)));
+			return CALL_FAILED;
+		}
+		if (stop_requested())
+			return CALL_FAILED;
+		/* the first failure, a new reason, and one line a minute */
+		if (last_logged == NULL || strcmp(last_logged, *error) != 0 || try % 60 == 0)
+		{
+			last_logged = *error;
+			ereport(LOG,
+					(errmsg("vproxy: %s%s%s failed (try %d), trying again every second: %s",
+							what, job ? " of job " : "", job ? job->job_id_text : "", try, *error),
+					 errdetail("The lease is kept meanwhile; nothing is lost.")));
+		}
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 CALL_RETRY_MS, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		/* a cancel sent while waiting has nothing to cancel; barriers are absorbed */
+		QueryCancelPending = false;
+		CHECK_FOR_INTERRUPTS();
+		if (stop_requested())
+			return CALL_FAILED;
+		if (job != NULL &&
+			try_call(heartbeat_body, &heartbeat, &heartbeat_error, &policy) == CALL_LEASE_LOST)
+			return CALL_LEASE_LOST;
+	}
+}
+
+/* Body of the expiry of earlier lives' leases. */
+typedef struct ExpireCall
+{
+	const char *server_prefix;
+	const char *life_prefix;
+	int			expired;
+} ExpireCall;
+
+static CallOutcome
+expire_body(void *arg)
+{
+	ExpireCall *call = arg;
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2] = {CStringGetTextDatum(call->server_prefix),
+	CStringGetTextDatum(call->life_prefix)};
+	bool		isnull;
+
+	run("SELECT vproxy.expire_leases_of_earlier_lives($1, $2)", 2, types, values, NULL);
+	call->expired = DatumGetInt32(column(1, &isnull));
+	return CALL_DONE;
+}
+
+/* Expire the leases of workers of this server's earlier lives. */
+int
+jobs_expire_earlier_lives(const char *server_prefix, const char *life_prefix)
+{
+	ExpireCall	call = {server_prefix, life_prefix, 0};
+	char	   *error;
+
+	if (guarded_call("expiring the leases of earlier lives", NULL, expire_body, &call, &error) != CALL_DONE)
+		return 0;
+	return call.expired;
+}
+
+/* Body of a claim. */
+typedef struct ClaimCall
+{
+	const char *holder;
+	ClaimedJob *job;
+	TimestampTz next_claim_at;
+	bool		claimed;
+} ClaimCall;
+
+static CallOutcome
+claim_body(void *arg)
+{
+	ClaimCall  *call = arg;
+	ClaimedJob *job = call->job;
 	Oid			types[4] = {TEXTOID, FLOAT8OID, TEXTOID, TEXTOID};
 	Datum		values[4];
 	bool		isnull;
-	bool		claimed;
 
-	values[0] = CStringGetTextDatum(holder);
+	values[0] = CStringGetTextDatum(call->holder);
 	values[1] = Float8GetDatum((double) vproxy_lease_duration);
 	values[2] = CStringGetTextDatum(vproxy_proxy_key_template);
 	values[3] = CStringGetTextDatum(vproxy_thumbnail_key_template);
-	*next_claim_at = 0;
-	if (!begin_call())
-		return false;
-	claimed = run("SELECT job_id, video_id, job_type, attempt, lease_token, spec::text "
-				  "FROM vproxy.claim_job($1, $2, $3, $4)", 4, types, values, NULL) == 1;
-	if (claimed)
+	call->claimed = run("SELECT job_id, video_id, job_type, attempt, lease_token, spec::text "
+						"FROM vproxy.claim_job($1, $2, $3, $4)", 4, types, values, NULL) == 1;
+	if (call->claimed)
 	{
 		MemoryContext spi_context = MemoryContextSwitchTo(caller_context);
 
@@ -137,133 +308,242 @@ jobs_claim(const char *holder, ClaimedJob *job, TimestampTz *next_claim_at)
 
 		run("SELECT vproxy.next_claim_at()", 0, NULL, NULL, NULL);
 		next = column(1, &isnull);
-		*next_claim_at = isnull ? 0 : DatumGetTimestampTz(next);
+		call->next_claim_at = isnull ? 0 : DatumGetTimestampTz(next);
 	}
-	end_call();
-	return claimed;
+	return CALL_DONE;
 }
 
 /*
- * Run a query that returns one boolean (whether the lease was held) in a
- * call of its own.  An ERROR is caught and the transaction rolled back: a
- * data error (SQLSTATE class 22 or 23) means the input cannot be stored,
- * anything else (a lock or statement timeout, a deadlock, a cancel, a full
- * NOTIFY queue at commit...) may pass.  The message comes back in *error.
+ * Claim the most urgent runnable job; if none, when to look again.  A claim
+ * the database fails is not retried here: the worker looks again in a
+ * second (any failure) and stays up.
  */
-static CallOutcome
-run_guarded_call(const char *sql, int nargs, Oid *types, Datum *values, char **error)
+bool
+jobs_claim(const char *holder, ClaimedJob *job, TimestampTz *next_claim_at)
 {
-	MemoryContext guard_caller = CurrentMemoryContext;
-	volatile CallOutcome outcome = CALL_LEASE_LOST;
+	static int	failures_in_a_row = 0;
+	ClaimCall	call = {holder, job, 0, false};
+	CallPolicy	policy;
+	char	   *error;
 
-	*error = NULL;
-	PG_TRY();
+	*next_claim_at = 0;
+	switch (try_call(claim_body, &call, &error, &policy))
 	{
-		if (begin_call())
-		{
-			bool		isnull;
-
-			run(sql, nargs, types, values, NULL);
-			outcome = DatumGetBool(column(1, &isnull)) ? CALL_DONE : CALL_LEASE_LOST;
-			end_call();
-		}
+		case CALL_DONE:
+			failures_in_a_row = 0;
+			*next_claim_at = call.next_claim_at;
+			return call.claimed;
+		case CALL_LEASE_LOST:
+			return false;		/* the extension is gone */
+		default:
+			failures_in_a_row++;
+			if (failures_in_a_row == 1 || failures_in_a_row % 60 == 0)
+				ereport(policy == CALL_POLICY_GIVE_UP ? WARNING : LOG,
+						(errmsg("vproxy: a claim failed (%d in a row), looking again in a second: %s",
+								failures_in_a_row, error)));
+			*next_claim_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), CALL_RETRY_MS);
+			return false;
 	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-		int			category;
-
-		MemoryContextSwitchTo(guard_caller);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		MemoryContextSwitchTo(guard_caller);
-		category = ERRCODE_TO_CATEGORY(edata->sqlerrcode);
-		outcome = (category == ERRCODE_DATA_EXCEPTION ||
-				   category == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION) ? CALL_BAD_DATA : CALL_FAILED;
-		*error = pstrdup(edata->message);
-		FreeErrorData(edata);
-	}
-	PG_END_TRY();
-	return outcome;
 }
 
-/* Extend the lease and store progress; errors come back in *error. */
+/* Extend the lease and store progress (one try); errors come back in *error. */
 CallOutcome
 jobs_heartbeat(const ClaimedJob *job, double progress, char **error)
 {
-	Oid			types[4] = {UUIDOID, UUIDOID, FLOAT4OID, FLOAT8OID};
-	Datum		values[4];
+	HeartbeatCall call = {job, progress};
+	CallPolicy	policy;
+	CallOutcome outcome = try_call(heartbeat_body, &call, error, &policy);
 
-	values[0] = UUIDPGetDatum(&job->job_id);
-	values[1] = UUIDPGetDatum(&job->lease_token);
-	values[2] = Float4GetDatum((float4) progress);
-	values[3] = Float8GetDatum((double) vproxy_lease_duration);
-	return run_guarded_call("SELECT vproxy.heartbeat_job($1, $2, $3, $4)", 4, types, values, error);
+	return outcome == CALL_BAD_DATA ? CALL_FAILED : outcome;
 }
 
-/* Record success; errors come back in *error. */
+/* Body of a finish. */
+typedef struct FinishCall
+{
+	const ClaimedJob *job;
+	const char *result;
+} FinishCall;
+
+static CallOutcome
+finish_body(void *arg)
+{
+	FinishCall *call = arg;
+	Oid			types[3] = {UUIDOID, UUIDOID, TEXTOID};
+	Datum		values[3];
+	bool		isnull;
+
+	values[0] = UUIDPGetDatum(&call->job->job_id);
+	values[1] = UUIDPGetDatum(&call->job->lease_token);
+	values[2] = CStringGetTextDatum(call->result);
+	run("SELECT vproxy.finish_job($1, $2, $3::jsonb)", 3, types, values, NULL);
+	return DatumGetBool(column(1, &isnull)) ? CALL_DONE : CALL_LEASE_LOST;
+}
+
+/* Record success, trying again while the database is in the way; errors come back in *error. */
 CallOutcome
 jobs_finish(const ClaimedJob *job, const char *result, char **error)
 {
-	Oid			types[3] = {UUIDOID, UUIDOID, TEXTOID};
-	Datum		values[3];
+	FinishCall	call = {job, jobs_clean_text(result)};
 
-	values[0] = UUIDPGetDatum(&job->job_id);
-	values[1] = UUIDPGetDatum(&job->lease_token);
-	values[2] = CStringGetTextDatum(jobs_clean_text(result));
-	return run_guarded_call("SELECT vproxy.finish_job($1, $2, $3::jsonb)", 3, types, values, error);
+	return guarded_call("recording the result", job, finish_body, &call, error);
 }
 
-/* Record a failed attempt; the new status, NULL if the lease is lost. */
-char *
-jobs_fail(const ClaimedJob *job, const char *error, bool retryable)
+/* Body of a failure. */
+typedef struct FailCall
 {
+	const ClaimedJob *job;
+	const char *error;
+	bool		retryable;
+	char	   *status;
+} FailCall;
+
+static CallOutcome
+fail_body(void *arg)
+{
+	FailCall   *call = arg;
 	Oid			types[5] = {UUIDOID, UUIDOID, TEXTOID, BOOLOID, FLOAT8OID};
 	Datum		values[5];
 	bool		isnull;
-	char	   *status = NULL;
+	Datum		status;
 
-	values[0] = UUIDPGetDatum(&job->job_id);
-	values[1] = UUIDPGetDatum(&job->lease_token);
-	values[2] = CStringGetTextDatum(jobs_clean_text(error));
-	values[3] = BoolGetDatum(retryable);
+	values[0] = UUIDPGetDatum(&call->job->job_id);
+	values[1] = UUIDPGetDatum(&call->job->lease_token);
+	values[2] = CStringGetTextDatum(call->error);
+	values[3] = BoolGetDatum(call->retryable);
 	values[4] = Float8GetDatum((double) vproxy_retry_delay);
-	if (!begin_call())
-		return NULL;
 	run("SELECT vproxy.fail_job($1, $2, $3, $4, $5)", 5, types, values, NULL);
-	{
-		Datum		value = column(1, &isnull);
-
-		if (!isnull)
-		{
-			MemoryContext spi_context = MemoryContextSwitchTo(caller_context);
-
-			status = TextDatumGetCString(value);
-			MemoryContextSwitchTo(spi_context);
-		}
-	}
-	end_call();
-	return status;
+	status = column(1, &isnull);
+	if (isnull)
+		return CALL_LEASE_LOST;
+	call->status = MemoryContextStrdup(caller_context, TextDatumGetCString(status));
+	return CALL_DONE;
 }
 
-/* Hand the job back without spending an attempt. */
-bool
-jobs_release(const ClaimedJob *job)
+/*
+ * Record a failed attempt, trying again while the database is in the way.
+ * CALL_DONE with the new status in *status ("pending", "failed").
+ */
+CallOutcome
+jobs_fail(const ClaimedJob *job, const char *error, bool retryable, char **status, char **call_error)
 {
+	FailCall	call = {job, jobs_clean_text(error), retryable, NULL};
+	CallOutcome outcome = guarded_call("recording the failure", job, fail_body, &call, call_error);
+
+	/* an error message the database refuses: keep the fact, drop the words */
+	if (outcome == CALL_BAD_DATA)
+	{
+		call.error = "the error message could not be stored";
+		outcome = guarded_call("recording the failure", job, fail_body, &call, call_error);
+	}
+	*status = call.status;
+	return outcome == CALL_BAD_DATA ? CALL_FAILED : outcome;
+}
+
+/* Body of a hand-back. */
+static CallOutcome
+release_body(void *arg)
+{
+	const ClaimedJob *job = arg;
 	Oid			types[2] = {UUIDOID, UUIDOID};
 	Datum		values[2];
 	bool		isnull;
-	bool		released;
 
 	values[0] = UUIDPGetDatum(&job->job_id);
 	values[1] = UUIDPGetDatum(&job->lease_token);
-	if (!begin_call())
-		return false;
 	run("SELECT vproxy.release_job($1, $2)", 2, types, values, NULL);
-	released = DatumGetBool(column(1, &isnull));
-	end_call();
-	return released;
+	return DatumGetBool(column(1, &isnull)) ? CALL_DONE : CALL_LEASE_LOST;
+}
+
+/*
+ * Hand the job back without spending an attempt.  The worker is stopping:
+ * a transient failure is tried again a few times only (the lease then
+ * expires, and the attempt counts).
+ */
+bool
+jobs_release(const ClaimedJob *job)
+{
+	for (int try = 1; try <= RELEASE_TRIES; try++)
+	{
+		CallPolicy	policy;
+		char	   *error;
+		CallOutcome outcome = try_call(release_body, (void *) job, &error, &policy);
+
+		if (outcome != CALL_FAILED || policy != CALL_POLICY_RETRY)
+		{
+			if (outcome == CALL_FAILED || outcome == CALL_BAD_DATA)
+				ereport(WARNING, (errmsg("vproxy: could not hand job %s back: %s",
+										 job->job_id_text, error)));
+			return outcome == CALL_DONE;
+		}
+		ereport(LOG, (errmsg("vproxy: could not hand job %s back (try %d of %d): %s",
+							 job->job_id_text, try, RELEASE_TRIES, error)));
+		if (try < RELEASE_TRIES)
+			pg_usleep(CALL_RETRY_MS * 1000L);
+	}
+	return false;
+}
+
+/* Body of a batch of pruning. */
+typedef struct PruneCall
+{
+	int			job_retention;
+	int			failed_job_retention;
+	int			batch;
+	int64		removed;
+} PruneCall;
+
+static CallOutcome
+prune_body(void *arg)
+{
+	PruneCall  *call = arg;
+	Oid			types[3] = {INT4OID, INT4OID, INT4OID};
+	Datum		values[3];
+	bool		isnull;
+
+	/* an extension still at 1.0.0 (not yet updated) has no retention */
+	run("SELECT to_regprocedure('vproxy.prune_batch(interval, interval, integer)') IS NOT NULL", 0, NULL, NULL, NULL);
+	if (!DatumGetBool(column(1, &isnull)))
+	{
+		call->removed = 0;
+		return CALL_DONE;
+	}
+	values[0] = Int32GetDatum(call->job_retention);
+	values[1] = Int32GetDatum(call->failed_job_retention);
+	values[2] = Int32GetDatum(call->batch);
+	run("SELECT vproxy.prune_batch(CASE WHEN $1 > 0 THEN make_interval(secs => $1) END, "
+		"CASE WHEN $2 > 0 THEN make_interval(secs => $2) END, $3)", 3, types, values, NULL);
+	call->removed = DatumGetInt64(column(1, &isnull));
+	return CALL_DONE;
+}
+
+/*
+ * Remove ended jobs past their retention (seconds, 0: kept), batch by
+ * batch, one short transaction each; the number removed, -1 if a batch
+ * failed (logged).
+ */
+int64
+jobs_prune(int job_retention, int failed_job_retention, int batch)
+{
+	PruneCall	call = {job_retention, failed_job_retention, batch, 0};
+	int64		total = 0;
+
+	if (job_retention == 0 && failed_job_retention == 0)
+		return 0;
+	do
+	{
+		CallPolicy	policy;
+		char	   *error;
+
+		if (try_call(prune_body, &call, &error, &policy) != CALL_DONE)
+		{
+			if (error != NULL)
+				ereport(LOG, (errmsg("vproxy: pruning ended jobs failed, trying again later: %s", error)));
+			return jobs_extension_gone ? total : -1;
+		}
+		total += call.removed;
+		CHECK_FOR_INTERRUPTS();
+	} while (call.removed >= batch && !stop_requested());
+	return total;
 }
 
 /* Text made safe to store: valid in the database encoding, no control characters. */

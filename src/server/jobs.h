@@ -7,6 +7,8 @@
 #ifndef VPROXY_JOBS_H
 #define VPROXY_JOBS_H
 
+#include <signal.h>
+
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
@@ -22,18 +24,25 @@ typedef struct ClaimedJob
 	char		video_id_text[37];
 } ClaimedJob;
 
-/* What a heartbeat or a finish came to. */
+/*
+ * What a call came to.  Every call but the claim and the heartbeat is
+ * tried again, keeping the lease, while the database fails it for a reason
+ * that passes (call_policy.h): CALL_FAILED then means that the worker is
+ * stopping, or that trying again cannot help (logged).
+ */
 typedef enum CallOutcome
 {
 	CALL_DONE,					/* written */
 	CALL_LEASE_LOST,			/* cancelled or taken over: nothing written */
-	CALL_BAD_DATA,				/* the data does not fit (SQLSTATE class 22 or 23) */
-	CALL_FAILED					/* the database failed for now (a lock, a
-								 * deadlock, a cancel...): worth trying again */
+	CALL_BAD_DATA,				/* the data does not fit (call_policy.h) */
+	CALL_FAILED					/* not written (see above) */
 } CallOutcome;
 
 /* Set when a call found the extension gone: the worker must leave. */
 extern bool jobs_extension_gone;
+
+/* Tell the calls which flag says that the worker must stop waiting for the database. */
+extern void jobs_set_stop_flag(volatile sig_atomic_t *flag);
 
 /* Expire the leases of workers of this server's earlier lives. */
 extern int	jobs_expire_earlier_lives(const char *server_prefix, const char *life_prefix);
@@ -42,22 +51,26 @@ extern int	jobs_expire_earlier_lives(const char *server_prefix, const char *life
 extern bool jobs_claim(const char *holder, ClaimedJob *job, TimestampTz *next_claim_at);
 
 /*
- * Extend the lease and store progress.  An error is not thrown: it comes
- * back in *error with CALL_BAD_DATA or CALL_FAILED.
+ * Extend the lease and store progress, in one try.  An error is not thrown:
+ * it comes back in *error with CALL_FAILED.
  */
 extern CallOutcome jobs_heartbeat(const ClaimedJob *job, double progress, char **error);
 
 /*
  * Record success.  An error is not thrown: CALL_BAD_DATA (an unusable
- * result) or CALL_FAILED (try again), with the message in *error.
+ * result) or CALL_FAILED, with the message in *error.
  */
 extern CallOutcome jobs_finish(const ClaimedJob *job, const char *result, char **error);
 
-/* Record a failed attempt; returns the new status ("pending", "failed"), NULL if the lease is lost. */
-extern char *jobs_fail(const ClaimedJob *job, const char *error, bool retryable);
+/* Record a failed attempt; CALL_DONE with the new status ("pending", "failed") in *status. */
+extern CallOutcome jobs_fail(const ClaimedJob *job, const char *error, bool retryable,
+							 char **status, char **call_error);
 
 /* Hand the job back without spending an attempt. */
 extern bool jobs_release(const ClaimedJob *job);
+
+/* Remove ended jobs past their retention in batches; the number removed, -1 on failure. */
+extern int64 jobs_prune(int job_retention, int failed_job_retention, int batch);
 
 /* Text made safe to store: valid in the database encoding, no control characters. */
 extern char *jobs_clean_text(const char *text);

@@ -6,7 +6,9 @@
  *		in vproxy.database, restarts those that die (with a growing delay if
  *		they die young), stops them while a command needs their database
  *		alone, and waits quietly while the database or the extension is
- *		missing.
+ *		missing.  About once a minute it starts a short-lived pruner in the
+ *		database that removes ended jobs past their retention in small
+ *		batches.
  */
 #include "postgres.h"
 
@@ -27,10 +29,12 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "jobs.h"
 #include "settings.h"
 #include "state.h"
 
 PGDLLEXPORT void vproxy_launcher_main(Datum main_arg);
+PGDLLEXPORT void vproxy_pruner_main(Datum main_arg);
 
 /* how often to look for a missing database or extension */
 #define DATABASE_POLL_MS 5000
@@ -38,6 +42,13 @@ PGDLLEXPORT void vproxy_launcher_main(Datum main_arg);
 /* a worker that dies younger than this is restarted after a growing delay */
 #define YOUNG_DEATH_MS 10000
 #define MAX_RESTART_DELAY_MS 60000
+/*
+ * the pruner runs at most this often, or as often as the shortest retention
+ * (a retention of seconds is for tests); each of its transactions removes
+ * a batch
+ */
+#define PRUNE_INTERVAL_MS 60000
+#define PRUNE_BATCH 500
 
 typedef struct WorkerHandle
 {
@@ -59,6 +70,9 @@ typedef enum LauncherMood
 static WorkerHandle *workers;
 static LauncherMood mood = MOOD_RUNNING;
 static TimestampTz extension_looked_at = 0;
+static BackgroundWorkerHandle *pruner = NULL;
+static TimestampTz pruner_started_at = 0;
+static volatile sig_atomic_t pruner_stop = false;
 
 /* Exit callback: the launcher is gone. */
 static void
@@ -201,10 +215,89 @@ forgive_deaths(void)
 	}
 }
 
-/* Ask every running worker to stop (they hand their jobs back). */
+/*
+ * Start a dynamic background worker of this launcher (it is told when the
+ * worker stops); false when no slot is free.
+ */
+static bool
+start_dynamic_worker(const char *function, const char *type, const char *name,
+					 int main_arg, BackgroundWorkerHandle **handle)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	strlcpy(worker.bgw_library_name, "vproxy", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, function, BGW_MAXLEN);
+	strlcpy(worker.bgw_name, name, BGW_MAXLEN);
+	strlcpy(worker.bgw_type, type, BGW_MAXLEN);
+	worker.bgw_main_arg = Int32GetDatum(main_arg);
+	worker.bgw_notify_pid = MyProcPid;
+	if (RegisterDynamicBackgroundWorker(&worker, handle))
+		return true;
+	*handle = NULL;
+	return false;
+}
+
+/* Whether the pruner runs; forgets it once it has stopped. */
+static bool
+pruner_runs(void)
+{
+	pid_t		pid;
+
+	if (pruner == NULL)
+		return false;
+	if (GetBackgroundWorkerPid(pruner, &pid) != BGWH_STOPPED)
+		return true;
+	pfree(pruner);
+	pruner = NULL;
+	return false;
+}
+
+/* How long the pruner waits between runs, in ms. */
+static long
+prune_interval_ms(void)
+{
+	long		interval = PRUNE_INTERVAL_MS;
+
+	if (vproxy_job_retention > 0)
+		interval = Min(interval, vproxy_job_retention * 1000L);
+	if (vproxy_failed_job_retention > 0)
+		interval = Min(interval, vproxy_failed_job_retention * 1000L);
+	return interval;
+}
+
+/*
+ * Start the pruner if its interval has passed since the last one started
+ * and retention is on; ms until the next is due.  No free slot: the next
+ * interval will do.
+ */
+static long
+start_pruner(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	long		interval = prune_interval_ms();
+	TimestampTz due = TimestampTzPlusMilliseconds(pruner_started_at, interval);
+
+	if (vproxy_job_retention == 0 && vproxy_failed_job_retention == 0)
+		return PRUNE_INTERVAL_MS;
+	if (pruner_runs())
+		return interval;
+	if (pruner_started_at != 0 && now < due)
+		return TimestampDifferenceMilliseconds(now, due) + 1;
+	pruner_started_at = now;
+	(void) start_dynamic_worker("vproxy_pruner_main", "vproxy pruner", "vproxy pruner", 0, &pruner);
+	return interval;
+}
+
+/* Ask every running worker (and the pruner) to stop (they hand their jobs back). */
 static void
 stop_workers(void)
 {
+	if (pruner_runs())
+		TerminateBackgroundWorker(pruner);
 	for (int i = 0; i < vproxy_workers; i++)
 	{
 		if (workers[i].handle != NULL)
@@ -224,7 +317,7 @@ start_workers(void)
 	for (int i = 0; i < vproxy_workers; i++)
 	{
 		WorkerHandle *w = &workers[i];
-		BackgroundWorker worker;
+		char		name[BGW_MAXLEN];
 
 		if (w->handle != NULL || w->adopted_pid != 0)
 			continue;
@@ -233,25 +326,15 @@ start_workers(void)
 			next_ms = Min(next_ms, TimestampDifferenceMilliseconds(now, w->restart_after) + 1);
 			continue;
 		}
-		memset(&worker, 0, sizeof(worker));
-		worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-		worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-		worker.bgw_restart_time = BGW_NEVER_RESTART;
-		strlcpy(worker.bgw_library_name, "vproxy", BGW_MAXLEN);
-		strlcpy(worker.bgw_function_name, "vproxy_worker_main", BGW_MAXLEN);
-		snprintf(worker.bgw_name, BGW_MAXLEN, "vproxy worker %d", i + 1);
-		strlcpy(worker.bgw_type, "vproxy worker", BGW_MAXLEN);
-		worker.bgw_main_arg = Int32GetDatum(i);
-		worker.bgw_notify_pid = MyProcPid;
-		if (!RegisterDynamicBackgroundWorker(&worker, &w->handle))
+		snprintf(name, sizeof(name), "vproxy worker %d", i + 1);
+		if (!start_dynamic_worker("vproxy_worker_main", "vproxy worker", name, i, &w->handle))
 		{
-			w->handle = NULL;
 			w->young_deaths++;
 			w->restart_after = TimestampTzPlusMilliseconds(now, MAX_RESTART_DELAY_MS);
 			if (w->young_deaths == 1)
 				ereport(WARNING,
 						(errmsg("vproxy: cannot start worker %d: no free background worker slot", i + 1),
-						 errhint("Raise max_worker_processes (vproxy needs vproxy.workers + 1).")));
+						 errhint("Raise max_worker_processes (vproxy needs vproxy.workers + 2: the launcher and the pruner).")));
 			continue;
 		}
 		w->started_at = now;
@@ -264,6 +347,8 @@ static long
 launcher_step(void)
 {
 	int			running = collect_stopped_workers();
+	bool		pruning = pruner_runs();
+	long		sleep_ms;
 	bool		pause_wanted,
 				extension_missing,
 				recheck;
@@ -272,7 +357,7 @@ launcher_step(void)
 	pause_wanted = vproxy_state->pause_requests > 0;
 	if (!pause_wanted)
 		vproxy_state->workers_paused = false;
-	else if (running == 0)
+	else if (running == 0 && !pruning)
 		vproxy_state->workers_paused = true;
 	recheck = vproxy_state->recheck_requested;
 	vproxy_state->recheck_requested = false;
@@ -316,9 +401,49 @@ launcher_step(void)
 		vproxy_state->extension_missing = false;
 		SpinLockRelease(&vproxy_state->mutex);
 	}
-	if (running == vproxy_workers)
+	if (running >= vproxy_workers)
 		enter_mood(MOOD_RUNNING);
-	return start_workers();
+	sleep_ms = start_workers();
+	/* the workers first: the pruner never takes a slot one of them needs */
+	if (running >= vproxy_workers)
+		sleep_ms = Min(sleep_ms, start_pruner());
+	return sleep_ms;
+}
+
+/* SIGTERM of the pruner: finish the batch in progress, then leave. */
+static void
+pruner_handle_sigterm(SIGNAL_ARGS)
+{
+	int			save_errno = errno;
+
+	pruner_stop = true;
+	SetLatch(MyLatch);
+	errno = save_errno;
+}
+
+/*
+ * Entry point of the pruner: remove ended jobs past their retention, in
+ * batches of PRUNE_BATCH rows, each in a transaction of its own (short row
+ * locks on the ended jobs only: enqueues and claims never wait for it).
+ */
+void
+vproxy_pruner_main(Datum main_arg)
+{
+	int64		removed;
+
+	pqsignal(SIGTERM, pruner_handle_sigterm);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(vproxy_database, NULL, 0);
+	SetConfigOption("statement_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("lock_timeout", "5s", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	pgstat_report_appname("vproxy pruner");
+	jobs_set_stop_flag(&pruner_stop);
+	removed = jobs_prune(vproxy_job_retention, vproxy_failed_job_retention, PRUNE_BATCH);
+	if (removed > 0)
+		ereport(LOG, (errmsg("vproxy: removed " INT64_FORMAT " ended job(s) past their retention",
+							 removed)));
+	proc_exit(0);
 }
 
 /* Entry point of the launcher. */

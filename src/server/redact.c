@@ -6,10 +6,17 @@
  *		every part of every message before it is written.  A statement that
  *		names the setting may carry a secret not yet in force (a failing
  *		ALTER SYSTEM or SET): it is left out of the log altogether.
+ *
+ *		Only the log is changed.  A message also sent to the client goes to
+ *		it as it was (the client wrote what it quotes): were it starred,
+ *		any user could test guesses of the secret (SELECT 'guess'::int would
+ *		answer with stars exactly when the guess is right).  Such a message
+ *		is kept from the log, and a starred copy is logged instead.
  */
 #include "postgres.h"
 
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "tcop/tcopprot.h"
 #include "utils/elog.h"
 #include "utils/memutils.h"
@@ -67,42 +74,124 @@ without_secret_statement(char *text)
 	return names_secret_setting(text) ? pstrdup(HIDDEN_STATEMENT) : text;
 }
 
+/* A message of the log: the parts that may quote the secret or a statement naming its setting. */
+typedef struct LoggedParts
+{
+	char	   *message;
+	char	   *detail;
+	char	   *detail_log;
+	char	   *hint;
+	char	   *context;
+	char	   *internalquery;
+	bool		hide_stmt;
+} LoggedParts;
+
+/* the starred copy being logged: passed through as it is */
+static bool logging_copy = false;
+
 /*
- * emit_log_hook: blank the secret in force in the message, its detail, hint
- * and context; a statement that names the setting may carry a new secret
- * (a failing ALTER SYSTEM or SET, log_statement): keep it out altogether.
+ * What the log may show of edata: the secret in force starred everywhere;
+ * a statement that names the setting (it may carry a new secret: a failing
+ * ALTER SYSTEM or SET, log_statement) left out altogether.  Whether any
+ * part changed.
+ */
+static bool
+redacted_parts(ErrorData *edata, LoggedParts *parts)
+{
+	const char *secret = vproxy_s3_secret_access_key;
+
+	parts->message = edata->message;
+	parts->detail = edata->detail;
+	parts->detail_log = edata->detail_log;
+	parts->hint = edata->hint;
+	parts->context = edata->context;
+	parts->internalquery = edata->internalquery;
+	parts->hide_stmt = edata->hide_stmt;
+	if (secret != NULL && secret[0] != '\0')
+	{
+		parts->message = without_secret(parts->message, secret);
+		parts->detail = without_secret(parts->detail, secret);
+		parts->detail_log = without_secret(parts->detail_log, secret);
+		parts->hint = without_secret(parts->hint, secret);
+		parts->context = without_secret(parts->context, secret);
+		parts->internalquery = without_secret(parts->internalquery, secret);
+		if (debug_query_string != NULL && strstr(debug_query_string, secret) != NULL)
+			parts->hide_stmt = true;
+	}
+	if (names_secret_setting(debug_query_string))
+	{
+		parts->hide_stmt = true;
+		/* log_statement and log_min_duration_statement quote it in the message */
+		parts->message = replaced(parts->message, debug_query_string, HIDDEN_STATEMENT);
+		parts->detail = replaced(parts->detail, debug_query_string, HIDDEN_STATEMENT);
+		parts->detail_log = replaced(parts->detail_log, debug_query_string, HIDDEN_STATEMENT);
+	}
+	parts->context = without_secret_statement(parts->context);
+	parts->internalquery = without_secret_statement(parts->internalquery);
+	return parts->message != edata->message || parts->detail != edata->detail ||
+		parts->detail_log != edata->detail_log || parts->hint != edata->hint ||
+		parts->context != edata->context || parts->internalquery != edata->internalquery ||
+		parts->hide_stmt != edata->hide_stmt;
+}
+
+/*
+ * emit_log_hook: keep the secret (and statements naming its setting) out
+ * of the log.  A message for the log only is starred in place.  One also
+ * sent to the client is left as it is for the client, kept from the log,
+ * and a starred copy (server log only) is logged in its place.
  */
 static void
 redact_secret(ErrorData *edata)
 {
-	const char *secret = vproxy_s3_secret_access_key;
-	MemoryContext old = MemoryContextSwitchTo(ErrorContext);
+	LoggedParts parts;
+	MemoryContext old;
+	bool		changed;
 
-	if (secret != NULL && secret[0] != '\0')
+	if (logging_copy || !edata->output_to_server)
 	{
-		edata->message = without_secret(edata->message, secret);
-		edata->detail = without_secret(edata->detail, secret);
-		edata->detail_log = without_secret(edata->detail_log, secret);
-		edata->hint = without_secret(edata->hint, secret);
-		edata->context = without_secret(edata->context, secret);
-		edata->internalquery = without_secret(edata->internalquery, secret);
-		if (debug_query_string != NULL && strstr(debug_query_string, secret) != NULL)
-			edata->hide_stmt = true;
+		if (prev_emit_log_hook)
+			prev_emit_log_hook(edata);
+		return;
 	}
-	if (names_secret_setting(debug_query_string))
-	{
-		edata->hide_stmt = true;
-		/* log_statement and log_min_duration_statement quote it in the message */
-		edata->message = replaced(edata->message, debug_query_string, HIDDEN_STATEMENT);
-		edata->detail = replaced(edata->detail, debug_query_string, HIDDEN_STATEMENT);
-		edata->detail_log = replaced(edata->detail_log, debug_query_string, HIDDEN_STATEMENT);
-	}
-	edata->context = without_secret_statement(edata->context);
-	edata->internalquery = without_secret_statement(edata->internalquery);
+	old = MemoryContextSwitchTo(ErrorContext);
+	changed = redacted_parts(edata, &parts);
 	MemoryContextSwitchTo(old);
+	if (!changed || !edata->output_to_client)
+	{
+		edata->message = parts.message;
+		edata->detail = parts.detail;
+		edata->detail_log = parts.detail_log;
+		edata->hint = parts.hint;
+		edata->context = parts.context;
+		edata->internalquery = parts.internalquery;
+		edata->hide_stmt = parts.hide_stmt;
+		if (prev_emit_log_hook)
+			prev_emit_log_hook(edata);
+		return;
+	}
 
-	if (prev_emit_log_hook)
-		prev_emit_log_hook(edata);
+	edata->output_to_server = false;
+	logging_copy = true;
+	/* no cancel may strike in the middle of reporting another message */
+	HOLD_INTERRUPTS();
+	PG_TRY();
+	{
+		ereport(LOG_SERVER_ONLY,
+				(errcode(edata->sqlerrcode),
+				 errmsg_internal("%s: %s", error_severity(edata->elevel),
+								 parts.message ? parts.message : ""),
+				 parts.detail_log ? errdetail_internal("%s", parts.detail_log) :
+				 parts.detail ? errdetail_internal("%s", parts.detail) : 0,
+				 parts.hint ? errhint("%s", parts.hint) : 0,
+				 parts.context ? errcontext("%s", parts.context) : 0,
+				 errhidestmt(true)));
+	}
+	PG_FINALLY();
+	{
+		logging_copy = false;
+	}
+	PG_END_TRY();
+	RESUME_INTERRUPTS();
 }
 
 /* Install the emit_log_hook that blanks the secret in every log line. */

@@ -12,10 +12,10 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initi
 # rebuild an object when a header it includes changes (state.h is shared
 # memory layout: a stale object would read the wrong fields); the top
 # Makefile includes the .d files after PGXS has set the default goal
-PG_CPPFLAGS = -MMD -MP
+PG_CPPFLAGS = -MMD -MP -Isrc
 EXTRA_CLEAN = $(OBJS:.o=.d)
 
-REGRESS = api worker_functions privileges settings lifecycle
+REGRESS = api worker_functions privileges settings lifecycle operations
 REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/regress.conf
 
 ISOLATION = claim_skip_locked cancel_vs_finish lease_takeover enqueue_vs_failure \

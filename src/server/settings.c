@@ -25,6 +25,8 @@ int			vproxy_job_timeout;
 int			vproxy_retry_delay;
 int			vproxy_max_attempts;
 int			vproxy_lease_duration;
+int			vproxy_job_retention;
+int			vproxy_failed_job_retention;
 char	   *vproxy_transcode_path;
 char	   *vproxy_temp_directory;
 char	   *vproxy_proxy_key_template;
@@ -138,6 +140,16 @@ define_settings(void)
 							"How long a claim stays valid without a heartbeat.",
 							"A job whose worker vanished is taken again after this.",
 							&vproxy_lease_duration, 60, 10, 86400,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("vproxy.job_retention",
+							"How long completed and cancelled jobs are kept; 0 keeps them.",
+							"The newest job of a video is kept while the video exists.",
+							&vproxy_job_retention, 7 * 86400, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("vproxy.failed_job_retention",
+							"How long failed jobs are kept; 0 keeps them.",
+							"The newest job of a video is kept while the video exists.",
+							&vproxy_failed_job_retention, 30 * 86400, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 	DefineCustomStringVariable("vproxy.transcode_path",
 							   "Path of the vproxy-transcode program; empty means the one beside postgres.",

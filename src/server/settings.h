@@ -21,6 +21,8 @@ extern int	vproxy_job_timeout;
 extern int	vproxy_retry_delay;
 extern int	vproxy_max_attempts;
 extern int	vproxy_lease_duration;
+extern int	vproxy_job_retention;
+extern int	vproxy_failed_job_retention;
 extern char *vproxy_transcode_path;
 extern char *vproxy_temp_directory;
 extern char *vproxy_proxy_key_template;

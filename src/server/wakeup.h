@@ -9,6 +9,9 @@
 /* Register the transaction callback that sends the wake-ups. */
 extern void install_wakeup_callback(void);
 
+/* Install the hook that wakes the workers after COMMIT PREPARED (preloaded only). */
+extern void install_commit_prepared_wakeup(void);
+
 /* Wake one idle worker that no one has woken yet, if there is one. */
 extern void wake_idle_worker(void);
 

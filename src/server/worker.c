@@ -40,9 +40,6 @@ PGDLLEXPORT void vproxy_worker_main(Datum main_arg);
 #define MAX_IDLE_SLEEP_MS 60000
 /* heartbeat (lease and progress) period */
 #define HEARTBEAT_MS 1000
-/* a result the database fails to take is offered this often, this long apart */
-#define FINISH_TRIES 5
-#define FINISH_RETRY_MS 1000
 /* longest wait for a lock the application holds, shorter than any lease */
 #define WORKER_LOCK_TIMEOUT "5s"
 
@@ -234,22 +231,37 @@ lease_check_asked(void)
 	return asked;
 }
 
-/* Record a failed attempt and say in the log what becomes of the job. */
+/*
+ * Record a failed attempt and say in the log what becomes of the job.  A
+ * worker told to stop while the database was in the way hands it back.
+ */
 static void
 record_failure(const ClaimedJob *job, const char *cause, bool retryable)
 {
-	char	   *status = jobs_fail(job, cause, retryable);
+	char	   *status = NULL;
+	char	   *error = NULL;
 	const char *job_text = job->job_id_text;
 
-	if (status == NULL)
-		ereport(LOG, (errmsg("vproxy: job %s lost its lease; the failure \"%s\" was not recorded",
-							 job_text, cause)));
-	else if (strcmp(status, "pending") == 0)
-		ereport(LOG, (errmsg("vproxy: job %s attempt %d failed, will retry: %s",
-							 job_text, job->attempt, cause)));
-	else
-		ereport(LOG, (errmsg("vproxy: job %s failed after %d attempt(s): %s",
-							 job_text, job->attempt, cause)));
+	switch (jobs_fail(job, cause, retryable, &status, &error))
+	{
+		case CALL_DONE:
+			if (strcmp(status, "pending") == 0)
+				ereport(LOG, (errmsg("vproxy: job %s attempt %d failed, will retry: %s",
+									 job_text, job->attempt, cause)));
+			else
+				ereport(LOG, (errmsg("vproxy: job %s failed after %d attempt(s): %s",
+									 job_text, job->attempt, cause)));
+			break;
+		case CALL_LEASE_LOST:
+			ereport(LOG, (errmsg("vproxy: job %s lost its lease; the failure \"%s\" was not recorded",
+								 job_text, cause)));
+			break;
+		default:
+			if (got_sigterm && jobs_release(job))
+				ereport(LOG, (errmsg("vproxy: job %s handed back on shutdown, attempt not counted "
+									 "(its failure could not be recorded: %s)", job_text, error)));
+			break;
+	}
 }
 
 /*
@@ -275,34 +287,15 @@ exit_status_retryable(int code)
 
 /*
  * Record the child's result.  A result that does not fit the tables (a
- * data error) fails the job at once; when the database fails for another
- * reason (a lock timeout, a deadlock with the application, a cancel), the
- * result is offered again a few times, keeping the lease, before the
- * attempt is counted as a transient failure.
+ * data error) fails the job at once; while the database fails for a reason
+ * that passes (a lock the application holds, a deadlock, a cancel), the
+ * result is offered again, keeping the lease (jobs.c).
  */
 static void
 record_result(const ClaimedJob *job, Child *child, double seconds)
 {
-	CallOutcome outcome;
 	char	   *error = NULL;
-	char	   *ignored;
-
-	for (int try = 1;; try++)
-	{
-		outcome = jobs_finish(job, child->output.data, &error);
-		if (outcome != CALL_FAILED || try == FINISH_TRIES || got_sigterm)
-			break;
-		ereport(LOG, (errmsg("vproxy: could not record the result of job %s (try %d of %d), trying again: %s",
-							 job->job_id_text, try, FINISH_TRIES, error)));
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 FINISH_RETRY_MS, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		if (jobs_heartbeat(job, child->progress, &ignored) == CALL_LEASE_LOST)
-		{
-			outcome = CALL_LEASE_LOST;
-			break;
-		}
-	}
+	CallOutcome outcome = jobs_finish(job, child->output.data, &error);
 
 	switch (outcome)
 	{
@@ -585,6 +578,7 @@ vproxy_worker_main(Datum main_arg)
 
 	BackgroundWorkerInitializeConnection(vproxy_database, NULL, 0);
 	set_session_defaults();
+	jobs_set_stop_flag(&got_sigterm);
 	pgstat_report_appname("vproxy worker");
 
 	if (jobs_expire_earlier_lives(server_prefix, life_prefix) > 0)

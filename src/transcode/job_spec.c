@@ -133,6 +133,57 @@ is_sha256_hex(const char *text)
 	return i == 64;
 }
 
+/* the longest key S3 accepts, in bytes; the file backend takes as much */
+#define KEY_MAX 1024
+
+/*
+ * Refuse a storage key that could leave its tree on either backend, or is
+ * not what its maker meant: empty, too long, absolute, an empty, "." or
+ * ".." component, a control character; for an output key (made from a
+ * template) also a brace, the trace of an unfilled placeholder.  Checked
+ * before anything is fetched, made or stored.
+ */
+static int
+check_key(const char *field, const char *key, bool from_template, char *why)
+{
+	size_t		len = strlen(key);
+	const char *component = key;
+
+	if (len > KEY_MAX)
+	{
+		snprintf(why, JOB_SPEC_WHY_MAX, "job spec: \"%s\" is longer than %d bytes", field, KEY_MAX);
+		return EX_USAGE;
+	}
+	for (size_t i = 0; i < len; i++)
+	{
+		if ((unsigned char) key[i] < 0x20 || key[i] == 0x7f)
+			return refuse(why, "job spec: unsafe key \"%s\": it holds a control character", field);
+		if (from_template && (key[i] == '{' || key[i] == '}'))
+		{
+			snprintf(why, JOB_SPEC_WHY_MAX,
+					 "job spec: unsafe key \"%s\" \"%.200s\": a brace left by the key template "
+					 "(an unknown placeholder, or a name holding braces)", field, key);
+			return EX_USAGE;
+		}
+	}
+	while (component != NULL)
+	{
+		const char *slash = strchr(component, '/');
+		size_t		clen = slash ? (size_t) (slash - component) : strlen(component);
+
+		if (clen == 0 || (clen == 1 && component[0] == '.') ||
+			(clen == 2 && component[0] == '.' && component[1] == '.'))
+		{
+			snprintf(why, JOB_SPEC_WHY_MAX,
+					 "job spec: unsafe key \"%s\" \"%.200s\": absolute, or with an empty, \".\" or \"..\" "
+					 "component (a mall_id or pin_id that is empty or a path?)", field, key);
+			return EX_USAGE;
+		}
+		component = slash ? slash + 1 : NULL;
+	}
+	return 0;
+}
+
 /*
  * What a video_deletion removes besides the original: the output keys (as
  * the templates name them) and "stale_keys", outputs stored under other
@@ -149,7 +200,9 @@ parse_deletion(json_t *root, json_t *outputs, JobSpec *spec, char *why)
 	if (!job_deletes_video(spec))
 		return 0;
 	if ((rc = get_required_string(outputs, "proxy_key", &spec->proxy_key, why)) != 0 ||
-		(rc = get_required_string(outputs, "thumbnail_key", &spec->thumbnail_key, why)) != 0)
+		(rc = check_key("proxy_key", spec->proxy_key, true, why)) != 0 ||
+		(rc = get_required_string(outputs, "thumbnail_key", &spec->thumbnail_key, why)) != 0 ||
+		(rc = check_key("thumbnail_key", spec->thumbnail_key, true, why)) != 0)
 		return rc;
 	if (stale == NULL || json_is_null(stale))
 		return 0;
@@ -160,6 +213,8 @@ parse_deletion(json_t *root, json_t *outputs, JobSpec *spec, char *why)
 		if (!json_is_string(key) || json_string_length(key) == 0 ||
 			strlen(json_string_value(key)) != json_string_length(key))
 			return refuse(why, "job spec: \"%s\" must be an array of keys", "stale_keys");
+		if ((rc = check_key("stale_keys", json_string_value(key), false, why)) != 0)
+			return rc;
 	}
 	spec->stale_keys = stale;
 	return 0;
@@ -185,10 +240,12 @@ parse_job_type(json_t *root, json_t *outputs, JobSpec *spec, char *why)
 	}
 	spec->type = job_types[i].type;
 	if (job_makes_proxy(spec) &&
-		(rc = get_required_string(outputs, "proxy_key", &spec->proxy_key, why)) != 0)
+		((rc = get_required_string(outputs, "proxy_key", &spec->proxy_key, why)) != 0 ||
+		 (rc = check_key("proxy_key", spec->proxy_key, true, why)) != 0))
 		return rc;
 	if (job_makes_thumbnail(spec) &&
-		(rc = get_required_string(outputs, "thumbnail_key", &spec->thumbnail_key, why)) != 0)
+		((rc = get_required_string(outputs, "thumbnail_key", &spec->thumbnail_key, why)) != 0 ||
+		 (rc = check_key("thumbnail_key", spec->thumbnail_key, true, why)) != 0))
 		return rc;
 	return 0;
 }
@@ -217,6 +274,7 @@ parse_original(json_t *original, JobSpec *spec, char *why)
 	int			rc;
 
 	if ((rc = get_required_string(original, "key", &spec->original_key, why)) != 0 ||
+		(rc = check_key("original.key", spec->original_key, false, why)) != 0 ||
 		(rc = get_number(original, "size_bytes", 0, 9007199254740992.0, &size, why)) != 0 ||
 		(rc = get_string(original, "sha256", NULL, &spec->original_sha256, why)) != 0)
 		return rc;

@@ -3,25 +3,35 @@
  *		The private temp directory of one job.
  *
  * Its name carries the pid of the job that made it ("vproxy-job-<pid>-XXXXXX"),
- * so a later job can tell a directory whose owner is gone and remove it.
+ * and its maker holds an exclusive flock on it for its whole life (the
+ * kernel drops it when the process dies, however it dies), so a later job
+ * can tell a directory whose owner is gone and remove it: its pid is dead,
+ * or, the pid being reused by another process since, nobody holds its lock
+ * (and it is older than a minute: the maker locks it right after making it).
  */
 #define _XOPEN_SOURCE 700
+#define _DEFAULT_SOURCE			/* flock */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sysexits.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "transcode/job_workspace.h"
 
 #define WORKSPACE_PREFIX "vproxy-job-"
+/* a directory younger than this may not be locked by its maker yet */
+#define UNLOCKED_GRACE_SECONDS 60
 
 /* nftw callback: remove one entry, children first. */
 static int
@@ -43,19 +53,33 @@ remove_tree(const char *path)
 	nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* Whether a workspace name belongs to a process that no longer exists. */
+/*
+ * Whether a workspace (name, at path) was left by a job that is gone: the
+ * pid in its name is dead, or nobody holds its lock (the pid was reused).
+ */
 static bool
-is_abandoned(const char *name)
+is_abandoned(const char *name, const char *path, const struct stat *st)
 {
 	char	   *end;
 	long		pid;
+	int			fd;
+	bool		unlocked;
 
 	if (strncmp(name, WORKSPACE_PREFIX, strlen(WORKSPACE_PREFIX)) != 0)
 		return false;
 	pid = strtol(name + strlen(WORKSPACE_PREFIX), &end, 10);
-	if (end == name + strlen(WORKSPACE_PREFIX) || *end != '-' || pid <= 0)
+	if (end == name + strlen(WORKSPACE_PREFIX) || *end != '-' || pid <= 0 || pid == getpid())
 		return false;
-	return pid != getpid() && kill((pid_t) pid, 0) != 0 && errno == ESRCH;
+	if (kill((pid_t) pid, 0) != 0 && errno == ESRCH)
+		return true;
+	if (time(NULL) - st->st_mtime < UNLOCKED_GRACE_SECONDS)
+		return false;
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	unlocked = flock(fd, LOCK_EX | LOCK_NB) == 0;
+	close(fd);
+	return unlocked;
 }
 
 /* Remove the workspaces of killed jobs of this user below parent. */
@@ -71,11 +95,12 @@ sweep_abandoned(const char *parent)
 		return;
 	while ((entry = readdir(dir)) != NULL)
 	{
-		if (!is_abandoned(entry->d_name))
+		if (strncmp(entry->d_name, WORKSPACE_PREFIX, strlen(WORKSPACE_PREFIX)) != 0)
 			continue;
 		if (snprintf(path, sizeof(path), "%s/%s", parent, entry->d_name) >= (int) sizeof(path))
 			continue;
-		if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid())
+		if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid() &&
+			is_abandoned(entry->d_name, path, &st))
 			remove_tree(path);
 	}
 	closedir(dir);
@@ -86,6 +111,7 @@ int
 workspace_create(const char *parent, Workspace *workspace, char *why)
 {
 	workspace->path[0] = '\0';
+	workspace->lock_fd = -1;
 	if (parent == NULL || parent[0] == '\0')
 		parent = getenv("TMPDIR");
 	if (parent == NULL || parent[0] == '\0')
@@ -103,6 +129,15 @@ workspace_create(const char *parent, Workspace *workspace, char *why)
 		snprintf(why, WORKSPACE_WHY_MAX, "cannot make a temp directory in %.300s: %s",
 				 parent, strerror(errno));
 		workspace->path[0] = '\0';
+		return EX_TEMPFAIL;
+	}
+	/* held until the process ends: a sweeper passes over a locked workspace */
+	workspace->lock_fd = open(workspace->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (workspace->lock_fd < 0 || flock(workspace->lock_fd, LOCK_EX | LOCK_NB) != 0)
+	{
+		snprintf(why, WORKSPACE_WHY_MAX, "cannot lock the temp directory %.300s: %s",
+				 workspace->path, strerror(errno));
+		workspace_remove(workspace);
 		return EX_TEMPFAIL;
 	}
 	return 0;
@@ -147,4 +182,7 @@ workspace_remove(Workspace *workspace)
 		return;
 	remove_tree(workspace->path);
 	workspace->path[0] = '\0';
+	if (workspace->lock_fd >= 0)
+		close(workspace->lock_fd);
+	workspace->lock_fd = -1;
 }

@@ -2,7 +2,8 @@
  * job_workspace.h
  *		The private temp directory of one job: made 0700, checked for room,
  *		removed whatever happens.  Directories left by jobs that were killed
- *		(SIGKILL leaves no chance to clean up) are swept by the next job.
+ *		(SIGKILL leaves no chance to clean up) are swept by the next job,
+ *		even when their pid has been reused since (a lock tells).
  */
 #ifndef VPROXY_TRANSCODE_JOB_WORKSPACE_H
 #define VPROXY_TRANSCODE_JOB_WORKSPACE_H
@@ -15,6 +16,7 @@
 typedef struct Workspace
 {
 	char		path[PATH_MAX];	/* "" until created */
+	int			lock_fd;		/* holds an exclusive flock on it; -1: none */
 } Workspace;
 
 /* Make the workspace below parent ("" = $TMPDIR or /tmp); EX_TEMPFAIL if impossible. */

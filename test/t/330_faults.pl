@@ -146,9 +146,9 @@ ok($vp->wait_until("SELECT count(*) = 1 FROM pg_stat_activity
 		WHERE backend_type = 'vproxy worker' AND wait_event_type = 'Lock'"),
 	'the finish waits for the video the application locked');
 $vp->sql("SELECT pg_cancel_backend($worker)");
-ok($vp->wait_for_log(qr/could not record the result of job $job \(try \d+ of \d+\), trying again: canceling statement due to user request/),
+ok($vp->wait_for_log(qr/recording the result of job $job failed \(try \d+\), trying again every second: canceling statement due to user request/),
 	'the cancelled finish is tried again');
-ok($vp->wait_for_log(qr/could not record the result of job $job \(try \d+ of \d+\), trying again: canceling statement due to lock timeout/),
+ok($vp->wait_for_log(qr/recording the result of job $job failed \(try \d+\), trying again every second: canceling statement due to lock timeout/),
 	'a lock held too long times the finish out, and it is tried again');
 $locker->query_safe('COMMIT');
 $locker->quit;
