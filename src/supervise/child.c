@@ -1,31 +1,35 @@
 /*
  * child.c
- *		Start and supervise `vproxy-transcode job`.  The child gets its own
+ *		Start and feed `vproxy-transcode job`, read its pipes without blocking
+ *		into bounded buffers, signal and reap it.  The child gets its own
  *		process group (the postmaster signals the process groups of its
- *		children, and procsignal SIGUSR1s must not reach it), dies with the
- *		worker (PR_SET_PDEATHSIG), and inherits no descriptor but its four
- *		pipes.  The worker reads without blocking into bounded buffers.
+ *		children, and procsignal SIGUSR1s must not reach it; vproxy-worker's
+ *		terminal's ^C must not either), dies with its parent
+ *		(PR_SET_PDEATHSIG), and inherits no descriptor but its four pipes.
  */
-#include "postgres.h"
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 
+#include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
-#include "miscadmin.h"
-#include "pgstat.h"
-#include "storage/latch.h"
-#include "utils/memutils.h"
-
-#include "child.h"
+#include "supervise.h"
 
 /* descriptors the pipes are parked on in the child before taking 0..3 */
 #define PARKING_FD 10
 
-/* Close every descriptor from 4 up: the child must not inherit the server's files. */
+/* Close every descriptor from 4 up: the child must not inherit the parent's files. */
 static void
 close_inherited_fds(void)
 {
@@ -41,7 +45,7 @@ close_inherited_fds(void)
 }
 
 /*
- * In the forked child: the worker's signal handlers (latch, shutdown flags)
+ * In the forked child: the parent's signal handlers (latch, shutdown flags)
  * must not run here, nor survive as "ignored" into the program: every
  * signal gets its default action (vproxy-transcode sets up its own).
  */
@@ -57,6 +61,16 @@ reset_signal_handlers(void)
 		(void) sigaction(signo, &default_action, NULL);	/* SIGKILL, SIGSTOP: EINVAL */
 }
 
+/* Append text to a fixed buffer, truncating. */
+static void
+append_text(char *buffer, size_t size, const char *text)
+{
+	size_t		used = strlen(buffer);
+
+	if (used + 1 < size)
+		snprintf(buffer + used, size - used, "%s", text);
+}
+
 /*
  * In the forked child, with every signal blocked: wire the pipes to 0..3,
  * restore the default signal actions, unblock and exec; never returns.  A
@@ -69,14 +83,14 @@ exec_in_child(pid_t parent, const char *program, char *const argv[], const int e
 	int			parked[4];
 	sigset_t	no_signals;
 	int			exec_errno;
-	char		message[MAXPGPATH + 256];
+	char		message[PATH_MAX + 256];
 	ssize_t		written;
 
 	reset_signal_handlers();
 	setpgid(0, 0);
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != parent)
-		_exit(75);				/* the worker died before we could watch it */
+		_exit(75);				/* the parent died before we could watch it */
 
 	/* park first: a pipe end may itself be one of 0..3 */
 	for (int i = 0; i < 4; i++)
@@ -92,21 +106,15 @@ exec_in_child(pid_t parent, const char *program, char *const argv[], const int e
 
 	execv(program, argv);
 	exec_errno = errno;
-	strlcpy(message, "vproxy-transcode: cannot execute ", sizeof(message));
-	strlcat(message, program, sizeof(message));
-	strlcat(message, ": ", sizeof(message));
-	strlcat(message, strerror(exec_errno), sizeof(message));
-	strlcat(message, "\n", sizeof(message));
+	message[0] = '\0';
+	append_text(message, sizeof(message), "vproxy-transcode: cannot execute ");
+	append_text(message, sizeof(message), program);
+	append_text(message, sizeof(message), ": ");
+	append_text(message, sizeof(message), strerror(exec_errno));
+	append_text(message, sizeof(message), "\n");
 	written = write(2, message, strlen(message));
 	(void) written;				/* nowhere else to say it */
 	_exit(exec_errno == ENOENT ? 127 : 126);
-}
-
-/* Make a pipe whose both ends close on exec. */
-static bool
-make_pipe(int ends[2])
-{
-	return pipe2(ends, O_CLOEXEC) == 0;
 }
 
 /* Close a descriptor we own and mark it closed. */
@@ -120,18 +128,15 @@ close_fd(int *fd)
 
 /* Start program with "job --progress-fd 3", input on its stdin. */
 bool
-child_start(Child *child, const char *program, const char *input, size_t input_len)
+sup_child_start(SupChild *child, const char *program, const char *input, size_t input_len)
 {
-	int			in[2] = {-1, -1},
-				out[2] = {-1, -1},
-				err[2] = {-1, -1},
-				prog[2] = {-1, -1};
+	int			pipes[4][2] = {{-1, -1}, {-1, -1}, {-1, -1}, {-1, -1}};
 	int			child_ends[4];
 	char	   *argv[] = {(char *) program, "job", "--progress-fd", "3", NULL};
 	pid_t		parent = getpid();
 	pid_t		pid;
 	sigset_t	all_signals,
-				worker_mask;
+				parent_mask;
 	int			fork_errno;
 	int			saved_errno;
 
@@ -140,27 +145,32 @@ child_start(Child *child, const char *program, const char *input, size_t input_l
 	child->stdin_fd = child->stdout_fd = child->stderr_fd = child->progress_fd = -1;
 	child->input = input;
 	child->input_len = input_len;
-	initStringInfo(&child->output);
+	child->output = malloc(1);
+	if (child->output == NULL)
+		return false;
+	child->output[0] = '\0';
+	child->output_cap = 1;
 
-	if (!make_pipe(in) || !make_pipe(out) || !make_pipe(err) || !make_pipe(prog))
-		goto failed;
-	child_ends[0] = in[0];
-	child_ends[1] = out[1];
-	child_ends[2] = err[1];
-	child_ends[3] = prog[1];
+	for (int i = 0; i < 4; i++)
+		if (pipe2(pipes[i], O_CLOEXEC) != 0)
+			goto failed;
+	/* the child reads stdin and writes the others */
+	child_ends[0] = pipes[0][0];
+	for (int i = 1; i < 4; i++)
+		child_ends[i] = pipes[i][1];
 
 	/*
-	 * Block every signal across fork: the child must not run the worker's
+	 * Block every signal across fork: the child must not run the parent's
 	 * handlers, and a SIGTERM before its exec must not be lost.
 	 */
 	fflush(NULL);
 	sigfillset(&all_signals);
-	sigprocmask(SIG_SETMASK, &all_signals, &worker_mask);
+	sigprocmask(SIG_SETMASK, &all_signals, &parent_mask);
 	pid = fork();
 	if (pid == 0)
 		exec_in_child(parent, program, argv, child_ends);
 	fork_errno = errno;
-	sigprocmask(SIG_SETMASK, &worker_mask, NULL);
+	sigprocmask(SIG_SETMASK, &parent_mask, NULL);
 	if (pid < 0)
 	{
 		errno = fork_errno;
@@ -170,19 +180,18 @@ child_start(Child *child, const char *program, const char *input, size_t input_l
 	/* both sides set the group, whichever runs first */
 	(void) setpgid(pid, pid);
 	child->pid = pid;
-	close(in[0]);
-	close(out[1]);
-	close(err[1]);
-	close(prog[1]);
-	child->stdin_fd = in[1];
-	child->stdout_fd = out[0];
-	child->stderr_fd = err[0];
-	child->progress_fd = prog[0];
-	for (int i = 0; i < 4; i++)
+	close(pipes[0][0]);
+	for (int i = 1; i < 4; i++)
+		close(pipes[i][1]);
+	child->stdin_fd = pipes[0][1];
+	child->stdout_fd = pipes[1][0];
+	child->stderr_fd = pipes[2][0];
+	child->progress_fd = pipes[3][0];
 	{
-		int			fd = i == 0 ? in[1] : i == 1 ? out[0] : i == 2 ? err[0] : prog[0];
+		int			ours[4] = {child->stdin_fd, child->stdout_fd, child->stderr_fd, child->progress_fd};
 
-		(void) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+		for (int i = 0; i < 4; i++)
+			(void) fcntl(ours[i], F_SETFL, fcntl(ours[i], F_GETFL) | O_NONBLOCK);
 	}
 	if (input_len == 0)
 		close_fd(&child->stdin_fd);
@@ -190,29 +199,47 @@ child_start(Child *child, const char *program, const char *input, size_t input_l
 
 failed:
 	saved_errno = errno;
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 4; i++)
 	{
-		close_fd(&in[i]);
-		close_fd(&out[i]);
-		close_fd(&err[i]);
-		close_fd(&prog[i]);
+		close_fd(&pipes[i][0]);
+		close_fd(&pipes[i][1]);
 	}
+	free(child->output);
+	child->output = NULL;
 	errno = saved_errno;
 	return false;
 }
 
-/* Keep the last CHILD_STDERR_TAIL bytes of stderr. */
-static void
-keep_stderr(Child *child, const char *data, size_t len)
+/* The child's open pipes to wait on; their number. */
+int
+sup_child_wait_fds(const SupChild *child, SupWaitFd fds[4])
 {
-	if (len >= CHILD_STDERR_TAIL)
+	int			n = 0;
+
+	if (child->stdin_fd >= 0)
+		fds[n++] = (SupWaitFd) {child->stdin_fd, true};
+	if (child->stdout_fd >= 0)
+		fds[n++] = (SupWaitFd) {child->stdout_fd, false};
+	if (child->stderr_fd >= 0)
+		fds[n++] = (SupWaitFd) {child->stderr_fd, false};
+	if (child->progress_fd >= 0)
+		fds[n++] = (SupWaitFd) {child->progress_fd, false};
+	return n;
+}
+
+/* Keep the last SUP_STDERR_TAIL bytes of stderr. */
+static void
+keep_stderr(SupChild *child, const char *data, size_t len)
+{
+	if (len >= SUP_STDERR_TAIL)
 	{
-		memcpy(child->stderr_tail, data + len - CHILD_STDERR_TAIL, CHILD_STDERR_TAIL);
-		child->stderr_len = CHILD_STDERR_TAIL;
+		memcpy(child->stderr_tail, data + len - SUP_STDERR_TAIL, SUP_STDERR_TAIL);
+		child->stderr_len = SUP_STDERR_TAIL;
 	}
 	else
 	{
-		size_t		keep = Min(child->stderr_len, CHILD_STDERR_TAIL - len);
+		size_t		room = SUP_STDERR_TAIL - len;
+		size_t		keep = child->stderr_len < room ? child->stderr_len : room;
 
 		memmove(child->stderr_tail, child->stderr_tail + child->stderr_len - keep, keep);
 		memcpy(child->stderr_tail + keep, data, len);
@@ -221,9 +248,39 @@ keep_stderr(Child *child, const char *data, size_t len)
 	child->stderr_tail[child->stderr_len] = '\0';
 }
 
+/* Keep stdout, up to SUP_STDOUT_MAX. */
+static void
+keep_stdout(SupChild *child, const char *data, size_t len)
+{
+	if (child->output_too_long || child->output_len + len > SUP_STDOUT_MAX)
+	{
+		child->output_too_long = true;
+		return;
+	}
+	if (child->output_len + len + 1 > child->output_cap)
+	{
+		size_t		cap = child->output_cap;
+		char	   *bigger;
+
+		while (cap < child->output_len + len + 1)
+			cap *= 2;
+		bigger = realloc(child->output, cap);
+		if (bigger == NULL)
+		{
+			child->output_too_long = true;
+			return;
+		}
+		child->output = bigger;
+		child->output_cap = cap;
+	}
+	memcpy(child->output + child->output_len, data, len);
+	child->output_len += len;
+	child->output[child->output_len] = '\0';
+}
+
 /* Take one complete line "progress <fraction> <stage>". */
 static void
-take_progress_line(Child *child, const char *line)
+take_progress_line(SupChild *child, const char *line)
 {
 	double		fraction;
 	char		stage[32];
@@ -232,13 +289,13 @@ take_progress_line(Child *child, const char *line)
 		fraction >= 0.0 && fraction <= 1.0)
 	{
 		child->progress = fraction;
-		strlcpy(child->stage, stage, sizeof(child->stage));
+		memcpy(child->stage, stage, sizeof(child->stage));
 	}
 }
 
 /* Split progress data into lines; an over-long line is dropped. */
 static void
-keep_progress(Child *child, const char *data, size_t len)
+keep_progress(SupChild *child, const char *data, size_t len)
 {
 	for (size_t i = 0; i < len; i++)
 	{
@@ -260,7 +317,7 @@ keep_progress(Child *child, const char *data, size_t len)
 
 /* Read what one pipe has; close it at end of file. */
 static void
-drain(Child *child, int *fd)
+drain(SupChild *child, int *fd)
 {
 	char		buffer[8192];
 
@@ -278,22 +335,17 @@ drain(Child *child, int *fd)
 			return;
 		}
 		if (fd == &child->stdout_fd)
-		{
-			if (child->output.len + got > CHILD_STDOUT_MAX)
-				child->output_too_long = true;
-			else
-				appendBinaryStringInfo(&child->output, buffer, got);
-		}
+			keep_stdout(child, buffer, (size_t) got);
 		else if (fd == &child->stderr_fd)
-			keep_stderr(child, buffer, got);
+			keep_stderr(child, buffer, (size_t) got);
 		else
-			keep_progress(child, buffer, got);
+			keep_progress(child, buffer, (size_t) got);
 	}
 }
 
 /* Write what the stdin pipe takes of the job spec; close it when all is sent. */
 static void
-feed(Child *child)
+feed(SupChild *child)
 {
 	while (child->stdin_fd >= 0 && child->input_sent < child->input_len)
 	{
@@ -306,14 +358,14 @@ feed(Child *child)
 			return;
 		if (put < 0)
 			break;				/* EPIPE: the child stopped reading */
-		child->input_sent += put;
+		child->input_sent += (size_t) put;
 	}
 	close_fd(&child->stdin_fd);
 }
 
 /* Reap the child if it has exited, with what it used. */
 static void
-reap(Child *child)
+reap(SupChild *child)
 {
 	int			status;
 
@@ -328,27 +380,10 @@ reap(Child *child)
 	}
 }
 
-/* Wait up to timeout_ms for the pipes, the latch or the child's exit; then pump. */
+/* Write and read what can be without blocking; reap the child if it exited. */
 void
-child_wait(Child *child, long timeout_ms)
+sup_child_pump(SupChild *child)
 {
-	WaitEventSet *set;
-	WaitEvent	events[6];
-
-	set = CreateWaitEventSet(CurrentMemoryContext, 6);
-	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
-	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
-	if (child->stdin_fd >= 0)
-		AddWaitEventToSet(set, WL_SOCKET_WRITEABLE, child->stdin_fd, NULL, NULL);
-	if (child->stdout_fd >= 0)
-		AddWaitEventToSet(set, WL_SOCKET_READABLE, child->stdout_fd, NULL, NULL);
-	if (child->stderr_fd >= 0)
-		AddWaitEventToSet(set, WL_SOCKET_READABLE, child->stderr_fd, NULL, NULL);
-	if (child->progress_fd >= 0)
-		AddWaitEventToSet(set, WL_SOCKET_READABLE, child->progress_fd, NULL, NULL);
-	(void) WaitEventSetWait(set, timeout_ms, events, lengthof(events), PG_WAIT_EXTENSION);
-	FreeWaitEventSet(set);
-
 	feed(child);
 	drain(child, &child->stdout_fd);
 	drain(child, &child->stderr_fd);
@@ -358,7 +393,7 @@ child_wait(Child *child, long timeout_ms)
 
 /* Signal the child's whole process group. */
 void
-child_signal(Child *child, int signo)
+sup_child_signal(SupChild *child, int signo)
 {
 	if (child->pid > 0 && !child->exited)
 	{
@@ -369,7 +404,7 @@ child_signal(Child *child, int signo)
 
 /* Whether the child has exited and every pipe is closed. */
 bool
-child_done(Child *child)
+sup_child_done(const SupChild *child)
 {
 	return child->exited && child->stdin_fd < 0 && child->stdout_fd < 0 &&
 		child->stderr_fd < 0 && child->progress_fd < 0;
@@ -377,7 +412,7 @@ child_done(Child *child)
 
 /* Close what is left of the pipes (the child is gone). */
 void
-child_close_pipes(Child *child)
+sup_child_close_pipes(SupChild *child)
 {
 	drain(child, &child->stdout_fd);
 	drain(child, &child->stderr_fd);
@@ -388,32 +423,65 @@ child_close_pipes(Child *child)
 	close_fd(&child->progress_fd);
 }
 
+/* Stop the child now, blocking: SIGTERM, up to grace_ms, then SIGKILL; reaped. */
+void
+sup_child_stop_now(SupChild *child, int grace_ms)
+{
+	struct timespec tick = {0, 10 * 1000 * 1000};
+
+	if (child->pid <= 0 || child->exited)
+		return;
+	sup_child_signal(child, SIGTERM);
+	for (int waited = 0; waited < grace_ms; waited += 10)
+	{
+		reap(child);
+		if (child->exited)
+			return;
+		nanosleep(&tick, NULL);
+	}
+	sup_child_signal(child, SIGKILL);
+	while (!child->exited)
+	{
+		if (wait4(child->pid, &child->wait_status, 0, &child->usage) == child->pid)
+			child->exited = true;
+		else if (errno != EINTR)
+			break;
+	}
+}
+
+/* Free the output buffer and close the pipes. */
+void
+sup_child_free(SupChild *child)
+{
+	sup_child_close_pipes(child);
+	free(child->output);
+	child->output = NULL;
+	child->output_len = child->output_cap = 0;
+}
+
 /* The last line the child wrote on stderr, without the program's prefix. */
 const char *
-child_last_error_line(Child *child)
+sup_child_last_error_line(const SupChild *child, char *buffer, size_t size)
 {
-	static char line[CHILD_STDERR_TAIL + 1];
 	char	   *start;
-	size_t		len = child->stderr_len;
+	size_t		len = child->stderr_len < size - 1 ? child->stderr_len : size - 1;
 	const char *prefix = "vproxy-transcode: ";
 
-	memcpy(line, child->stderr_tail, len);
-	line[len] = '\0';
-	while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r' || line[len - 1] == ' '))
-		line[--len] = '\0';
-	start = strrchr(line, '\n');
-	start = start ? start + 1 : line;
+	memcpy(buffer, child->stderr_tail + child->stderr_len - len, len);
+	buffer[len] = '\0';
+	while (len > 0 && (buffer[len - 1] == '\n' || buffer[len - 1] == '\r' || buffer[len - 1] == ' '))
+		buffer[--len] = '\0';
+	start = strrchr(buffer, '\n');
+	start = start ? start + 1 : buffer;
 	if (strncmp(start, prefix, strlen(prefix)) == 0)
 		start += strlen(prefix);
 	return start;
 }
 
-/* SIGCHLD handler: wake the worker so that it reaps its child. */
-void
-child_handle_sigchld(SIGNAL_ARGS)
+/* CPU seconds (user + system) the exited child used. */
+double
+sup_child_cpu_seconds(const SupChild *child)
 {
-	int			save_errno = errno;
-
-	SetLatch(MyLatch);
-	errno = save_errno;
+	return child->usage.ru_utime.tv_sec + child->usage.ru_utime.tv_usec / 1e6 +
+		child->usage.ru_stime.tv_sec + child->usage.ru_stime.tv_usec / 1e6;
 }
