@@ -12,6 +12,174 @@
 -- The life of a video: URLs, deletion, reprocessing, one writer per video
 -- ---------------------------------------------------------------------------
 
+-- A new job type: video_deletion removes the video's objects, then its row.
+ALTER TABLE processing_jobs DROP CONSTRAINT processing_jobs_job_type_check;
+ALTER TABLE processing_jobs ADD CONSTRAINT processing_jobs_job_type_check
+	CHECK (job_type IN ('proxy_generation', 'metadata_extraction', 'thumbnail_generation',
+						'video_deletion'));
+-- A video being deleted is "deleting" until its deletion job removes the row.
+ALTER TABLE videos DROP CONSTRAINT videos_processing_status_check;
+ALTER TABLE videos ADD CONSTRAINT videos_processing_status_check
+	CHECK (processing_status IN ('pending', 'processing', 'completed', 'failed', 'deleting'));
+
+-- the claim's test "does another job of this video still run?" and the
+-- cancelled jobs whose child may still be stopping (their lease lingers)
+CREATE INDEX processing_jobs_running_video ON processing_jobs (video_id)
+	WHERE status = 'running' OR (status = 'cancelled' AND lease_expires_at IS NOT NULL);
+CREATE INDEX processing_jobs_lingering_lease ON processing_jobs (lease_expires_at)
+	WHERE status = 'cancelled' AND lease_expires_at IS NOT NULL;
+
+-- Whether a job of type job_type may run beside a running job of type
+-- other_type of the same video: only metadata_extraction (which writes no
+-- object) runs beside another job, and nothing runs beside a deletion.
+CREATE FUNCTION may_run_beside(job_type text, other_type text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+	SELECT $1 <> 'video_deletion' AND $2 <> 'video_deletion'
+		   AND ($1 = 'metadata_extraction' OR $2 = 'metadata_extraction');
+$$;
+
+-- Whether another job of the job's video may still be writing what the job
+-- would write: running, or cancelled while running with a lease not yet
+-- expired (its worker may still be stopping the child).
+CREATE FUNCTION video_busy_for(job processing_jobs) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+	SELECT EXISTS (
+		SELECT FROM vproxy.processing_jobs o
+		 WHERE o.video_id = job.video_id AND o.id <> job.id
+		   AND (o.status = 'running'
+				OR (o.status = 'cancelled' AND o.lease_expires_at IS NOT NULL
+					AND o.lease_expires_at > now()))
+		   AND NOT vproxy.may_run_beside(job.job_type, o.job_type));
+$$;
+
+-- The spec of a claimed job (without storage settings): what the child
+-- reads, writes or deletes.
+CREATE FUNCTION job_spec(job processing_jobs, video videos, proxy_key_template text,
+	thumbnail_key_template text) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog AS $$
+	SELECT jsonb_build_object(
+		'job_id', job.id,
+		'video_id', job.video_id,
+		'attempt', job.attempts,
+		'job_type', job.job_type,
+		'original', CASE WHEN job.job_type = 'video_deletion'
+			THEN jsonb_build_object('key', video.original_path)
+			ELSE jsonb_build_object('key', video.original_path,
+									'size_bytes', video.file_size_bytes,
+									'sha256', video.checksum_sha256) END,
+		'outputs', jsonb_strip_nulls(jsonb_build_object(
+			'proxy_key', CASE WHEN job.job_type IN ('proxy_generation', 'video_deletion') THEN
+				vproxy.storage_key(proxy_key_template, video) END,
+			'thumbnail_key', CASE WHEN job.job_type <> 'metadata_extraction' THEN
+				vproxy.storage_key(thumbnail_key_template, video) END)),
+		'params', job.params)
+		-- a deletion also removes the outputs stored under other keys (the
+		-- templates changed since they were made)
+		|| CASE WHEN job.job_type = 'video_deletion' THEN jsonb_build_object('stale_keys',
+			coalesce((SELECT jsonb_agg(DISTINCT k) FROM unnest(ARRAY[video.proxy_path, video.thumbnail_path]) k
+					   WHERE k IS NOT NULL AND k <> video.original_path
+						 AND k <> vproxy.storage_key(proxy_key_template, video)
+						 AND k <> vproxy.storage_key(thumbnail_key_template, video)), '[]'))
+			ELSE '{}' END;
+$$;
+
+-- Take the most urgent runnable job of the given types (NULL: all) under a
+-- new lease, and return what the child needs to run it.  One writer per
+-- video: a job is passed over while another job that writes the same
+-- video's objects runs, and two claims cannot take two jobs of one video
+-- (each locks the video row, SKIP LOCKED, and looks again once it holds
+-- it).  A job whose video row someone else has locked is passed over too,
+-- never waited for.
+DROP FUNCTION claim_job(text, double precision, text, text);
+CREATE FUNCTION claim_job(holder text, lease_seconds double precision,
+	proxy_key_template text DEFAULT 'videos/{mall_id}/proxy/{video_id}.mp4',
+	thumbnail_key_template text DEFAULT 'thumbnails/{mall_id}/{video_id}.jpg',
+	job_types text[] DEFAULT NULL,
+	OUT job_id uuid, OUT video_id uuid, OUT job_type text, OUT attempt int,
+	OUT lease_token uuid, OUT spec jsonb)
+RETURNS SETOF record
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+DECLARE
+	job vproxy.processing_jobs;
+	video vproxy.videos;
+	passed uuid[] := '{}';
+BEGIN
+	LOOP
+		SELECT * INTO job
+		  FROM vproxy.processing_jobs j
+		 WHERE j.status IN ('pending', 'running')
+		   AND ((j.status = 'pending' AND j.run_at <= now())
+				OR (j.status = 'running' AND j.lease_expires_at <= now()))
+		   AND (claim_job.job_types IS NULL OR j.job_type = ANY (claim_job.job_types))
+		   AND j.id <> ALL (passed)
+		   AND NOT vproxy.video_busy_for(j)
+		 ORDER BY j.priority, j.run_at, j.created_at
+		 LIMIT 1
+		   FOR UPDATE OF j SKIP LOCKED;
+		IF NOT FOUND THEN
+			RETURN;
+		END IF;
+		-- the video row serializes the claims of its jobs; locked by
+		-- another claim or by the application: pass over, do not wait
+		SELECT * INTO video FROM vproxy.videos v WHERE v.id = job.video_id
+		   FOR UPDATE SKIP LOCKED;
+		-- a new statement, a new snapshot: a claim of the same video that
+		-- committed while this one looked is visible now
+		IF NOT FOUND OR vproxy.video_busy_for(job) THEN
+			passed := passed || job.id;
+			CONTINUE;
+		END IF;
+		EXIT WHEN job.attempts < job.max_attempts;
+		-- the worker of its last attempt vanished: nothing is left to try
+		PERFORM vproxy.fail_for_good(job.id, coalesce(job.error_message || '; ', '')
+			|| format('attempt %s of %s was abandoned (lease expired)', job.attempts, job.max_attempts));
+	END LOOP;
+
+	UPDATE vproxy.processing_jobs j
+	   SET status = 'running', attempts = j.attempts + 1, started_at = now(),
+		   progress = 0, lease_token = gen_random_uuid(),
+		   lease_expires_at = now() + make_interval(secs => lease_seconds),
+		   lease_holder = holder
+	 WHERE j.id = job.id
+	RETURNING * INTO job;
+
+	job_id := job.id;
+	video_id := job.video_id;
+	job_type := job.job_type;
+	attempt := job.attempts;
+	lease_token := job.lease_token;
+	spec := vproxy.job_spec(job, video, proxy_key_template, thumbnail_key_template);
+	RETURN NEXT;
+END
+$$;
+
+-- When a claim of the given types (NULL: all) could next find work: the
+-- earliest delayed retry or lease expiry (the lingering lease of a job
+-- cancelled while running included); NULL when nothing is queued or
+-- running.  A queued job that waits for another job of its video counts
+-- from that job's lease expiry (and the end of that job frees its worker,
+-- which claims again at once).
+DROP FUNCTION next_claim_at();
+CREATE FUNCTION next_claim_at(job_types text[] DEFAULT NULL) RETURNS timestamptz
+LANGUAGE sql STABLE SET search_path = pg_catalog AS $$
+	SELECT min(t) FROM (
+		SELECT j.run_at
+		  FROM vproxy.processing_jobs j
+		 WHERE j.status = 'pending'
+		   AND (next_claim_at.job_types IS NULL OR j.job_type = ANY (next_claim_at.job_types))
+		   AND NOT (j.run_at <= now() AND vproxy.video_busy_for(j))
+		UNION ALL
+		SELECT j.lease_expires_at
+		  FROM vproxy.processing_jobs j
+		 WHERE j.status = 'running'
+			OR (j.status = 'cancelled' AND j.lease_expires_at IS NOT NULL
+				AND j.lease_expires_at > now())) AS due(t);
+$$;
+
+REVOKE ALL ON FUNCTION may_run_beside(text, text), video_busy_for(processing_jobs),
+	job_spec(processing_jobs, videos, text, text),
+	claim_job(text, double precision, text, text, text[]), next_claim_at(text[]) FROM PUBLIC;
+
 -- ---------------------------------------------------------------------------
 -- Children next to the database: priority, threads and memory
 -- ---------------------------------------------------------------------------

@@ -166,10 +166,11 @@ SELECT * FROM claim_job('worker-c', 30);
 SELECT status, attempts, error_message FROM processing_jobs WHERE id = '00000000-0000-0000-0000-00000000c006';
 
 -- leases of an earlier life of this server expire at once; others stay
-INSERT INTO processing_jobs (id, video_id, status, attempts, lease_token, lease_expires_at, lease_holder) VALUES
-	('00000000-0000-0000-0000-00000000c007', '00000000-0000-0000-0000-0000000000b2', 'running', 1, gen_random_uuid(), now() + interval '1 h', 'postgres 42/1000/77'),
-	('00000000-0000-0000-0000-00000000c008', '00000000-0000-0000-0000-0000000000b2', 'running', 1, gen_random_uuid(), now() + interval '1 h', 'postgres 42/2000/78'),
-	('00000000-0000-0000-0000-00000000c009', '00000000-0000-0000-0000-0000000000b2', 'running', 1, gen_random_uuid(), now() + interval '1 h', 'host-b:4242');
+-- (c008 and c009 only read the video, so c007 may run beside them)
+INSERT INTO processing_jobs (id, video_id, job_type, status, attempts, lease_token, lease_expires_at, lease_holder) VALUES
+	('00000000-0000-0000-0000-00000000c007', '00000000-0000-0000-0000-0000000000b2', 'proxy_generation', 'running', 1, gen_random_uuid(), now() + interval '1 h', 'postgres 42/1000/77'),
+	('00000000-0000-0000-0000-00000000c008', '00000000-0000-0000-0000-0000000000b2', 'metadata_extraction', 'running', 1, gen_random_uuid(), now() + interval '1 h', 'postgres 42/2000/78'),
+	('00000000-0000-0000-0000-00000000c009', '00000000-0000-0000-0000-0000000000b2', 'metadata_extraction', 'running', 1, gen_random_uuid(), now() + interval '1 h', 'host-b:4242');
 SELECT expire_leases_of_earlier_lives('postgres 42/', 'postgres 42/2000/') AS expired;
 SELECT id, lease_expires_at <= now() AS expired FROM processing_jobs
  WHERE id IN ('00000000-0000-0000-0000-00000000c007', '00000000-0000-0000-0000-00000000c008',
@@ -190,3 +191,26 @@ SELECT finish_job('00000000-0000-0000-0000-00000000c007', :'token_c007', '{"stat
 
 SELECT job_type, status, jobs FROM job_statistics ORDER BY 1, 2;
 SELECT job_id, error_message FROM recent_failures ORDER BY job_id;
+
+-- one writer per video: a deletion waits for every running job of its
+-- video (a metadata job included); its spec names every object to remove
+TRUNCATE videos CASCADE;
+INSERT INTO videos (id, mall_id, original_path, proxy_path, thumbnail_path)
+VALUES ('00000000-0000-0000-0000-0000000000b3', 'm3', 'uploads/m3/three.mov',
+		'old/proxy/b3.mp4', 'thumbnails/m3/00000000-0000-0000-0000-0000000000b3.jpg');
+INSERT INTO processing_jobs (id, video_id, job_type, priority) VALUES
+	('00000000-0000-0000-0000-00000000c010', '00000000-0000-0000-0000-0000000000b3', 'metadata_extraction', 0),
+	('00000000-0000-0000-0000-00000000c011', '00000000-0000-0000-0000-0000000000b3', 'video_deletion', 1);
+SELECT job_id, job_type FROM claim_job('test-worker', 30);
+SELECT * FROM claim_job('test-worker', 30);
+-- nothing to claim until the metadata job's lease expires
+SELECT next_claim_at() = (SELECT lease_expires_at FROM processing_jobs
+						   WHERE id = '00000000-0000-0000-0000-00000000c010') AS waits_for_the_running_job;
+-- a claim for other job types only does not see it
+SELECT * FROM claim_job('test-worker', 30, job_types => ARRAY['video_deletion']);
+SELECT next_claim_at(ARRAY['thumbnail_generation']) = (SELECT lease_expires_at FROM processing_jobs
+						   WHERE id = '00000000-0000-0000-0000-00000000c010') AS only_the_lease_expiry;
+UPDATE processing_jobs SET status = 'completed', lease_token = NULL, lease_expires_at = NULL
+ WHERE id = '00000000-0000-0000-0000-00000000c010';
+SELECT job_id, job_type, jsonb_pretty(spec - 'job_id' - 'video_id') AS spec
+  FROM claim_job('test-worker', 30, job_types => ARRAY['video_deletion']);

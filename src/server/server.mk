@@ -20,6 +20,7 @@ EXTRA_CLEAN = $(OBJS:.o=.d)
 REGRESS = api worker_functions privileges settings
 REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/regress.conf
 
-ISOLATION = claim_skip_locked cancel_vs_finish lease_takeover enqueue_vs_failure
+ISOLATION = claim_skip_locked cancel_vs_finish lease_takeover enqueue_vs_failure \
+	one_writer_claim
 ISOLATION_OPTS = --temp-instance=tmp_check_iso --temp-config=test/regress.conf \
 	--inputdir=test/isolation
