@@ -19,6 +19,7 @@ char	   *vproxy_s3_endpoint;
 char	   *vproxy_s3_region;
 char	   *vproxy_s3_access_key_id;
 char	   *vproxy_s3_secret_access_key;
+char	   *vproxy_s3_session_token;
 char	   *vproxy_s3_ca_file;
 int			vproxy_job_timeout;
 int			vproxy_retry_delay;
@@ -34,6 +35,13 @@ static const char *
 show_secret(void)
 {
 	return (vproxy_s3_secret_access_key && vproxy_s3_secret_access_key[0]) ? "********" : "";
+}
+
+/* Show the session token as stars to everybody, superusers included. */
+static const char *
+show_session_token(void)
+{
+	return (vproxy_s3_session_token && vproxy_s3_session_token[0]) ? "********" : "";
 }
 
 /* Accept only file:///absolute/dir or s3://bucket[/prefix]. */
@@ -92,6 +100,10 @@ define_settings(void)
 							   "S3 secret access key (never shown, never logged).",
 							   NULL, &vproxy_s3_secret_access_key, "",
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL, NULL, NULL, show_secret);
+	DefineCustomStringVariable("vproxy.s3_session_token",
+							   "S3 session token of temporary credentials (never shown); empty means none.",
+							   NULL, &vproxy_s3_session_token, "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL, NULL, NULL, show_session_token);
 	DefineCustomStringVariable("vproxy.s3_ca_file",
 							   "CA bundle for S3 over HTTPS; empty means the system's.",
 							   NULL, &vproxy_s3_ca_file, "",

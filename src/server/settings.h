@@ -15,6 +15,7 @@ extern char *vproxy_s3_endpoint;
 extern char *vproxy_s3_region;
 extern char *vproxy_s3_access_key_id;
 extern char *vproxy_s3_secret_access_key;
+extern char *vproxy_s3_session_token;
 extern char *vproxy_s3_ca_file;
 extern int	vproxy_job_timeout;
 extern int	vproxy_retry_delay;

@@ -169,6 +169,8 @@ full_spec(const ClaimedJob *job)
 	escape_json(spec, vproxy_s3_access_key_id);
 	appendStringInfoString(spec, ", \"secret_access_key\": ");
 	escape_json(spec, vproxy_s3_secret_access_key);
+	appendStringInfoString(spec, ", \"session_token\": ");
+	escape_json(spec, vproxy_s3_session_token);
 	appendStringInfoString(spec, ", \"ca_file\": ");
 	escape_json(spec, vproxy_s3_ca_file);
 	appendStringInfoString(spec, "}, \"temp_directory\": ");
