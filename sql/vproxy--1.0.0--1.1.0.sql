@@ -189,8 +189,8 @@ REVOKE ALL ON FUNCTION may_run_beside(text, text), video_busy_for(processing_job
 -- ---------------------------------------------------------------------------
 
 -- Who serves the queue from other machines: one row per running
--- vproxy-worker, refreshed by its check-ins (every second while it runs
--- jobs, three times per lease when idle) and removed when it stops.
+-- vproxy-worker, refreshed by its check-ins (three times per lease) and
+-- removed when it stops.
 -- Transient: not dumped.
 CREATE TABLE external_workers (
 	holder text PRIMARY KEY,	-- the lease holder of its jobs
@@ -286,7 +286,8 @@ CREATE OR REPLACE VIEW workers AS
 	SELECT NULL, w.pid, CASE WHEN j.id IS NULL THEN 'idle' ELSE 'running' END,
 		   j.id, j.video_id, j.job_type, j.attempts, j.progress, NULL,
 		   CASE WHEN j.id IS NULL THEN w.started_at ELSE j.started_at END, j.started_at,
-		   v.filename, 'external', w.name, w.host, w.last_seen
+		   v.filename, 'external', w.name, w.host,
+		   coalesce(j.lease_expires_at - make_interval(secs => s.lease_seconds), w.last_seen)
 	  FROM external_workers w
 	 CROSS JOIN (SELECT p.setting::double precision AS lease_seconds FROM pg_settings p
 				  WHERE p.name = 'vproxy.lease_duration') s

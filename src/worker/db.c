@@ -50,35 +50,32 @@ start_connection(const Worker *w, bool blocking)
 		PQconnectStartParams(keywords, values, 1);
 }
 
+/* Run a utility statement of the session set-up; false (connection closed) on failure. */
+static bool
+set_up_statement(Worker *w, const char *sql)
+{
+	PGresult   *result = PQexec(w->db.conn, sql);
+	bool		ok = PQresultStatus(result) == PGRES_COMMAND_OK;
+	char		why[512];
+
+	PQclear(result);
+	if (!ok)
+	{
+		first_line(PQerrorMessage(w->db.conn), why, sizeof(why));
+		db_lost(w, why);
+	}
+	return ok;
+}
+
 /* Session settings, LISTEN, check-in: the connection is then ready. */
 static bool
 set_up_session(Worker *w)
 {
-	PGresult   *result;
-	char		why[512];
-
 	PQsetnonblocking(w->db.conn, 0);
-	result = PQexec(w->db.conn, session_setup);
-	if (PQresultStatus(result) != PGRES_COMMAND_OK)
-	{
-		first_line(PQerrorMessage(w->db.conn), why, sizeof(why));
-		PQclear(result);
-		db_lost(w, why);
+	if (!set_up_statement(w, session_setup))
 		return false;
-	}
-	PQclear(result);
-	if (w->options.poll_interval <= 0)
-	{
-		result = PQexec(w->db.conn, "LISTEN vproxy_work");
-		if (PQresultStatus(result) != PGRES_COMMAND_OK)
-		{
-			first_line(PQerrorMessage(w->db.conn), why, sizeof(why));
-			PQclear(result);
-			db_lost(w, why);
-			return false;
-		}
-		PQclear(result);
-	}
+	if (w->options.poll_interval <= 0 && !set_up_statement(w, "LISTEN vproxy_work"))
+		return false;
 	w->db.ready = true;
 	if (!jobs_checkin(w))
 		return false;
@@ -261,7 +258,7 @@ db_call(Worker *w, const char *sql, int nparams, const char *const *values, int 
 	for (;;)
 	{
 		int			flushed = PQflush(w->db.conn);
-		struct pollfd fds[1 + 4 * 64];
+		struct pollfd fds[1 + 4 * MAX_CONCURRENCY];
 		int			nfds = 0;
 		int64_t		now;
 
@@ -290,18 +287,7 @@ db_call(Worker *w, const char *sql, int nparams, const char *const *values, int 
 			return NULL;
 		}
 		fds[nfds++] = (struct pollfd) {PQsocket(w->db.conn), POLLIN | (flushed ? POLLOUT : 0), 0};
-		for (int i = 0; i < w->options.concurrency && nfds + 4 <= (int) (sizeof(fds) / sizeof(fds[0])); i++)
-		{
-			SupWaitFd	child_fds[4];
-			int			n;
-
-			if (!w->slots[i].busy || w->slots[i].ended)
-				continue;
-			n = sup_child_wait_fds(&w->slots[i].run.child, child_fds);
-			for (int k = 0; k < n; k++)
-				fds[nfds++] = (struct pollfd) {child_fds[k].fd,
-					child_fds[k].for_write ? POLLOUT : POLLIN, 0};
-		}
+		nfds += children_poll_fds(w, fds + nfds);
 		if (poll(fds, nfds, (int) (deadline - now > 1000 ? 1000 : deadline - now)) < 0 &&
 			errno != EINTR)
 			break;

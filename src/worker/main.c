@@ -26,8 +26,6 @@
 #define VPROXY_VERSION "unknown"
 #endif
 
-/* the most slots one worker runs */
-#define MAX_CONCURRENCY 64
 /* longest sleep of the loop */
 #define MAX_IDLE_SLEEP_MS 60000
 /* after SIGTERM, how long hand-backs may wait for a lost connection */
@@ -52,22 +50,8 @@ handle_signal(int signo)
 	errno = save_errno;
 }
 
-/* Whether SIGTERM or SIGINT arrived. */
-bool
-stop_requested(void)
-{
-	return got_stop != 0;
-}
-
-/* The read end of the signal pipe. */
-int
-signal_pipe_fd(void)
-{
-	return signal_pipe[0];
-}
-
 /* Empty the signal pipe and take the stop request. */
-void
+static void
 drain_signal_pipe(Worker *w)
 {
 	char		buffer[64];
@@ -102,6 +86,27 @@ set_up_signals(void)
 	action.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &action, NULL);
 	sigaction(SIGHUP, &action, NULL);
+}
+
+/* The running children's pipes as poll() entries (at most 4 per slot); their number. */
+int
+children_poll_fds(const Worker *w, struct pollfd *fds)
+{
+	int			nfds = 0;
+
+	for (int i = 0; i < w->options.concurrency; i++)
+	{
+		SupWaitFd	child_fds[4];
+		int			n;
+
+		if (!w->slots[i].busy || w->slots[i].ended)
+			continue;
+		n = sup_child_wait_fds(&w->slots[i].run.child, child_fds);
+		for (int k = 0; k < n; k++)
+			fds[nfds++] = (struct pollfd) {child_fds[k].fd,
+				child_fds[k].for_write ? POLLOUT : POLLIN, 0};
+	}
+	return nfds;
 }
 
 /* Pump every running child's pipes (and reap the ones that exited). */
@@ -434,21 +439,10 @@ wait_for_events(Worker *w, int timeout_ms)
 	int			db_fd;
 	int			db_events = db_poll_events(w, &db_fd);
 
-	fds[nfds++] = (struct pollfd) {signal_pipe_fd(), POLLIN, 0};
+	fds[nfds++] = (struct pollfd) {signal_pipe[0], POLLIN, 0};
 	if (db_events)
 		fds[nfds++] = (struct pollfd) {db_fd, (short) db_events, 0};
-	for (int i = 0; i < w->options.concurrency; i++)
-	{
-		SupWaitFd	child_fds[4];
-		int			n;
-
-		if (!w->slots[i].busy || w->slots[i].ended)
-			continue;
-		n = sup_child_wait_fds(&w->slots[i].run.child, child_fds);
-		for (int k = 0; k < n; k++)
-			fds[nfds++] = (struct pollfd) {child_fds[k].fd,
-				child_fds[k].for_write ? POLLOUT : POLLIN, 0};
-	}
+	nfds += children_poll_fds(w, fds + nfds);
 	if (poll(fds, nfds, timeout_ms) < 0 && errno != EINTR)
 	{
 		perror("vproxy-worker: poll");

@@ -20,6 +20,8 @@
 #include "supervise/supervise.h"
 
 #define UUID_TEXT_LEN 36
+/* the most slots one worker runs */
+#define MAX_CONCURRENCY 64
 
 /* What the command line asked for. */
 typedef struct Options
@@ -117,9 +119,8 @@ extern void jobs_report(Worker *w, Slot *slot, int64_t now_ms);
 extern void jobs_notified(Worker *w, const char *payload);
 
 /* main.c: keep the children's pipes flowing while waiting for the database. */
+struct pollfd;
+extern int	children_poll_fds(const Worker *w, struct pollfd *fds);
 extern void pump_children(Worker *w);
-extern bool stop_requested(void);
-extern int	signal_pipe_fd(void);
-extern void drain_signal_pipe(Worker *w);
 
 #endif							/* VPROXY_WORKER_H */

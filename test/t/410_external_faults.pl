@@ -56,19 +56,6 @@ sub holder_of
 	return;
 }
 
-# Whether the process is gone within $seconds.
-sub gone_within
-{
-	my ($pid, $seconds) = @_;
-	my $deadline = time + $seconds;
-	while (time < $deadline)
-	{
-		return 1 unless VproxyTest::Cluster::process_alive($pid);
-		usleep(20_000);
-	}
-	return 0;
-}
-
 # The completion notifications of a job received so far.
 sub completions
 {
@@ -87,7 +74,7 @@ my ($victim, $child) = holder_of($job, $alpha, $beta);
 ok($victim, 'a worker runs the job, with its child');
 kill 'KILL', $victim->pid;
 is($victim->wait_exit(10), 128 + 9, 'the worker was killed');
-ok(gone_within($child, 5), 'its child died with it (PR_SET_PDEATHSIG), no orphan transcode');
+ok(VproxyTest::Cluster::process_gone_within($child, 5), 'its child died with it (PR_SET_PDEATHSIG), no orphan transcode');
 my $survivor = $victim == $alpha ? $beta : $alpha;
 my $row = $vp->wait_for_job($job, timeout => 60);
 is("$row->{status} $row->{attempts}", 'completed 2', 'the other worker took it after the lease: completed on attempt 2');
@@ -137,7 +124,7 @@ control($video, 1);
 ok($vp->wait_until("SELECT attempts = 2 FROM vproxy.processing_jobs WHERE id = '$job'", 60),
 	'the lease was taken over while the holder was cut off');
 kill 'CONT', $holder->pid;
-ok(gone_within($holder_child, 10), 'back, the old holder killed its child');
+ok(VproxyTest::Cluster::process_gone_within($holder_child, 10), 'back, the old holder killed its child');
 ok($holder->wait_for_log(qr/event=lease_lost worker=${\ $holder->name} job=$job /), 'on the lost lease');
 $row = $vp->wait_for_job($job, timeout => 60);
 is("$row->{status} $row->{attempts}", 'completed 2', 'the job completed on attempt 2');

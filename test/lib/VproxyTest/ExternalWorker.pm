@@ -14,6 +14,7 @@ use warnings;
 use Carp;
 use File::Basename qw(dirname);
 use File::Path qw(make_path);
+use File::Spec;
 use POSIX ();
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -63,8 +64,11 @@ sub start
 	my $conninfo = $opts{conninfo}
 	  // sprintf('host=%s port=%d dbname=vproxy user=%s', $node->host, $node->port,
 		$opts{role} // 'vproxy_worker');
+	# the ASan child when the suites run with it (ASAN=1 test/run-some)
+	my $transcode = $opts{transcode} // $ENV{VPROXY_TRANSCODE};
+	$transcode = File::Spec->rel2abs($transcode) if defined $transcode && $transcode !~ m{^/};
 	my @cmd = (program(), '-d', $conninfo, '--name', $name, '--temp-directory', $self->{temp},
-		($opts{transcode} ? ('--transcode', $opts{transcode}) : ()), @{ $opts{args} // [] });
+		($transcode ? ('--transcode', $transcode) : ()), @{ $opts{args} // [] });
 	my $pid = fork;
 	croak "fork: $!" unless defined $pid;
 	if ($pid == 0)
