@@ -169,6 +169,12 @@ db_step(Worker *w, int64_t now_ms)
 	}
 	switch (PQconnectPoll(w->db.conn))
 	{
+		case PGRES_POLLING_READING:
+			w->db.connect_wants = POLLIN;
+			break;
+		case PGRES_POLLING_WRITING:
+			w->db.connect_wants = POLLOUT;
+			break;
 		case PGRES_POLLING_OK:
 			w->db.connecting = false;
 			if (set_up_session(w))
@@ -182,7 +188,7 @@ db_step(Worker *w, int64_t now_ms)
 			db_lost(w, why);
 			break;
 		default:
-			break;				/* wait for the socket */
+			break;
 	}
 }
 
@@ -194,7 +200,7 @@ db_poll_events(const Worker *w, int *fd)
 	if (*fd < 0)
 		return 0;
 	if (w->db.connecting)
-		return POLLIN | POLLOUT;	/* PQconnectPoll sorts out which */
+		return w->db.connect_wants;
 	return w->db.ready ? POLLIN : 0;
 }
 

@@ -250,11 +250,14 @@ jobs_claim_one(Worker *w, Slot *slot)
 	values[2] = w->settings.proxy_key_template;
 	values[3] = w->settings.thumbnail_key_template;
 	values[4] = w->options.job_types;
+	/* the job timeout in force when the job starts comes with the claim */
 	result = db_call(w, typed ?
-					 "SELECT job_id, video_id, job_type, attempt, lease_token, spec::text "
+					 "SELECT job_id, video_id, job_type, attempt, lease_token, spec::text, "
+					 "vproxy.worker_settings() ->> 'job_timeout_seconds' "
 					 "FROM vproxy.claim_job(holder => $1, lease_seconds => $2, "
 					 "proxy_key_template => $3, thumbnail_key_template => $4, job_types => $5::text[])" :
-					 "SELECT job_id, video_id, job_type, attempt, lease_token, spec::text "
+					 "SELECT job_id, video_id, job_type, attempt, lease_token, spec::text, "
+					 "vproxy.worker_settings() ->> 'job_timeout_seconds' "
 					 "FROM vproxy.claim_job(holder => $1, lease_seconds => $2, "
 					 "proxy_key_template => $3, thumbnail_key_template => $4)",
 					 typed ? 5 : 4, values, CALL_TIMEOUT_MS);
@@ -305,6 +308,8 @@ jobs_claim_one(Worker *w, Slot *slot)
 	slot->attempt = atoi(PQgetvalue(result, 0, 3));
 	snprintf(slot->lease_token, sizeof(slot->lease_token), "%s", PQgetvalue(result, 0, 4));
 	slot->spec = full_spec(w, PQgetvalue(result, 0, 5));
+	if (!PQgetisnull(result, 0, 6))
+		w->settings.job_timeout_seconds = atoi(PQgetvalue(result, 0, 6));
 	PQclear(result);
 	job_fields(w, slot, fields, sizeof(fields));
 	log_event("info", "job_start", "%s", fields);

@@ -62,6 +62,7 @@ typedef struct Db
 	PGconn	   *conn;			/* NULL while down */
 	bool		ready;			/* connected, LISTENing, checked in */
 	bool		connecting;		/* a PQconnectStart is under way */
+	short		connect_wants;	/* POLLIN or POLLOUT: what PQconnectPoll waits for */
 	int64_t		retry_at_ms;	/* next reconnect attempt */
 	int			backoff_ms;
 	char		last_error[512];

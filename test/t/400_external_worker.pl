@@ -131,6 +131,21 @@ ok(!VproxyTest::Cluster::process_alive($child), "cancel stopped the child (after
 ok($w1->wait_for_log(qr/event=job_abandoned worker=alpha job=$long_job/), 'the worker wrote nothing');
 is($vp->job($long_job)->{status}, 'cancelled', 'the job stays cancelled');
 
+# --- vproxy.job_timeout, read from the database at the worker's check-in
+$node->safe_psql('vproxy', "ALTER SYSTEM SET vproxy.job_timeout = 2");
+$node->reload;
+$vp->wait_until("SELECT current_setting('vproxy.job_timeout') = '2s'");
+my $slow = $vp->add_video(key => 'uploads/m1/slow.mp4');
+control($slow, 30, 0);
+my $slow_job = $vp->enqueue($slow);
+$vp->wait_until("SELECT error_message IS NOT NULL FROM vproxy.processing_jobs WHERE id = '$slow_job'", 60);
+$row = $vp->job($slow_job);
+like($row->{error_message} // '', qr/timed out after 2 s \(vproxy.job_timeout\)/,
+	'the job timeout of the database stops the child; the attempt is retried');
+$vp->sql("SELECT vproxy.vproxy_cancel('$slow_job')");
+$node->safe_psql('vproxy', "ALTER SYSTEM RESET vproxy.job_timeout");
+$node->reload;
+
 # --- SIGTERM: the job goes back without spending an attempt; exit 0
 my $handed = $vp->add_video(key => 'uploads/m1/handed.mp4');
 control($handed, 30, 0);
