@@ -2,10 +2,13 @@
  * child.c
  *		Start and feed `vproxy-transcode job`, read its pipes without blocking
  *		into bounded buffers, signal and reap it.  The child gets its own
- *		process group (the postmaster signals the process groups of its
- *		children, and procsignal SIGUSR1s must not reach it; vproxy-worker's
- *		terminal's ^C must not either), dies with its parent
- *		(PR_SET_PDEATHSIG), and inherits no descriptor but its four pipes.
+ *		session, so its own process group (the postmaster signals the process
+ *		groups of its children, and procsignal SIGUSR1s must not reach it;
+ *		vproxy-worker's terminal's ^C must not either) and its own scheduler
+ *		autogroup (as every backend has: children of one vproxy-worker must
+ *		not share one CPU share where the in-server ones each have theirs),
+ *		dies with its parent (PR_SET_PDEATHSIG), and inherits no descriptor
+ *		but its four pipes.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -87,7 +90,8 @@ exec_in_child(pid_t parent, const char *program, char *const argv[], const int e
 	ssize_t		written;
 
 	reset_signal_handlers();
-	setpgid(0, 0);
+	if (setsid() < 0)
+		(void) setpgid(0, 0);
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != parent)
 		_exit(75);				/* the parent died before we could watch it */
@@ -177,8 +181,11 @@ sup_child_start(SupChild *child, const char *program, const char *input, size_t 
 		goto failed;
 	}
 
-	/* both sides set the group, whichever runs first */
-	(void) setpgid(pid, pid);
+	/*
+	 * The child makes its session itself (setsid fails in a process group
+	 * leader, so we must not make it one first); until then a signal to its
+	 * group falls back to the child alone, which has nothing else yet.
+	 */
 	child->pid = pid;
 	close(pipes[0][0]);
 	for (int i = 1; i < 4; i++)
