@@ -23,3 +23,6 @@ PROVE_FLAGS = -I test/lib --timer
 
 # the child program: media, storage and transcode rooms
 include src/transcode/transcode.mk
+
+# vproxy-worker: the workers on other machines (libpq, src/worker + src/supervise)
+include src/worker/worker.mk

@@ -623,3 +623,132 @@ REVOKE ALL ON FUNCTION cancel_jobs(uuid, uuid, text), presign(text, text, int), 
 -- ---------------------------------------------------------------------------
 -- Workers on other machines: registry, role, monitoring
 -- ---------------------------------------------------------------------------
+
+-- Who serves the queue from other machines: one row per running
+-- vproxy-worker, refreshed by its check-ins (three times per lease) and
+-- removed when it stops.
+-- Transient: not dumped.
+CREATE TABLE external_workers (
+	holder text PRIMARY KEY,	-- the lease holder of its jobs
+	name text NOT NULL,
+	host text NOT NULL,
+	pid int NOT NULL,
+	concurrency int NOT NULL,
+	job_types text[],
+	started_at timestamptz NOT NULL DEFAULT now(),
+	last_seen timestamptz NOT NULL DEFAULT now()
+);
+
+-- The settings an external worker needs, none of them secret: where files
+-- go (storage URL, S3 endpoint and region, key templates) and the queue's
+-- lease, timeout and retry delay.  S3 credentials never leave the server:
+-- a worker takes its own from its environment.
+CREATE FUNCTION worker_settings() RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog AS $$
+	SELECT jsonb_build_object(
+		'storage', jsonb_build_object(
+			'url', current_setting('vproxy.storage_url'),
+			's3_endpoint', current_setting('vproxy.s3_endpoint'),
+			's3_region', current_setting('vproxy.s3_region')),
+		'proxy_key_template', current_setting('vproxy.proxy_key_template'),
+		'thumbnail_key_template', current_setting('vproxy.thumbnail_key_template'),
+		'lease_seconds', (SELECT s.setting::double precision FROM pg_settings s
+						  WHERE s.name = 'vproxy.lease_duration'),
+		'job_timeout_seconds', (SELECT s.setting::double precision FROM pg_settings s
+								WHERE s.name = 'vproxy.job_timeout'),
+		'retry_delay_seconds', (SELECT s.setting::double precision FROM pg_settings s
+								WHERE s.name = 'vproxy.retry_delay'));
+$$;
+
+-- An external worker says it is alive (and what it is); returns the settings.
+CREATE FUNCTION worker_checkin(holder text, name text, host text, pid int, concurrency int,
+	job_types text[] DEFAULT NULL) RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+	INSERT INTO vproxy.external_workers AS w (holder, name, host, pid, concurrency, job_types)
+	VALUES (worker_checkin.holder, worker_checkin.name, worker_checkin.host, worker_checkin.pid,
+			worker_checkin.concurrency, worker_checkin.job_types)
+	ON CONFLICT ON CONSTRAINT external_workers_pkey
+	DO UPDATE SET last_seen = now();
+	-- rows of workers that vanished long ago (kill -9, a lost machine)
+	DELETE FROM vproxy.external_workers w WHERE w.last_seen < now() - interval '1 day';
+	RETURN vproxy.worker_settings();
+END
+$$;
+
+-- An external worker leaves.
+CREATE FUNCTION worker_checkout(holder text) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog AS $$
+	DELETE FROM vproxy.external_workers w WHERE w.holder = worker_checkout.holder;
+$$;
+
+-- The C wake-up of the in-server workers, under the name it had in 1.0.0
+-- taken over by the function below.
+CREATE FUNCTION wake_in_server_workers_at_commit(job_id uuid DEFAULT NULL) RETURNS void
+	AS 'MODULE_PATHNAME', 'vproxy_wake_workers_at_commit' LANGUAGE C CALLED ON NULL INPUT VOLATILE;
+
+-- Wake the workers at commit, in the server and outside it: every caller
+-- (enqueue, retry, release, cancel) reaches the external workers through
+-- NOTIFY vproxy_work (payload '' = work to claim, a job id = that job was
+-- cancelled: check its lease now).  The NOTIFY is sent only while external
+-- workers are checked in, so a database without them pays nothing for it.
+CREATE OR REPLACE FUNCTION wake_workers_at_commit(job_id uuid DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog AS $$
+BEGIN
+	PERFORM vproxy.wake_in_server_workers_at_commit(job_id);
+	IF EXISTS (SELECT FROM vproxy.external_workers w
+			   WHERE w.last_seen > now() - interval '10 minutes') THEN
+		PERFORM pg_notify('vproxy_work', coalesce(job_id::text, ''));
+	END IF;
+END
+$$;
+
+-- The workers, in the server and outside it, side by side.  In-server
+-- workers have their slot number in "worker" and no host (they run on the
+-- database server); external ones their name and host, and drop out when
+-- they have not checked in for a lease.
+CREATE OR REPLACE VIEW workers AS
+	SELECT a.worker, a.pid, a.state, a.job_id, a.video_id, a.job_type, a.attempt,
+		   a.progress, a.stage, a.state_since, a.job_started_at, v.filename,
+		   'in-server'::text AS kind, format('vproxy worker %s', a.worker) AS name,
+		   NULL::text AS host,
+		   j.lease_expires_at - make_interval(secs => s.lease_seconds) AS last_heartbeat
+	  FROM worker_activity() a
+	  LEFT JOIN videos v ON v.id = a.video_id
+	  LEFT JOIN processing_jobs j ON j.id = a.job_id AND j.status = 'running'
+	 CROSS JOIN (SELECT p.setting::double precision AS lease_seconds FROM pg_settings p
+				  WHERE p.name = 'vproxy.lease_duration') s
+	UNION ALL
+	SELECT NULL, w.pid, CASE WHEN j.id IS NULL THEN 'idle' ELSE 'running' END,
+		   j.id, j.video_id, j.job_type, j.attempts, j.progress, NULL,
+		   CASE WHEN j.id IS NULL THEN w.started_at ELSE j.started_at END, j.started_at,
+		   v.filename, 'external', w.name, w.host,
+		   coalesce(j.lease_expires_at - make_interval(secs => s.lease_seconds), w.last_seen)
+	  FROM external_workers w
+	 CROSS JOIN (SELECT p.setting::double precision AS lease_seconds FROM pg_settings p
+				  WHERE p.name = 'vproxy.lease_duration') s
+	  LEFT JOIN processing_jobs j ON j.status = 'running' AND j.lease_holder = w.holder
+	  LEFT JOIN videos v ON v.id = j.video_id
+	 WHERE w.last_seen > now() - make_interval(secs => s.lease_seconds);
+
+-- The worker functions run as the extension's owner, so that a worker role
+-- needs EXECUTE on them and nothing else: it cannot read or write the
+-- tables, and every write after a claim presents the claim's lease token.
+-- (Last in the script: CREATE OR REPLACE above would reset SECURITY DEFINER.)
+DO $$
+DECLARE
+	f regprocedure;
+BEGIN
+	FOR f IN
+		SELECT p.oid::regprocedure FROM pg_proc p
+		 WHERE p.pronamespace = 'vproxy'::regnamespace
+		   AND p.proname IN ('claim_job', 'heartbeat_job', 'finish_job', 'fail_job', 'release_job',
+							 'next_claim_at', 'worker_settings', 'worker_checkin', 'worker_checkout')
+	LOOP
+		EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER', f);
+	END LOOP;
+END
+$$;
+
+REVOKE ALL ON FUNCTION worker_settings(), worker_checkin(text, text, text, int, int, text[]),
+	worker_checkout(text), wake_in_server_workers_at_commit(uuid) FROM PUBLIC;

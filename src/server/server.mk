@@ -6,7 +6,9 @@
 # vproxy preloaded and no workers (test/regress.conf): no running server needed.
 
 MODULE_big = vproxy
-OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/server/*.c)))
+# the shared room of plain POSIX code (spawning and supervising the child)
+# is linked into vproxy.so and vproxy-worker alike
+OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/server/*.c src/supervise/*.c)))
 DATA = $(sort $(wildcard sql/vproxy--*.sql))
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
 # rebuild an object when a header it includes changes (state.h is shared

@@ -26,27 +26,23 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
-#include "child.h"
 #include "jobs.h"
 #include "settings.h"
 #include "state.h"
 #include "wakeup.h"
+#include "supervise/supervise.h"
 
 PGDLLEXPORT void vproxy_worker_main(Datum main_arg);
 
-/* after SIGTERM, how long the child has to clean up before SIGKILL */
-#define CHILD_GRACE_MS 5000
 /* longest sleep of an idle worker, in case a wake-up was lost */
 #define MAX_IDLE_SLEEP_MS 60000
-/* heartbeat (lease and progress) period */
-#define HEARTBEAT_MS 1000
 /* longest wait for a lock the application holds, shorter than any lease */
 #define WORKER_LOCK_TIMEOUT "5s"
 
 static volatile sig_atomic_t got_sigterm = false;
 static WorkerSlot *my_slot = NULL;
 static int	my_number;
-static Child *current_child = NULL;
+static SupChild *current_child = NULL;
 static char holder[128];
 static char server_prefix[64];
 static char life_prefix[96];
@@ -97,20 +93,38 @@ leave_slot(int code, Datum arg)
 static void
 stop_child_at_exit(int code, Datum arg)
 {
-	Child	   *child = current_child;
-	int			status;
+	if (current_child != NULL)
+		sup_child_stop_now(current_child, SUP_GRACE_MS);
+}
 
-	if (child == NULL || child->exited)
-		return;
-	child_signal(child, SIGTERM);
-	for (int waited = 0; waited < CHILD_GRACE_MS; waited += 10)
-	{
-		if (waitpid(child->pid, &status, WNOHANG) == child->pid)
-			return;
-		pg_usleep(10000L);
-	}
-	child_signal(child, SIGKILL);
-	(void) waitpid(child->pid, &status, 0);
+/* SIGCHLD handler: wake the worker so that it reaps its child. */
+static void
+handle_sigchld(SIGNAL_ARGS)
+{
+	int			save_errno = errno;
+
+	SetLatch(MyLatch);
+	errno = save_errno;
+}
+
+/* Wait up to timeout_ms for the child's pipes, the latch or the child's exit; then pump. */
+static void
+wait_for_child(SupChild *child, long timeout_ms)
+{
+	WaitEventSet *set;
+	WaitEvent	events[6];
+	SupWaitFd	fds[4];
+	int			nfds = sup_child_wait_fds(child, fds);
+
+	set = CreateWaitEventSet(CurrentMemoryContext, 6);
+	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	for (int i = 0; i < nfds; i++)
+		AddWaitEventToSet(set, fds[i].for_write ? WL_SOCKET_WRITEABLE : WL_SOCKET_READABLE,
+						  fds[i].fd, NULL, NULL);
+	(void) WaitEventSetWait(set, timeout_ms, events, lengthof(events), PG_WAIT_EXTENSION);
+	FreeWaitEventSet(set);
+	sup_child_pump(child);
 }
 
 /*
@@ -173,7 +187,7 @@ full_spec(const ClaimedJob *job)
 
 /* Show the job in the slot and in pg_stat_activity. */
 static void
-report_job(const ClaimedJob *job, Child *child)
+report_job(const ClaimedJob *job, SupChild *child)
 {
 	char		activity[256];
 
@@ -265,37 +279,16 @@ record_failure(const ClaimedJob *job, const char *cause, bool retryable)
 }
 
 /*
- * What an exit status means by the failure policy: 64 (bad spec), 65 (bad
- * media or checksum mismatch), 66 (original missing) and 77 (storage refused)
- * fail at once; 75 (transient), 70 (internal: out of memory, a library
- * assertion) and anything unknown are retried.
- */
-static bool
-exit_status_retryable(int code)
-{
-	switch (code)
-	{
-		case EX_USAGE:
-		case EX_DATAERR:
-		case EX_NOINPUT:
-		case EX_NOPERM:
-			return false;
-		default:
-			return true;
-	}
-}
-
-/*
  * Record the child's result.  A result that does not fit the tables (a
  * data error) fails the job at once; while the database fails for a reason
  * that passes (a lock the application holds, a deadlock, a cancel), the
  * result is offered again, keeping the lease (jobs.c).
  */
 static void
-record_result(const ClaimedJob *job, Child *child, double seconds)
+record_result(const ClaimedJob *job, SupChild *child, double seconds)
 {
 	char	   *error = NULL;
-	CallOutcome outcome = jobs_finish(job, child->output.data, &error);
+	CallOutcome outcome = jobs_finish(job, child->output, &error);
 
 	switch (outcome)
 	{
@@ -304,8 +297,7 @@ record_result(const ClaimedJob *job, Child *child, double seconds)
 								 "(child: %.1f s CPU, %ld MB peak memory)",
 								 job->job_id_text, job->job_type, job->video_id_text, seconds,
 								 job->attempt,
-								 child->usage.ru_utime.tv_sec + child->usage.ru_utime.tv_usec / 1e6 +
-								 child->usage.ru_stime.tv_sec + child->usage.ru_stime.tv_usec / 1e6,
+								 sup_child_cpu_seconds(child),
 								 child->usage.ru_maxrss / 1024)));
 			break;
 		case CALL_LEASE_LOST:
@@ -325,140 +317,78 @@ record_result(const ClaimedJob *job, Child *child, double seconds)
 	}
 }
 
-/* Record what the child's run came to. */
-static void
-record_outcome(const ClaimedJob *job, Child *child, double seconds)
-{
-	const char *last_line = child_last_error_line(child);
-	int			status = child->wait_status;
-
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-	{
-		if (child->output_too_long || child->output.len == 0)
-			record_failure(job, child->output.len == 0 ?
-						   "vproxy-transcode succeeded but printed no result" :
-						   "vproxy-transcode printed a result over 1 MB", true);
-		else
-			record_result(job, child, seconds);
-	}
-	else if (WIFEXITED(status))
-		record_failure(job, last_line[0] ? last_line :
-					   psprintf("vproxy-transcode exited with status %d", WEXITSTATUS(status)),
-					   exit_status_retryable(WEXITSTATUS(status)));
-	else
-		record_failure(job, psprintf("vproxy-transcode was killed by signal %d (%s)%s%s",
-									 WTERMSIG(status), strsignal(WTERMSIG(status)),
-									 last_line[0] ? "; last message: " : "", last_line),
-					   true);
-}
-
 /* Run one claimed job to its end and record the outcome. */
 static void
 run_job(ClaimedJob *job)
 {
 	StringInfo	spec = full_spec(job);
 	const char *program = transcode_program();
-	Child		child;
-	TimestampTz started = GetCurrentTimestamp();
-	TimestampTz deadline = TimestampTzPlusMilliseconds(started, (int64) vproxy_job_timeout * 1000);
-	TimestampTz last_heartbeat = started;
-	TimestampTz kill_at = 0;
-	TimestampTz exited_at = 0;
-	bool		lease_lost = false,
-				timed_out = false,
-				stopping = false,
-				terminating = false,
-				killed = false,
-				succeeded;
+	SupRun		run;
+	SupOutcome	outcome;
 
 	enter_job(job);
 	ereport(LOG, (errmsg("vproxy: job %s (%s) of video %s started, attempt %d",
 						 job->job_id_text, job->job_type,
 						 job->video_id_text, job->attempt)));
-	if (!child_start(&child, program, spec->data, spec->len))
+	if (!sup_run_start(&run, program, spec->data, spec->len, vproxy_job_timeout))
 	{
 		record_failure(job, psprintf("cannot start %s: %m", program), true);
 		return;
 	}
-	current_child = &child;
+	current_child = &run.child;
 
 	for (;;)
 	{
-		TimestampTz now;
-		long		wait_ms;
+		int64_t		now;
 
 		ResetLatch(MyLatch);
 		reload_if_asked();
-		now = GetCurrentTimestamp();
-		/* a child that has already exited is not stopped: its result counts */
-		if (got_sigterm && !terminating && !child.exited)
-			stopping = true;
-		if (!terminating && !stopping &&
-			(lease_check_asked() || now >= TimestampTzPlusMilliseconds(last_heartbeat, HEARTBEAT_MS)))
+		if (got_sigterm)
+			sup_run_stop(&run, SUP_STOP_SHUTDOWN);
+		if (lease_check_asked())
+			sup_run_ask_heartbeat(&run);
+		now = sup_now_ms();
+		if (sup_run_heartbeat_due(&run, now))
 		{
 			char	   *error;
-			CallOutcome outcome = jobs_heartbeat(job, child.progress, &error);
+			CallOutcome call = jobs_heartbeat(job, run.child.progress, &error);
 
-			if (outcome == CALL_LEASE_LOST)
-				lease_lost = true;
-			else if (outcome != CALL_DONE)
+			if (call != CALL_DONE && call != CALL_LEASE_LOST)
 				ereport(LOG, (errmsg("vproxy: job %s: heartbeat failed, trying again: %s",
 									 job->job_id_text, error)));
-			last_heartbeat = now;
-			report_job(job, &child);
+			sup_run_heartbeat_sent(&run, now, call != CALL_LEASE_LOST);
+			report_job(job, &run.child);
 		}
-		if (!terminating && !stopping && !lease_lost && !child.exited && now >= deadline)
-			timed_out = true;
-		if (!terminating && (stopping || lease_lost || timed_out))
-		{
-			child_signal(&child, SIGTERM);
-			terminating = true;
-			kill_at = TimestampTzPlusMilliseconds(now, CHILD_GRACE_MS);
-		}
-		if (terminating && !killed && now >= kill_at)
-		{
-			child_signal(&child, SIGKILL);
-			killed = true;
-		}
-		if (child.exited && exited_at == 0)
-			exited_at = now;
-		if (child_done(&child))
+		if (sup_run_advance(&run, now))
 			break;
-		if (exited_at != 0 && now >= TimestampTzPlusMilliseconds(exited_at, 1000))
-		{
-			/* a grandchild holds a pipe open: do not wait for it */
-			child_close_pipes(&child);
-			break;
-		}
-
-		wait_ms = HEARTBEAT_MS - TimestampDifferenceMilliseconds(last_heartbeat, now);
-		if (!terminating)
-			wait_ms = Min(wait_ms, TimestampDifferenceMilliseconds(now, deadline));
-		else if (!killed)
-			wait_ms = Min(wait_ms, TimestampDifferenceMilliseconds(now, kill_at));
-		if (exited_at != 0)
-			wait_ms = Min(wait_ms, 100);
-		child_wait(&child, Max(wait_ms, 1));
+		wait_for_child(&run.child, sup_run_wait_ms(&run, now));
 	}
 	current_child = NULL;
-	succeeded = child.exited && WIFEXITED(child.wait_status) && WEXITSTATUS(child.wait_status) == 0;
 
-	if (jobs_extension_gone)
-		return;
-	if (succeeded || !(lease_lost || stopping || timed_out))
-		record_outcome(job, &child, (double) TimestampDifferenceMilliseconds(started, GetCurrentTimestamp()) / 1000.0);
-	else if (lease_lost)
-		ereport(LOG, (errmsg("vproxy: job %s was cancelled or taken over; its child was stopped",
-							 job->job_id_text)));
-	else if (stopping)
+	if (!jobs_extension_gone)
 	{
-		if (jobs_release(job))
-			ereport(LOG, (errmsg("vproxy: job %s handed back on shutdown, attempt not counted",
-								 job->job_id_text)));
+		sup_run_outcome(&run, &outcome);
+		switch (outcome.verdict)
+		{
+			case SUP_SUCCEEDED:
+				record_result(job, &run.child, sup_run_seconds(&run, sup_now_ms()));
+				break;
+			case SUP_RETRY:
+			case SUP_FAIL:
+				record_failure(job, outcome.message, outcome.verdict == SUP_RETRY);
+				break;
+			case SUP_ABANDON:
+				ereport(LOG, (errmsg("vproxy: job %s was cancelled or taken over; its child was stopped",
+									 job->job_id_text)));
+				break;
+			case SUP_HAND_BACK:
+				if (jobs_release(job))
+					ereport(LOG, (errmsg("vproxy: job %s handed back on shutdown, attempt not counted",
+										 job->job_id_text)));
+				break;
+		}
 	}
-	else
-		record_failure(job, psprintf("timed out after %d s (vproxy.job_timeout)",
-									 vproxy_job_timeout), true);
+	sup_child_free(&run.child);
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
@@ -571,7 +501,7 @@ vproxy_worker_main(Datum main_arg)
 
 	pqsignal(SIGTERM, handle_sigterm);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGCHLD, child_handle_sigchld);
+	pqsignal(SIGCHLD, handle_sigchld);
 	BackgroundWorkerUnblockSignals();
 	if (!attach_to_slot(DatumGetInt32(main_arg)))
 		proc_exit(0);

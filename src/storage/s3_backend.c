@@ -123,6 +123,9 @@ s3_close(void *state)
 		curl_multi_cleanup(client->multi);
 	if (client->secret_access_key)
 		explicit_bzero(client->secret_access_key, strlen(client->secret_access_key));
+	if (client->session_token)
+		explicit_bzero(client->session_token, strlen(client->session_token));
+	free(client->session_token);
 	free(client->bucket);
 	free(client->prefix);
 	free(client->region);
@@ -282,6 +285,7 @@ s3_backend_open(const StorageConfig *config, const char *location, Storage *stor
 	client->region = strdup(region);
 	client->access_key_id = setting(config->access_key_id);
 	client->secret_access_key = setting(config->secret_access_key);
+	client->session_token = setting(config->session_token);
 	client->ca_file = setting(config->ca_file);
 	status = client->region ? parse_location(client, location, why) :
 		storage_fail(why, EX_SOFTWARE, "out of memory");

@@ -41,6 +41,7 @@ typedef struct S3Client
 	char	   *region;
 	char	   *access_key_id;
 	char	   *secret_access_key;
+	char	   *session_token;	/* NULL, or sent as x-amz-security-token (signed) */
 	char	   *ca_file;		/* NULL: the system's CA store */
 	char	   *sigv4;			/* "aws:amz:REGION:s3" for CURLOPT_AWS_SIGV4 */
 	char	   *base_url;		/* scheme://host[:port][/path], up to the key */

@@ -284,13 +284,16 @@ compute_payload_hash(S3Client *client, S3Request *request, char *why)
 
 /* The headers of one attempt, all signed by curl. */
 static bool
-build_headers(S3Request *request)
+build_headers(const S3Client *client, S3Request *request)
 {
 	char		range[96];
 
 	curl_slist_free_all(request->headers);
 	request->headers = NULL;
 	if (!add_header(request, "x-amz-content-sha256: %s", request->payload_sha256))
+		return false;
+	/* curl signs every header it is given: the token is part of the signature */
+	if (client->session_token && !add_header(request, "x-amz-security-token: %s", client->session_token))
 		return false;
 	if (request->content_type && !add_header(request, "Content-Type: %s", request->content_type))
 		return false;
@@ -325,7 +328,7 @@ start_attempt(S3Client *client, S3Request *request, char *why)
 	request->response_length = 0;
 	if (compute_payload_hash(client, request, why) != 0)
 		return EX_TEMPFAIL;
-	if (!build_headers(request) || (easy = curl_easy_init()) == NULL)
+	if (!build_headers(client, request) || (easy = curl_easy_init()) == NULL)
 		return storage_fail(why, EX_SOFTWARE, "out of memory");
 	request->easy = easy;
 	curl_easy_setopt(easy, CURLOPT_URL, request->url);

@@ -33,6 +33,7 @@ typedef struct StorageConfig
 	const char *s3_region;		/* "" = us-east-1 */
 	const char *access_key_id;
 	const char *secret_access_key;
+	const char *session_token;	/* temporary credentials: "" or NULL = none */
 	const char *ca_file;		/* "" = the system's CA store */
 } StorageConfig;
 

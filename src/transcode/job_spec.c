@@ -261,6 +261,7 @@ parse_storage(json_t *storage, StorageConfig *config, char *why)
 		(rc = get_string(storage, "s3_region", "", &config->s3_region, why)) != 0 ||
 		(rc = get_string(storage, "access_key_id", "", &config->access_key_id, why)) != 0 ||
 		(rc = get_string(storage, "secret_access_key", "", &config->secret_access_key, why)) != 0 ||
+		(rc = get_string(storage, "session_token", "", &config->session_token, why)) != 0 ||
 		(rc = get_string(storage, "ca_file", "", &config->ca_file, why)) != 0)
 		return rc;
 	return 0;

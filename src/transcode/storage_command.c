@@ -222,6 +222,7 @@ cmd_storage(int argc, char **argv)
 	config.s3_region = env_setting("VPROXY_S3_REGION", NULL);
 	config.access_key_id = env_setting("VPROXY_S3_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID");
 	config.secret_access_key = env_setting("VPROXY_S3_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY");
+	config.session_token = env_setting("VPROXY_S3_SESSION_TOKEN", "AWS_SESSION_TOKEN");
 	config.ca_file = env_setting("VPROXY_S3_CA_FILE", NULL);
 	status = storage_open(&config, &storage, why);
 	if (status != 0)

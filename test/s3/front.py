@@ -23,7 +23,8 @@ Control endpoint (no credentials; not a valid bucket name, so no clash):
   PUT    /__front__/buckets/NAME create a bucket
 
 Usage: front.py --data DIR --port-file FILE [--region R] [--tls-cert PEM --tls-key PEM]
-with the credentials in S3_FRONT_ACCESS_KEY_ID and S3_FRONT_SECRET_ACCESS_KEY.
+with the credentials in S3_FRONT_ACCESS_KEY_ID and S3_FRONT_SECRET_ACCESS_KEY
+(and S3_FRONT_SESSION_TOKEN: temporary credentials, every request must carry it).
 It starts s3rver on a free port, listens on two free ports of 127.0.0.1 (S3,
 over TLS when given a certificate; and the control endpoint, plain HTTP),
 writes "S3_PORT CONTROL_PORT" into FILE when ready, and stops (with s3rver) on
@@ -474,7 +475,8 @@ def main():
     args = parser.parse_args()
 
     verifier = Verifier(os.environ['S3_FRONT_ACCESS_KEY_ID'],
-                        os.environ['S3_FRONT_SECRET_ACCESS_KEY'], args.region)
+                        os.environ['S3_FRONT_SECRET_ACCESS_KEY'], args.region,
+                        os.environ.get('S3_FRONT_SESSION_TOKEN'))
     s3rver_dir = os.path.join(args.data, 's3rver')
     spool_dir = os.path.join(args.data, 'spool')
     os.makedirs(s3rver_dir, exist_ok=True)

@@ -66,10 +66,24 @@ def parse_amz_date(text):
 class Verifier:
     """Checks requests against one set of credentials in one region."""
 
-    def __init__(self, access_key_id, secret_access_key, region):
+    def __init__(self, access_key_id, secret_access_key, region, session_token=None):
         self.access_key_id = access_key_id
         self.credentials = Credentials(access_key_id, secret_access_key)
         self.region = region
+        self.session_token = session_token or None
+
+    def _check_token(self, headers, params):
+        """Temporary credentials: the session token must come with the
+        request (signed, as every x-amz-* header must be)."""
+        if self.session_token is None:
+            return
+        token = headers.get('X-Amz-Security-Token')
+        if token is None:
+            token = dict(params).get('X-Amz-Security-Token')
+        if token != self.session_token:
+            raise Refusal(403, 'InvalidToken' if token else 'AccessDenied',
+                          'The provided token is malformed or otherwise invalid.'
+                          if token else 'the request carries no session token')
 
     def verify(self, method, raw_path, raw_query, headers, now=None):
         """Check a request; return 'header' or 'query' (how it was signed),
@@ -81,6 +95,8 @@ class Verifier:
         if by_header and by_query:
             raise Refusal(400, 'InvalidArgument',
                           'Only one auth mechanism allowed')
+        if by_header or by_query:
+            self._check_token(headers, params)
         if by_header:
             self._verify_header(method, raw_path, params, headers, now)
             return 'header'

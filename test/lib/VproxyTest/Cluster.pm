@@ -254,6 +254,19 @@ sub process_alive
 	return $line !~ /^\d+ \(.*\) Z /;
 }
 
+# Whether the process is gone (or a zombie) within $seconds.
+sub process_gone_within
+{
+	my ($pid, $seconds) = @_;
+	my $deadline = time + $seconds;
+	while (time < $deadline)
+	{
+		return 1 unless process_alive($pid);
+		usleep(20_000);
+	}
+	return 0;
+}
+
 # A psql session that LISTENs on vproxy_jobs.
 sub listen
 {

@@ -34,9 +34,11 @@ secret, and stops when the test ends.
 
 Options: C<buckets> (names to create), C<region> (default us-east-1),
 C<access_key_id>, C<secret_access_key> (default: fresh random ones),
-C<tls> (serve https with a fresh self-signed certificate for 127.0.0.1).
+C<tls> (serve https with a fresh self-signed certificate for 127.0.0.1),
+C<session_token> (temporary credentials: every request must carry this
+token, signed, as x-amz-security-token).
 
-=item $s3->endpoint, port, region, access_key_id, secret_access_key
+=item $s3->endpoint, port, region, access_key_id, secret_access_key, session_token
 
 =item $s3->ca_file
 
@@ -165,6 +167,7 @@ sub start
 		dir => tempdir('vproxy-s3-XXXXXX', TMPDIR => 1, CLEANUP => 1),
 		owner => $$,
 		tls => $options{tls},
+		session_token => $options{session_token},
 	}, $class;
 	my $port_file = "$self->{dir}/port";
 	my $log = "$self->{dir}/front.log";
@@ -190,6 +193,7 @@ sub start
 		open(STDERR, '>&', \*STDOUT);
 		$ENV{S3_FRONT_ACCESS_KEY_ID} = $self->{access_key_id};
 		$ENV{S3_FRONT_SECRET_ACCESS_KEY} = $self->{secret_access_key};
+		$ENV{S3_FRONT_SESSION_TOKEN} = $self->{session_token} if defined $self->{session_token};
 		exec('/usr/bin/python3', "$s3_dir/front.py", '--data', "$self->{dir}/data",
 			'--port-file', $port_file, '--region', $self->{region}, @tls)
 		  or POSIX::_exit(127);
@@ -221,6 +225,7 @@ sub port { return $_[0]{port} }
 sub region { return $_[0]{region} }
 sub access_key_id { return $_[0]{access_key_id} }
 sub secret_access_key { return $_[0]{secret_access_key} }
+sub session_token { return $_[0]{session_token} }
 
 sub storage_env
 {
@@ -231,6 +236,7 @@ sub storage_env
 		VPROXY_S3_REGION => $self->{region},
 		VPROXY_S3_ACCESS_KEY_ID => $self->{access_key_id},
 		VPROXY_S3_SECRET_ACCESS_KEY => $self->{secret_access_key},
+		(defined $self->{session_token} ? (VPROXY_S3_SESSION_TOKEN => $self->{session_token}) : ()),
 		($self->{tls} ? (VPROXY_S3_CA_FILE => $self->{ca_file}) : ()),
 	};
 }
@@ -313,6 +319,7 @@ sub aws
 	delete $ENV{$_} for grep { /^AWS_/ } keys %ENV;
 	$ENV{AWS_ACCESS_KEY_ID} = $self->{access_key_id};
 	$ENV{AWS_SECRET_ACCESS_KEY} = $self->{secret_access_key};
+	$ENV{AWS_SESSION_TOKEN} = $self->{session_token} if defined $self->{session_token};
 	$ENV{AWS_DEFAULT_REGION} = $self->{region};
 	$ENV{AWS_CONFIG_FILE} = '/dev/null';
 	$ENV{AWS_SHARED_CREDENTIALS_FILE} = '/dev/null';
@@ -330,6 +337,31 @@ sub aws_get
 	my $r = $self->aws('s3', 'cp', '--only-show-errors', "s3://$bucket/$key", $file);
 	warn "aws s3 cp s3://$bucket/$key: $r->{stderr}" if $r->{exit} != 0;
 	return $r->{exit} == 0;
+}
+
+# Copy a local directory tree to $bucket under $prefix in one aws call
+# (symbolic links are followed); dies on failure.
+sub put_tree
+{
+	my ($self, $dir, $bucket, $prefix) = @_;
+	my $r = $self->aws('s3', 'cp', '--recursive', '--only-show-errors', $dir, "s3://$bucket/$prefix");
+	die "aws s3 cp --recursive $dir: $r->{stderr}" if $r->{exit} != 0;
+	return;
+}
+
+# Fetch everything under $prefix in $bucket in one aws call; returns a sub
+# that gives the local path of a key (the $fetch of Cluster::check_proxy_job).
+sub fetch_tree
+{
+	my ($self, $bucket, $prefix) = @_;
+	my $dir = tempdir('vproxy-fetched-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+	my $r = $self->aws('s3', 'cp', '--recursive', '--only-show-errors', "s3://$bucket/$prefix", $dir);
+	die "aws s3 cp --recursive s3://$bucket/$prefix: $r->{stderr}" if $r->{exit} != 0;
+	return sub {
+		my ($key) = @_;
+		-f "$dir/$key" or die "$key is not in s3://$bucket/$prefix";
+		return "$dir/$key";
+	};
 }
 
 sub aws_put

@@ -1,0 +1,490 @@
+/*
+ * jobs.c
+ *		vproxy-worker's calls of the queue's SQL functions (the same ones the
+ *		in-server workers call) and the life of one job in a slot: claim,
+ *		start the child with the full spec, heartbeat, and tell the database
+ *		what the run came to by the failure policy of src/supervise.  Every
+ *		write after the claim presents the lease token: a worker that was cut
+ *		off while another took its job over writes nothing.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "supervise/call_policy.h"
+#include "worker/worker.h"
+
+/* how long one call may take before the connection counts as lost */
+#define CALL_TIMEOUT_MS 10000
+/* an idle worker that hears no NOTIFY looks for work this often anyway */
+#define IDLE_CLAIM_MS 60000
+/* a result the database did not take is offered again this often */
+#define REPORT_RETRY_MS 1000
+
+/* Start a log line's fields for a job. */
+static const char *
+job_fields(const Worker *w, const Slot *slot, char *buffer, size_t size)
+{
+	snprintf(buffer, size, "worker=%s job=%s video=%s type=%s attempt=%d",
+			 w->options.name, slot->job_id, slot->video_id, slot->job_type, slot->attempt);
+	return buffer;
+}
+
+/* The SQLSTATE of an error result, or NULL. */
+static const char *
+sqlstate_of(const PGresult *result)
+{
+	return PQresultErrorField(result, PG_DIAG_SQLSTATE);
+}
+
+/* The primary message of an error result, on one line. */
+static const char *
+message_of(const PGresult *result, char *buffer, size_t size)
+{
+	const char *message = PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY);
+
+	snprintf(buffer, size, "%s", message ? message : PQresultErrorMessage(result));
+	buffer[strcspn(buffer, "\n")] = '\0';
+	return buffer;
+}
+
+/* Copy a string member of the settings. */
+static void
+copy_setting(json_t *root, const char *field, char *buffer, size_t size)
+{
+	const char *value = json_string_value(json_object_get(root, field));
+
+	snprintf(buffer, size, "%s", value ? value : "");
+}
+
+/*
+ * Say who we are and take the database's settings (storage location, key
+ * templates, lease, timeout, retry delay): one truth about where files go.
+ */
+bool
+jobs_checkin(Worker *w)
+{
+	char		pid[16],
+				concurrency[16];
+	const char *values[6];
+	PGresult   *result;
+	json_t	   *root;
+	json_error_t error;
+	char		message[512],
+				quoted[600];
+	int64_t		now = sup_now_ms();
+
+	snprintf(pid, sizeof(pid), "%d", (int) getpid());
+	snprintf(concurrency, sizeof(concurrency), "%d", w->options.concurrency);
+	values[0] = w->holder;
+	values[1] = w->options.name;
+	values[2] = w->host;
+	values[3] = pid;
+	values[4] = concurrency;
+	values[5] = w->options.job_types;
+	result = db_call(w, "SELECT vproxy.worker_checkin($1, $2, $3, $4::int, $5::int, $6::text[])::text",
+					 6, values, CALL_TIMEOUT_MS);
+	if (result == NULL)
+		return false;
+	if (PQresultStatus(result) != PGRES_TUPLES_OK || PQntuples(result) != 1)
+	{
+		log_event("error", "checkin_failed", "worker=%s sqlstate=%s error=%s", w->options.name,
+				  sqlstate_of(result) ? sqlstate_of(result) : "none",
+				  log_quote(message_of(result, message, sizeof(message)), quoted, sizeof(quoted)));
+		PQclear(result);
+		w->next_checkin_ms = now + 10000;
+		return false;
+	}
+	root = json_loads(PQgetvalue(result, 0, 0), 0, &error);
+	PQclear(result);
+	if (root == NULL)
+		return false;
+	json_decref(w->settings.storage);
+	w->settings.storage = json_deep_copy(json_object_get(root, "storage"));
+	copy_setting(root, "proxy_key_template", w->settings.proxy_key_template,
+				 sizeof(w->settings.proxy_key_template));
+	copy_setting(root, "thumbnail_key_template", w->settings.thumbnail_key_template,
+				 sizeof(w->settings.thumbnail_key_template));
+	w->settings.lease_seconds = json_number_value(json_object_get(root, "lease_seconds"));
+	w->settings.job_timeout_seconds = (int) json_number_value(json_object_get(root, "job_timeout_seconds"));
+	w->settings.retry_delay_seconds = json_number_value(json_object_get(root, "retry_delay_seconds"));
+	if (w->settings.lease_seconds < 1)
+		w->settings.lease_seconds = 60;
+	json_decref(root);
+	w->settings.fetched_at_ms = now;
+	/* seen at least three times per lease, so that monitoring keeps us */
+	w->next_checkin_ms = now + (int64_t) (w->settings.lease_seconds * 1000 / 3);
+	return true;
+}
+
+/* Leave the registry (monitoring) on the way out. */
+void
+jobs_checkout(Worker *w)
+{
+	const char *values[1] = {w->holder};
+	PGresult   *result = db_call(w, "SELECT vproxy.worker_checkout($1)", 1, values, 2000);
+
+	PQclear(result);
+}
+
+/* Set a string member from the environment, if there. */
+static void
+set_from_environment(json_t *object, const char *field, const char *variable)
+{
+	const char *value = getenv(variable);
+
+	if (value != NULL && value[0] != '\0')
+		json_object_set_new(object, field, json_string(value));
+}
+
+/*
+ * The claim's spec with the storage part (location from the database,
+ * credentials from this worker's environment), the temp directory and the
+ * limits added; NULL if the claim's spec is not a JSON object.
+ */
+static char *
+full_spec(const Worker *w, const char *claim_spec)
+{
+	json_error_t error;
+	json_t	   *spec = json_loads(claim_spec, 0, &error);
+	json_t	   *storage;
+	json_t	   *limits;
+	char	   *text;
+
+	if (spec == NULL || !json_is_object(spec))
+	{
+		json_decref(spec);
+		return NULL;
+	}
+	storage = w->settings.storage ? json_deep_copy(w->settings.storage) : json_object();
+	set_from_environment(storage, "access_key_id", "AWS_ACCESS_KEY_ID");
+	set_from_environment(storage, "secret_access_key", "AWS_SECRET_ACCESS_KEY");
+	set_from_environment(storage, "session_token", "AWS_SESSION_TOKEN");
+	set_from_environment(storage, "ca_file", "AWS_CA_BUNDLE");
+	json_object_set_new(spec, "storage", storage);
+	json_object_set_new(spec, "temp_directory", json_string(w->options.temp_directory));
+	limits = json_object();
+	json_object_set_new(limits, "nice", json_integer(w->options.nice));
+	json_object_set_new(limits, "threads", json_integer(w->options.threads));
+	json_object_set_new(limits, "memory_limit_bytes",
+						json_integer(w->options.memory_limit < 0 ? 0 : w->options.memory_limit));
+	json_object_set_new(spec, "limits", limits);
+	text = json_dumps(spec, JSON_COMPACT);
+	json_decref(spec);
+	return text;
+}
+
+/* Record a failed attempt and log what becomes of the job. */
+static bool
+record_failure(Worker *w, Slot *slot, const char *cause, bool retryable)
+{
+	char		delay[32];
+	const char *values[5];
+	PGresult   *result;
+	char		fields[512],
+				quoted[SUP_STDERR_TAIL + 300],
+				message[512];
+	const char *status;
+
+	snprintf(delay, sizeof(delay), "%g", w->settings.retry_delay_seconds);
+	values[0] = slot->job_id;
+	values[1] = slot->lease_token;
+	values[2] = cause;
+	values[3] = retryable ? "true" : "false";
+	values[4] = delay;
+	result = db_call(w, "SELECT vproxy.fail_job($1, $2, $3, $4, $5)", 5, values, CALL_TIMEOUT_MS);
+	if (result == NULL)
+		return false;			/* told again after the reconnect */
+	job_fields(w, slot, fields, sizeof(fields));
+	if (PQresultStatus(result) != PGRES_TUPLES_OK)
+	{
+		CallPolicy	policy = call_policy(sqlstate_of(result));
+
+		log_event("warning", "call_failed", "%s call=fail_job sqlstate=%s error=%s", fields,
+				  sqlstate_of(result) ? sqlstate_of(result) : "none",
+				  log_quote(message_of(result, message, sizeof(message)), quoted, sizeof(quoted)));
+		PQclear(result);
+		return policy != CALL_POLICY_RETRY;	/* give up: the lease runs out */
+	}
+	status = PQgetisnull(result, 0, 0) ? NULL : PQgetvalue(result, 0, 0);
+	log_quote(cause, quoted, sizeof(quoted));
+	if (status == NULL)
+		log_event("warning", "lease_lost", "%s note=\"failure not recorded\" error=%s", fields, quoted);
+	else if (strcmp(status, "pending") == 0)
+		log_event("warning", "job_retry", "%s error=%s", fields, quoted);
+	else
+		log_event("error", "job_failed", "%s error=%s", fields, quoted);
+	PQclear(result);
+	return true;
+}
+
+/* Free a slot for the next job. */
+static void
+free_slot(Worker *w, Slot *slot)
+{
+	sup_child_free(&slot->run.child);
+	free(slot->spec);
+	memset(slot, 0, sizeof(*slot));
+	/* a slot is free: look for work again */
+	w->woken = true;
+}
+
+/* Claim one job into slot and start its child; false when there was nothing to claim. */
+bool
+jobs_claim_one(Worker *w, Slot *slot)
+{
+	char		lease[32];
+	const char *values[5];
+	PGresult   *result;
+	char		fields[512],
+				message[512],
+				quoted[600];
+	bool		typed = w->options.job_types != NULL;
+	int64_t		now;
+
+	snprintf(lease, sizeof(lease), "%g", w->settings.lease_seconds);
+	values[0] = w->holder;
+	values[1] = lease;
+	values[2] = w->settings.proxy_key_template;
+	values[3] = w->settings.thumbnail_key_template;
+	values[4] = w->options.job_types;
+	/* the job timeout in force when the job starts comes with the claim */
+	result = db_call(w, typed ?
+					 "SELECT job_id, video_id, job_type, attempt, lease_token, spec::text, "
+					 "vproxy.worker_settings() ->> 'job_timeout_seconds' "
+					 "FROM vproxy.claim_job(holder => $1, lease_seconds => $2, "
+					 "proxy_key_template => $3, thumbnail_key_template => $4, job_types => $5::text[])" :
+					 "SELECT job_id, video_id, job_type, attempt, lease_token, spec::text, "
+					 "vproxy.worker_settings() ->> 'job_timeout_seconds' "
+					 "FROM vproxy.claim_job(holder => $1, lease_seconds => $2, "
+					 "proxy_key_template => $3, thumbnail_key_template => $4)",
+					 typed ? 5 : 4, values, CALL_TIMEOUT_MS);
+	if (result == NULL)
+		return false;
+	if (PQresultStatus(result) != PGRES_TUPLES_OK)
+	{
+		log_event("warning", "claim_failed", "worker=%s sqlstate=%s error=%s", w->options.name,
+				  sqlstate_of(result) ? sqlstate_of(result) : "none",
+				  log_quote(message_of(result, message, sizeof(message)), quoted, sizeof(quoted)));
+		PQclear(result);
+		w->next_claim_ms = sup_now_ms() + 1000;
+		return false;
+	}
+	if (PQntuples(result) == 0)
+	{
+		PGresult   *next;
+
+		PQclear(result);
+		next = db_call(w, "SELECT extract(epoch FROM vproxy.next_claim_at($1::text[]) - clock_timestamp())",
+					   1, &values[4], CALL_TIMEOUT_MS);
+		/*
+		 * Look again when a delayed job becomes due, at the poll interval
+		 * (no LISTEN), or after a minute in case a NOTIFY was lost.
+		 */
+		now = sup_now_ms();
+		w->next_claim_ms = now + (w->options.poll_interval > 0 ?
+								  (int64_t) (w->options.poll_interval * 1000) : IDLE_CLAIM_MS);
+		if (next != NULL && PQresultStatus(next) == PGRES_TUPLES_OK && PQntuples(next) == 1 &&
+			!PQgetisnull(next, 0, 0))
+		{
+			double		seconds = atof(PQgetvalue(next, 0, 0));
+			/* due but locked by another claimer: look again soon */
+			int64_t		due = now + (seconds <= 0 ? 100 : (int64_t) (seconds * 1000) + 1);
+
+			if (due < w->next_claim_ms)
+				w->next_claim_ms = due;
+		}
+		PQclear(next);
+		return false;
+	}
+
+	memset(slot, 0, sizeof(*slot));
+	slot->busy = true;
+	snprintf(slot->job_id, sizeof(slot->job_id), "%s", PQgetvalue(result, 0, 0));
+	snprintf(slot->video_id, sizeof(slot->video_id), "%s", PQgetvalue(result, 0, 1));
+	snprintf(slot->job_type, sizeof(slot->job_type), "%s", PQgetvalue(result, 0, 2));
+	slot->attempt = atoi(PQgetvalue(result, 0, 3));
+	snprintf(slot->lease_token, sizeof(slot->lease_token), "%s", PQgetvalue(result, 0, 4));
+	slot->spec = full_spec(w, PQgetvalue(result, 0, 5));
+	if (!PQgetisnull(result, 0, 6))
+		w->settings.job_timeout_seconds = atoi(PQgetvalue(result, 0, 6));
+	PQclear(result);
+	job_fields(w, slot, fields, sizeof(fields));
+	log_event("info", "job_start", "%s", fields);
+
+	if (slot->spec == NULL ||
+		!sup_run_start(&slot->run, w->options.transcode, slot->spec, strlen(slot->spec),
+					   w->settings.job_timeout_seconds))
+	{
+		char		cause[600];
+
+		snprintf(cause, sizeof(cause), slot->spec ? "cannot start %s: %s" :
+				 "the claim's job spec is not a JSON object",
+				 w->options.transcode, strerror(errno));
+		slot->ended = true;
+		slot->outcome.verdict = SUP_RETRY;
+		snprintf(slot->outcome.message, sizeof(slot->outcome.message), "%s", cause);
+		slot->report_at_ms = sup_now_ms();
+	}
+	return true;
+}
+
+/* Extend the lease and store progress; a lost lease stops the child. */
+void
+jobs_heartbeat(Worker *w, Slot *slot, int64_t now_ms)
+{
+	char		progress[32],
+				lease[32];
+	const char *values[4];
+	PGresult   *result;
+	char		fields[512],
+				message[512],
+				quoted[600];
+	bool		held = true;
+
+	snprintf(progress, sizeof(progress), "%.4f", slot->run.child.progress);
+	snprintf(lease, sizeof(lease), "%g", w->settings.lease_seconds);
+	values[0] = slot->job_id;
+	values[1] = slot->lease_token;
+	values[2] = progress;
+	values[3] = lease;
+	result = db_call(w, "SELECT vproxy.heartbeat_job($1, $2, $3, $4)", 4, values, CALL_TIMEOUT_MS);
+	if (result == NULL)
+	{
+		/* cut off: the child goes on; the next heartbeat after the reconnect decides */
+		sup_run_heartbeat_sent(&slot->run, now_ms, true);
+		return;
+	}
+	job_fields(w, slot, fields, sizeof(fields));
+	if (PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1)
+		held = strcmp(PQgetvalue(result, 0, 0), "t") == 0;
+	else
+	{
+		CallPolicy	policy = call_policy(sqlstate_of(result));
+
+		log_event("warning", "heartbeat_failed", "%s sqlstate=%s error=%s", fields,
+				  sqlstate_of(result) ? sqlstate_of(result) : "none",
+				  log_quote(message_of(result, message, sizeof(message)), quoted, sizeof(quoted)));
+		/* a call that cannot succeed: the lease runs out as if it were lost */
+		held = policy == CALL_POLICY_RETRY;
+	}
+	PQclear(result);
+	if (!held)
+		log_event("warning", "lease_lost", "%s note=\"cancelled or taken over; stopping the child\"",
+				  fields);
+	sup_run_heartbeat_sent(&slot->run, now_ms, held);
+}
+
+/* Offer the child's result; true when the slot is settled. */
+static bool
+record_result(Worker *w, Slot *slot, int64_t now_ms)
+{
+	const char *values[3] = {slot->job_id, slot->lease_token, slot->run.child.output};
+	PGresult   *result;
+	char		fields[512],
+				message[512],
+				quoted[600],
+				cause[600];
+	CallPolicy	policy;
+
+	result = db_call(w, "SELECT vproxy.finish_job($1, $2, $3::jsonb)", 3, values, CALL_TIMEOUT_MS);
+	if (result == NULL)
+		return false;
+	job_fields(w, slot, fields, sizeof(fields));
+	if (PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1)
+	{
+		if (strcmp(PQgetvalue(result, 0, 0), "t") == 0)
+			log_event("info", "job_finish", "%s seconds=%.1f cpu_seconds=%.1f max_rss_mb=%ld",
+					  fields, sup_run_seconds(&slot->run, now_ms),
+					  sup_child_cpu_seconds(&slot->run.child),
+					  slot->run.child.usage.ru_maxrss / 1024);
+		else
+			log_event("warning", "lease_lost", "%s note=\"result not recorded\"", fields);
+		PQclear(result);
+		return true;
+	}
+	policy = call_policy(sqlstate_of(result));
+	message_of(result, message, sizeof(message));
+	log_event("warning", "call_failed", "%s call=finish_job sqlstate=%s error=%s", fields,
+			  sqlstate_of(result) ? sqlstate_of(result) : "none",
+			  log_quote(message, quoted, sizeof(quoted)));
+	PQclear(result);
+	if (policy == CALL_POLICY_BAD_DATA)
+	{
+		snprintf(cause, sizeof(cause), "cannot record the result: %s", message);
+		return record_failure(w, slot, cause, false);
+	}
+	if (policy == CALL_POLICY_GIVE_UP)
+		return true;			/* the lease runs out */
+	if (w->stopping)
+	{
+		const char *release[2] = {slot->job_id, slot->lease_token};
+
+		PQclear(db_call(w, "SELECT vproxy.release_job($1, $2)", 2, release, CALL_TIMEOUT_MS));
+		return true;
+	}
+	/* keep the lease while the database is in the way; a lost one settles it */
+	jobs_heartbeat(w, slot, now_ms);
+	return slot->run.stop == SUP_STOP_LEASE_LOST;
+}
+
+/* Tell the database what the finished run came to; the slot is freed once it has taken it. */
+void
+jobs_report(Worker *w, Slot *slot, int64_t now_ms)
+{
+	bool		settled = false;
+	char		fields[512];
+	const char *values[2] = {slot->job_id, slot->lease_token};
+	PGresult   *result;
+
+	job_fields(w, slot, fields, sizeof(fields));
+	switch (slot->outcome.verdict)
+	{
+		case SUP_SUCCEEDED:
+			settled = record_result(w, slot, now_ms);
+			break;
+		case SUP_RETRY:
+		case SUP_FAIL:
+			settled = record_failure(w, slot, slot->outcome.message,
+									 slot->outcome.verdict == SUP_RETRY);
+			break;
+		case SUP_ABANDON:
+			log_event("warning", "job_abandoned", "%s note=\"cancelled or taken over; nothing written\"",
+					  fields);
+			settled = true;
+			break;
+		case SUP_HAND_BACK:
+			result = db_call(w, "SELECT vproxy.release_job($1, $2)", 2, values, CALL_TIMEOUT_MS);
+			if (result == NULL)
+				break;
+			if (PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1 &&
+				strcmp(PQgetvalue(result, 0, 0), "t") == 0)
+				log_event("info", "job_released", "%s note=\"handed back on shutdown, attempt not counted\"",
+						  fields);
+			PQclear(result);
+			settled = true;
+			break;
+	}
+	if (settled)
+		free_slot(w, slot);
+	else
+		slot->report_at_ms = now_ms + REPORT_RETRY_MS;
+}
+
+/* A NOTIFY on vproxy_work: work to claim, or (payload a job id) a job to check now. */
+void
+jobs_notified(Worker *w, const char *payload)
+{
+	if (payload == NULL || payload[0] == '\0')
+	{
+		w->woken = true;
+		return;
+	}
+	for (int i = 0; i < w->options.concurrency; i++)
+		if (w->slots[i].busy && !w->slots[i].ended && strcmp(w->slots[i].job_id, payload) == 0)
+			sup_run_ask_heartbeat(&w->slots[i].run);
+	/* a released or cancelled job may free a video for others */
+	w->woken = true;
+}

@@ -1,0 +1,127 @@
+/*
+ * worker.h
+ *		vproxy-worker: the queue of vproxy.database served from another
+ *		machine over libpq.  The child, its run and the failure policy come
+ *		from src/supervise (the same code as the in-server workers); the SQL
+ *		functions claim_job, heartbeat_job, finish_job, fail_job and
+ *		release_job carry the queue's semantics.  This program adds the
+ *		connection (LISTEN, reconnect, calls with a deadline), the slots of
+ *		--concurrency and the logs.
+ */
+#ifndef VPROXY_WORKER_H
+#define VPROXY_WORKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <libpq-fe.h>
+
+#include "supervise/supervise.h"
+
+#define UUID_TEXT_LEN 36
+/* the most slots one worker runs */
+#define MAX_CONCURRENCY 64
+
+/* What the command line asked for. */
+typedef struct Options
+{
+	const char *conninfo;		/* -d; NULL: libpq's defaults (PG* variables) */
+	char		name[128];		/* --name, default the host name */
+	int			concurrency;	/* --concurrency */
+	char	   *job_types;		/* --job-types as a text[] literal, or NULL */
+	double		poll_interval;	/* --poll-interval seconds; 0: LISTEN only */
+	bool		once;			/* --once */
+	const char *transcode;		/* --transcode */
+	const char *temp_directory; /* --temp-directory */
+	int			nice;			/* --nice (limits.nice) */
+	int			threads;		/* --threads (limits.threads) */
+	long long	memory_limit;	/* --memory-limit bytes (limits.memory_limit_bytes); -1: unset */
+} Options;
+
+/* One job in progress (or finished, its outcome not yet told to the database). */
+typedef struct Slot
+{
+	bool		busy;
+	char		job_id[UUID_TEXT_LEN + 1];
+	char		video_id[UUID_TEXT_LEN + 1];
+	char		lease_token[UUID_TEXT_LEN + 1];
+	char		job_type[32];
+	int			attempt;
+	char	   *spec;			/* the full job spec the child reads */
+	SupRun		run;
+	bool		ended;			/* the run has finished; outcome below */
+	SupOutcome	outcome;
+	int			finish_tries;	/* failed attempts to record the outcome */
+	int64_t		report_at_ms;	/* when to try recording it again */
+} Slot;
+
+/* The connection and what it knows. */
+typedef struct Db
+{
+	PGconn	   *conn;			/* NULL while down */
+	bool		ready;			/* connected, LISTENing, checked in */
+	bool		connecting;		/* a PQconnectStart is under way */
+	short		connect_wants;	/* POLLIN or POLLOUT: what PQconnectPoll waits for */
+	int64_t		retry_at_ms;	/* next reconnect attempt */
+	int			backoff_ms;
+	char		last_error[512];
+} Db;
+
+/* The settings of the database this worker serves (from vproxy.worker_checkin). */
+typedef struct Settings
+{
+	json_t	   *storage;		/* url, s3_endpoint, s3_region (no secret) */
+	char		proxy_key_template[1024];
+	char		thumbnail_key_template[1024];
+	double		lease_seconds;
+	int			job_timeout_seconds;
+	double		retry_delay_seconds;
+	int64_t		fetched_at_ms;
+} Settings;
+
+typedef struct Worker
+{
+	Options		options;
+	char		holder[320];	/* lease holder of this worker's jobs */
+	char		host[128];
+	char		application_name[64];	/* "vproxy-worker NAME" (pg_stat_activity) */
+	Db			db;
+	Settings	settings;
+	Slot	   *slots;
+	bool		woken;			/* a NOTIFY said there may be work */
+	int64_t		next_claim_ms;	/* when a claim could find work (0: at once) */
+	int64_t		next_checkin_ms;
+	bool		stopping;		/* SIGTERM or SIGINT */
+	bool		drained;		/* --once: the queue had nothing runnable */
+} Worker;
+
+/* log.c: one logfmt line on stderr per event. */
+extern void log_event(const char *level, const char *event, const char *fmt,...)
+			__attribute__((format(printf, 3, 4)));
+extern const char *log_quote(const char *text, char *buffer, size_t size);
+
+/* db.c: the connection, its calls and LISTEN. */
+extern int	db_connect_first(Worker *w);
+extern void db_step(Worker *w, int64_t now_ms);
+extern int	db_poll_events(const Worker *w, int *fd);
+extern void db_socket_ready(Worker *w);
+extern void db_lost(Worker *w, const char *why);
+extern PGresult *db_call(Worker *w, const char *sql, int nparams, const char *const *values,
+						 int timeout_ms);
+extern void db_close(Worker *w);
+
+/* jobs.c: the queue's calls and one job's life. */
+extern bool jobs_checkin(Worker *w);
+extern void jobs_checkout(Worker *w);
+extern bool jobs_claim_one(Worker *w, Slot *slot);
+extern void jobs_heartbeat(Worker *w, Slot *slot, int64_t now_ms);
+extern void jobs_report(Worker *w, Slot *slot, int64_t now_ms);
+extern void jobs_notified(Worker *w, const char *payload);
+
+/* main.c: keep the children's pipes flowing while waiting for the database. */
+struct pollfd;
+extern int	children_poll_fds(const Worker *w, struct pollfd *fds);
+extern void pump_children(Worker *w);
+
+#endif							/* VPROXY_WORKER_H */
