@@ -1,6 +1,7 @@
 /*
  * redact.c
- *		The secret must never reach the log, but PostgreSQL itself writes
+ *		The secrets (the S3 secret key and session token) must never reach
+ *		the log, but PostgreSQL itself writes
  *		"parameter ... changed to ..." on reload, and a failing statement may
  *		quote it.  An emit_log_hook replaces the current secret by stars in
  *		every part of every message before it is written.  A statement that
@@ -24,10 +25,10 @@
 #include "redact.h"
 #include "settings.h"
 
-/* a statement naming this setting may carry a new secret */
-#define SECRET_SETTING "s3_secret_access_key"
+/* a statement naming one of these settings may carry a new secret */
+static const char *const secret_settings[] = {"s3_secret_access_key", "s3_session_token"};
 /* what is logged instead of such a statement */
-#define HIDDEN_STATEMENT "(a statement naming vproxy." SECRET_SETTING ", not shown)"
+#define HIDDEN_STATEMENT "(a statement naming a secret vproxy setting, not shown)"
 
 static emit_log_hook_type prev_emit_log_hook = NULL;
 
@@ -60,11 +61,16 @@ without_secret(char *text, const char *secret)
 	return replaced(text, secret, "********");
 }
 
-/* Whether text names the secret's setting (so may carry a new secret). */
+/* Whether text names a secret's setting (so may carry a new secret). */
 static bool
 names_secret_setting(const char *text)
 {
-	return text != NULL && strcasestr(text, SECRET_SETTING) != NULL;
+	if (text == NULL)
+		return false;
+	for (size_t i = 0; i < lengthof(secret_settings); i++)
+		if (strcasestr(text, secret_settings[i]) != NULL)
+			return true;
+	return false;
 }
 
 /* Statement text (a function's SQL, an internal query) naming the setting, replaced. */
@@ -86,6 +92,22 @@ typedef struct LoggedParts
 	bool		hide_stmt;
 } LoggedParts;
 
+/* The parts of the log that may quote secret, starred. */
+static void
+star_secret(LoggedParts *parts, const char *secret)
+{
+	if (secret == NULL || secret[0] == '\0')
+		return;
+	parts->message = without_secret(parts->message, secret);
+	parts->detail = without_secret(parts->detail, secret);
+	parts->detail_log = without_secret(parts->detail_log, secret);
+	parts->hint = without_secret(parts->hint, secret);
+	parts->context = without_secret(parts->context, secret);
+	parts->internalquery = without_secret(parts->internalquery, secret);
+	if (debug_query_string != NULL && strstr(debug_query_string, secret) != NULL)
+		parts->hide_stmt = true;
+}
+
 /* the starred copy being logged: passed through as it is */
 static bool logging_copy = false;
 
@@ -98,8 +120,6 @@ static bool logging_copy = false;
 static bool
 redacted_parts(ErrorData *edata, LoggedParts *parts)
 {
-	const char *secret = vproxy_s3_secret_access_key;
-
 	parts->message = edata->message;
 	parts->detail = edata->detail;
 	parts->detail_log = edata->detail_log;
@@ -107,17 +127,8 @@ redacted_parts(ErrorData *edata, LoggedParts *parts)
 	parts->context = edata->context;
 	parts->internalquery = edata->internalquery;
 	parts->hide_stmt = edata->hide_stmt;
-	if (secret != NULL && secret[0] != '\0')
-	{
-		parts->message = without_secret(parts->message, secret);
-		parts->detail = without_secret(parts->detail, secret);
-		parts->detail_log = without_secret(parts->detail_log, secret);
-		parts->hint = without_secret(parts->hint, secret);
-		parts->context = without_secret(parts->context, secret);
-		parts->internalquery = without_secret(parts->internalquery, secret);
-		if (debug_query_string != NULL && strstr(debug_query_string, secret) != NULL)
-			parts->hide_stmt = true;
-	}
+	star_secret(parts, vproxy_s3_secret_access_key);
+	star_secret(parts, vproxy_s3_session_token);
 	if (names_secret_setting(debug_query_string))
 	{
 		parts->hide_stmt = true;

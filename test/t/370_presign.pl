@@ -169,5 +169,8 @@ reload_until("SELECT vproxy.vproxy_url('$id', 'original') LIKE 'https://s3.us-ea
 is(check('GET', $vp->value("SELECT vproxy.vproxy_url('$id', 'original')")), 'ok',
 	'a bucket with dots is path-style on AWS, verified by botocore');
 
+# the reloads logged "parameter ... changed": stars, never the token
+like($vp->log_text, qr/vproxy\.s3_session_token/, 'the log speaks of the token setting');
+unlike($vp->log_text, qr/\Q$token\E/, 'the token never reaches the log');
 $vp->assert_no_crash;
 done_testing();
