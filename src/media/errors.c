@@ -3,9 +3,13 @@
  *		Failure messages of the media room: one line in words in `why`.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <libavutil/error.h>
 
@@ -49,21 +53,66 @@ av_error_words(int averror, char *buffer, size_t size)
 }
 
 /*
+ * Whether the process's address space is above 3/4 of its own RLIMIT_AS:
+ * then a refused allocation means we really ran out of memory.  Read from
+ * /proc/self/statm into a stack buffer (no allocation); if even that fails
+ * for want of memory, the answer is yes.  Without a limit, no.
+ */
+bool
+media_near_memory_limit(void)
+{
+	struct rlimit limit;
+	char		buffer[128];
+	unsigned long long pages;
+	ssize_t		length;
+	int			fd;
+
+	if (getrlimit(RLIMIT_AS, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY)
+		return false;
+	fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOMEM || errno == EMFILE || errno == ENFILE;
+	length = read(fd, buffer, sizeof(buffer) - 1);
+	close(fd);
+	if (length <= 0)
+		return false;
+	buffer[length] = '\0';
+	pages = strtoull(buffer, NULL, 10);
+	return (long double) pages * sysconf(_SC_PAGESIZE) > (long double) limit.rlim_cur * 3 / 4;
+}
+
+/*
  * The status for a failed system or library call that set `error` (an
- * errno value): missing space, quota or memory, an I/O error or an
- * interruption are worth a retry; a refused permission is EX_NOPERM;
- * anything else is `otherwise`.  The one errno-to-status mapping of the
- * media room.
+ * errno value): missing space or quota, an I/O error or an interruption are
+ * worth a retry; a refused permission is EX_NOPERM; anything else is
+ * `otherwise`.  ENOMEM is worth a retry only when the process is near its
+ * address-space limit (really out of memory); otherwise something asked for
+ * an impossible size, which only the input's bytes can do: bad media.  The
+ * one errno-to-status mapping of the media room.
  */
 int
 media_errno_status(int error, int otherwise)
 {
-	if (error == ENOSPC || error == EDQUOT || error == EIO ||
-		error == ENOMEM || error == EINTR)
+	if (error == ENOMEM)
+		return media_near_memory_limit() ? EX_TEMPFAIL : EX_DATAERR;
+	if (error == ENOSPC || error == EDQUOT || error == EIO || error == EINTR)
 		return EX_TEMPFAIL;
 	if (error == EACCES || error == EPERM || error == EROFS)
 		return EX_NOPERM;
 	return otherwise;
+}
+
+/* Words for a libav error, ENOMEM told apart by media_near_memory_limit. */
+static const char *
+failure_words(int averror, char *buffer, size_t size)
+{
+	if (averror == AVERROR(ENOMEM))
+	{
+		snprintf(buffer, size, media_near_memory_limit() ? "out of memory" :
+				 "the file asks for an impossible amount of memory (a corrupt size or count)");
+		return buffer;
+	}
+	return av_error_words(averror, buffer, size);
 }
 
 /*
@@ -74,10 +123,44 @@ media_errno_status(int error, int otherwise)
 int
 media_fail_av(char *why, int averror, const char *what)
 {
-	char		words[128];
+	char		words[160];
 
 	if (averror == AVERROR_EXIT)
 		return media_fail(why, EX_TEMPFAIL, "%s: stopped on request", what);
 	return media_fail(why, media_errno_status(AVUNERROR(averror), EX_DATAERR), "%s: %s", what,
-					  av_error_words(averror, words, sizeof(words)));
+					  failure_words(averror, words, sizeof(words)));
+}
+
+/*
+ * Whether a read of the input through `pb` failed in the system (the error
+ * stays in the I/O context), as opposed to a demuxer's complaint about the
+ * bytes: demuxers answer EIO too for data they cannot parse (Matroska's
+ * EBML, for one).
+ */
+bool
+media_input_read_failed(const AVIOContext *pb)
+{
+	return pb != NULL && pb->error < 0 && pb->error != AVERROR_EOF &&
+		pb->error != AVERROR_EXIT;
+}
+
+/*
+ * Map a libav error while opening or reading the input through `pb`: a read
+ * the system refused (its error is left in the I/O context: a storage
+ * outage) is mapped by media_errno_status; EIO that no read caused is a
+ * broken container, bad media; the rest as media_fail_av.
+ */
+int
+media_fail_input(char *why, const AVIOContext *pb, int averror, const char *what)
+{
+	char		words[160];
+
+	if (averror == AVERROR_EXIT)
+		return media_fail(why, EX_TEMPFAIL, "%s: stopped on request", what);
+	if (media_input_read_failed(pb))
+		return media_fail(why, media_errno_status(AVUNERROR(pb->error), EX_TEMPFAIL),
+						  "%s: read error: %s", what, av_error_words(pb->error, words, sizeof(words)));
+	if (averror == AVERROR(EIO))
+		return media_fail(why, EX_DATAERR, "%s: the container's structure is broken", what);
+	return media_fail_av(why, averror, what);
 }

@@ -39,7 +39,7 @@ choose_format(ProxyRun *run)
 {
 	AVStream   *video = run->input.video;
 	AVRational	sar = av_guess_sample_aspect_ratio(run->input.format, video, NULL);
-	AVRational	rate = media_frame_rate(video);
+	AVRational	rate = media_frame_rate(&run->input);
 	int			display_width;
 	int			display_height;
 	double		fps = run->options->fps;
