@@ -116,12 +116,30 @@ failure_words(int averror, char *buffer, size_t size)
 }
 
 /*
- * Map a libav error during `what` to a status: a stop request is worth a
- * retry, an errno is mapped by media_errno_status, anything else is the
- * media's fault.
+ * Map an error of libav's codecs and filters during `what` to a status: a
+ * stop request is worth a retry, ENOMEM is mapped by media_errno_status
+ * (out of memory, or an impossible size), anything else is libav judging
+ * the data, whatever errno it borrows (a decoder refusing its extradata
+ * answers EPERM): bad media.
  */
 int
 media_fail_av(char *why, int averror, const char *what)
+{
+	char		words[160];
+
+	if (averror == AVERROR_EXIT)
+		return media_fail(why, EX_TEMPFAIL, "%s: stopped on request", what);
+	return media_fail(why, averror == AVERROR(ENOMEM) ? media_errno_status(ENOMEM, EX_DATAERR) : EX_DATAERR,
+					  "%s: %s", what, failure_words(averror, words, sizeof(words)));
+}
+
+/*
+ * Map an error writing an output file through libav: the errno it carries
+ * is the system's (no space, no permission, an I/O error), mapped by
+ * media_errno_status; anything else is the media's fault.
+ */
+int
+media_fail_output(char *why, int averror, const char *what)
 {
 	char		words[160];
 
@@ -147,8 +165,10 @@ media_input_read_failed(const AVIOContext *pb)
 /*
  * Map a libav error while opening or reading the input through `pb`: a read
  * the system refused (its error is left in the I/O context: a storage
- * outage) is mapped by media_errno_status; EIO that no read caused is a
- * broken container, bad media; the rest as media_fail_av.
+ * outage) is mapped by media_errno_status, and so is ENOMEM (out of memory,
+ * or an impossible size); any other error comes from a demuxer judging the
+ * bytes, whatever errno it borrows (EIO for broken EBML, EPERM...): bad
+ * media.
  */
 int
 media_fail_input(char *why, const AVIOContext *pb, int averror, const char *what)
@@ -160,7 +180,9 @@ media_fail_input(char *why, const AVIOContext *pb, int averror, const char *what
 	if (media_input_read_failed(pb))
 		return media_fail(why, media_errno_status(AVUNERROR(pb->error), EX_TEMPFAIL),
 						  "%s: read error: %s", what, av_error_words(pb->error, words, sizeof(words)));
+	if (averror == AVERROR(ENOMEM))
+		return media_fail_av(why, averror, what);
 	if (averror == AVERROR(EIO))
 		return media_fail(why, EX_DATAERR, "%s: the container's structure is broken", what);
-	return media_fail_av(why, averror, what);
+	return media_fail(why, EX_DATAERR, "%s: %s", what, av_error_words(averror, words, sizeof(words)));
 }

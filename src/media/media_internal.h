@@ -43,6 +43,7 @@ typedef struct Orientation
 extern int	media_fail(char *why, int status, const char *fmt,...)
 			__attribute__((format(printf, 3, 4)));
 extern int	media_fail_av(char *why, int averror, const char *what);
+extern int	media_fail_output(char *why, int averror, const char *what);
 extern int	media_errno_status(int error, int otherwise);
 extern bool media_near_memory_limit(void);
 extern bool media_input_read_failed(const AVIOContext *pb);

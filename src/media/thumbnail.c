@@ -26,11 +26,14 @@ typedef struct ThumbnailRun
 	Orientation orientation;
 	int64_t		target_pts;		/* first acceptable pts, stream time base */
 	AVFrame    *previous;		/* the last frame before the target */
+	AVFrame    *unclean;		/* the frame nearest the target, of those
+								 * with decoding errors */
 	AVFrame    *picture;		/* the chosen picture, filtered */
 	bool		fed;			/* the filter has had the target frame */
 	double		seek_seconds;	/* where the current attempt seeked to */
 	bool		seen_frame;		/* a clean frame came since the seek */
 	bool		overshot;		/* the first one was already past the target */
+	bool		accept_unclean; /* no frame decodes whole: take the nearest */
 } ThumbnailRun;
 
 /* The time to take the picture at: the asked one, or the midpoint. */
@@ -122,6 +125,17 @@ filter_frame(ThumbnailRun *run, AVFrame *frame, char *why)
 	return 0;
 }
 
+/* How far apart two timestamps are; the farthest when either is unknown. */
+static int64_t
+distance(int64_t a, int64_t b)
+{
+	int64_t		difference = media_ts_sub(a, b);
+
+	if (difference == AV_NOPTS_VALUE || difference == INT64_MIN)
+		return INT64_MAX;
+	return difference < 0 ? -difference : difference;
+}
+
 /* Handle one decoded frame. */
 static int
 take_frame(ThumbnailRun *run, AVFrame *frame, int width, char *why)
@@ -129,8 +143,16 @@ take_frame(ThumbnailRun *run, AVFrame *frame, int width, char *why)
 	int			status;
 
 	frame->pts = frame->best_effort_timestamp;
-	if (!media_frame_is_clean(frame))
+	if (!media_frame_is_clean(frame) && !run->accept_unclean)
 	{
+		/* kept in case no frame decodes whole: the one nearest the target */
+		if (!run->accept_unclean &&
+			(run->unclean->buf[0] == NULL ||
+			 distance(frame->pts, run->target_pts) <= distance(run->unclean->pts, run->target_pts)))
+		{
+			av_frame_unref(run->unclean);
+			av_frame_move_ref(run->unclean, frame);
+		}
 		av_frame_unref(frame);
 		return 0;
 	}
@@ -229,6 +251,14 @@ find_picture(ThumbnailRun *run, int width, char *why)
 		av_frame_move_ref(frame, run->previous);
 		status = take_frame(run, frame, width, why);
 	}
+	/* no frame decodes whole: the one nearest the time, as the proxy shows it */
+	if (status == 0 && run->picture == NULL && !run->fed && run->unclean->buf[0] != NULL)
+	{
+		run->accept_unclean = true;
+		run->target_pts = run->unclean->pts;
+		av_frame_move_ref(frame, run->unclean);
+		status = take_frame(run, frame, width, why);
+	}
 	if (status == 0 && run->picture == NULL && run->fed)
 		status = filter_frame(run, NULL, why);
 	if (status == 0 && run->picture == NULL)
@@ -236,6 +266,23 @@ find_picture(ThumbnailRun *run, int width, char *why)
 	av_packet_free(&packet);
 	av_frame_free(&frame);
 	return status;
+}
+
+/*
+ * Go back to the very start of the file.  Where timestamps may jump
+ * (MPEG-TS/PS, Ogg), a seek to the start time searches by timestamp and can
+ * land after the first keyframe; there the first byte is the start.
+ */
+static void
+seek_to_start(ThumbnailRun *run)
+{
+	const AVInputFormat *iformat = run->input.format->iformat;
+
+	if ((iformat->flags & AVFMT_TS_DISCONT) && !(iformat->flags & AVFMT_NO_BYTE_SEEK) &&
+		av_seek_frame(run->input.format, -1, 0, AVSEEK_FLAG_BYTE) >= 0)
+		return;
+	avformat_seek_file(run->input.format, -1, INT64_MIN, run->input.start_time,
+					   run->input.start_time, 0);
 }
 
 /*
@@ -252,16 +299,16 @@ seek_to(ThumbnailRun *run, double seconds)
 	run->seen_frame = false;
 	run->overshot = false;
 	av_frame_unref(run->previous);
+	av_frame_unref(run->unclean);
 	if (!(run->input.format->iformat->flags & AVFMT_SEEK_TO_PTS) &&
 		run->input.video->codecpar->video_delay > 0)
 		seconds -= 3.0 / 23.0;
 	timestamp = media_ts_add(run->input.start_time, seconds > 0 ? llround(seconds * AV_TIME_BASE) : 0);
-	if (timestamp == AV_NOPTS_VALUE ||
+	if (seconds <= 0 || timestamp == AV_NOPTS_VALUE ||
 		avformat_seek_file(run->input.format, -1, INT64_MIN, timestamp, timestamp, 0) < 0)
 	{
 		run->seek_seconds = 0;
-		avformat_seek_file(run->input.format, -1, INT64_MIN, run->input.start_time,
-						   run->input.start_time, 0);
+		seek_to_start(run);
 	}
 	avcodec_flush_buffers(run->decoder);
 }
@@ -330,7 +377,8 @@ media_make_thumbnail(const char *input, const char *output,
 		at = choose_time(options, media_duration_seconds(&run.input));
 		status = choose_target(&run, at, why);
 	}
-	if (status == 0 && (run.previous = av_frame_alloc()) == NULL)
+	if (status == 0 && ((run.previous = av_frame_alloc()) == NULL ||
+						(run.unclean = av_frame_alloc()) == NULL))
 		status = media_fail(why, EX_TEMPFAIL, "out of memory");
 	if (status == 0)
 		status = media_open_decoder(run.input.video, 0, &run.decoder, why);
@@ -352,6 +400,7 @@ media_make_thumbnail(const char *input, const char *output,
 	}
 	av_frame_free(&run.picture);
 	av_frame_free(&run.previous);
+	av_frame_free(&run.unclean);
 	media_video_filter_close(&run.filter);
 	avcodec_free_context(&run.decoder);
 	media_input_close(&run.input);

@@ -22,7 +22,7 @@ our @EXPORT = qw(
   transcode_program run_transcode sanitizer_report fixture fixture_names
   fixture_info bad_input bad_input_names scratch_dir ffprobe_json
   video_stream audio_streams display_size expected_proxy_size
-  top_level_boxes psnr keyframe_times run_quiet have_program
+  top_level_boxes psnr keyframe_times run_quiet have_program fuzz_seeds
 );
 
 my $JSON = JSON::PP->new->canonical;
@@ -256,6 +256,17 @@ my %BAD = (
 	}, 65],
 );
 
+# An AMR-NB file (storage format, "#!AMR\n") of $seconds: 12.2 kbit/s frames
+# (one header byte, 31 bytes of speech parameters, every bit pattern of which
+# decodes), since Debian's FFmpeg has an AMR-NB decoder but no encoder.
+sub amr_nb_file
+{
+	my ($path, $seconds) = @_;
+	my $frames = int($seconds / 0.02 + 0.5);
+	my $params = pseudo_random(31 * $frames, 5);
+	write_file($path, "#!AMR\n" . join('', map { "\x3c" . substr($params, 31 * $_, 31) } 0 .. $frames - 1));
+}
+
 # Deterministic bytes that look random.
 sub pseudo_random
 {
@@ -342,6 +353,68 @@ sub bad_input
 	my ($name) = @_;
 	my $item = $BAD{$name} or die "no bad input $name";
 	return (make_item("bad_$name", $item->[0], $item->[1]), $item->[2]);
+}
+
+# The fuzzing seeds: the corpus's containers and codecs at a size a fuzzer
+# mutates quickly (64x48, under a second, a few kB each), written into $dir,
+# plus the corpus's clips and bad inputs under 64 kB.  Returns the paths.
+my %SEEDS = (
+	h264_aac_mp4 => [qw(-c:v libx264 -preset ultrafast -bf 2 -c:a aac -f mp4)],
+	h264_frag_mp4 => [qw(-c:v libx264 -preset ultrafast -g 3 -c:a aac -movflags frag_keyframe+empty_moov -f mp4)],
+	hevc_ac3_mkv => [qw(-c:v libx265 -preset ultrafast -x265-params log-level=error -c:a ac3 -f matroska)],
+	vp9_opus_webm => [qw(-c:v libvpx-vp9 -deadline realtime -cpu-used 8 -c:a libopus -f webm)],
+	vp8_live_webm => [qw(-c:v libvpx -deadline realtime -cpu-used 8 -c:a libopus -live 1 -f webm)],
+	mjpeg_pcm_avi => [qw(-c:v mjpeg -c:a pcm_s16le -f avi)],
+	mpeg4_mp3_avi => [qw(-c:v mpeg4 -c:a libmp3lame -f avi)],
+	mpeg2_mp2_ts => [qw(-c:v mpeg2video -flags +ilme+ildct -c:a mp2 -output_ts_offset 10 -f mpegts)],
+	h264_m2ts => [qw(-c:v libx264 -preset ultrafast -c:a ac3 -mpegts_m2ts_mode 1 -f mpegts)],
+	prores_mov => [qw(-c:v prores_ks -profile:v 0 -c:a pcm_s16le -f mov)],
+	flv => [qw(-c:v flv1 -c:a libmp3lame -ar 44100 -f flv)],
+	wmv => [qw(-c:v wmv2 -c:a wmav2 -f asf)],
+	h263_amr_3gp => sub {
+		my ($path, $dir) = @_;
+		amr_nb_file("$dir/seed.amr", 0.5);
+		ffmpeg(qw(-f lavfi -i testsrc2=size=128x96:rate=10 -i), "$dir/seed.amr",
+			qw(-t 0.5 -c:v h263 -b:v 100k -c:a copy -f 3gp), $path);
+		unlink "$dir/seed.amr";
+	},
+	theora_vorbis_ogg => [qw(-c:v libtheora -c:a libvorbis -f ogg)],
+	ffv1_nut => [qw(-c:v ffv1 -c:a pcm_s16le -f nut)],
+	mpeg2_ps => [qw(-c:v mpeg2video -c:a mp2 -f vob)],
+	mpeg2_mxf => [qw(-r 25 -c:v mpeg2video -ar 48000 -c:a pcm_s16le -f mxf)],
+	vp8_ivf => [qw(-c:v libvpx -an -f ivf)],
+);
+
+sub fuzz_seeds
+{
+	my ($dir) = @_;
+	my @paths;
+	for my $name (sort keys %SEEDS)
+	{
+		my $path = "$dir/$name";
+		eval {
+			if (ref $SEEDS{$name} eq 'CODE')
+			{
+				$SEEDS{$name}->($path, $dir);
+			}
+			else
+			{
+				ffmpeg(qw(-f lavfi -i testsrc2=size=64x48:rate=10 -f lavfi -i sine=frequency=440:sample_rate=22050
+					-t 0.5 -pix_fmt yuv420p -b:v 100k -b:a 32k), @{ $SEEDS{$name} }, $path);
+			}
+			push @paths, $path;
+			1;
+		} or warn "fuzz seed $name not made: $@";
+	}
+	for my $name (fixture_names(), map { "bad_$_" } bad_input_names())
+	{
+		my ($source) = $name =~ /^bad_(.*)/ ? bad_input($1) : fixture($name);
+		next unless -s $source && -s $source < 65536;
+		my $path = "$dir/corpus_$name";
+		write_file($path, read_file($source));
+		push @paths, $path;
+	}
+	return @paths;
 }
 
 # ffprobe's view of a file (streams, format, stream side data).
