@@ -39,6 +39,9 @@ typedef struct ProxyRun
 	AVCodecContext *video_encoder;
 	int64_t		last_video_pts; /* last pts given to the encoder */
 	int64_t		video_end_pts;	/* end of the latest decoded frame, stream time base */
+	int64_t		video_floor_pts;	/* frames outside [floor, limit] are
+									 * damaged: the input's duration with */
+	int64_t		video_limit_pts;	/* some slack, stream time base */
 	int64_t		frame_interval; /* nominal frame duration, stream time base */
 	AVFrame    *last_frame;		/* the latest frame given to the filter */
 	int64_t		frames_decoded; /* without errors */
