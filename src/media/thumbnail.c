@@ -19,6 +19,7 @@
 
 typedef struct ThumbnailRun
 {
+	const char *path;			/* of the input */
 	MediaInput	input;
 	AVCodecContext *decoder;
 	VideoFilter filter;
@@ -26,14 +27,11 @@ typedef struct ThumbnailRun
 	Orientation orientation;
 	int64_t		target_pts;		/* first acceptable pts, stream time base */
 	AVFrame    *previous;		/* the last frame before the target */
-	AVFrame    *unclean;		/* the frame nearest the target, of those
-								 * with decoding errors */
 	AVFrame    *picture;		/* the chosen picture, filtered */
 	bool		fed;			/* the filter has had the target frame */
 	double		seek_seconds;	/* where the current attempt seeked to */
 	bool		seen_frame;		/* a clean frame came since the seek */
 	bool		overshot;		/* the first one was already past the target */
-	bool		accept_unclean; /* no frame decodes whole: take the nearest */
 } ThumbnailRun;
 
 /* The time to take the picture at: the asked one, or the midpoint. */
@@ -125,17 +123,6 @@ filter_frame(ThumbnailRun *run, AVFrame *frame, char *why)
 	return 0;
 }
 
-/* How far apart two timestamps are; the farthest when either is unknown. */
-static int64_t
-distance(int64_t a, int64_t b)
-{
-	int64_t		difference = media_ts_sub(a, b);
-
-	if (difference == AV_NOPTS_VALUE || difference == INT64_MIN)
-		return INT64_MAX;
-	return difference < 0 ? -difference : difference;
-}
-
 /* Handle one decoded frame. */
 static int
 take_frame(ThumbnailRun *run, AVFrame *frame, int width, char *why)
@@ -143,16 +130,8 @@ take_frame(ThumbnailRun *run, AVFrame *frame, int width, char *why)
 	int			status;
 
 	frame->pts = frame->best_effort_timestamp;
-	if (!media_frame_is_clean(frame) && !run->accept_unclean)
+	if (!media_frame_is_clean(frame))
 	{
-		/* kept in case no frame decodes whole: the one nearest the target */
-		if (!run->accept_unclean &&
-			(run->unclean->buf[0] == NULL ||
-			 distance(frame->pts, run->target_pts) <= distance(run->unclean->pts, run->target_pts)))
-		{
-			av_frame_unref(run->unclean);
-			av_frame_move_ref(run->unclean, frame);
-		}
 		av_frame_unref(frame);
 		return 0;
 	}
@@ -251,14 +230,6 @@ find_picture(ThumbnailRun *run, int width, char *why)
 		av_frame_move_ref(frame, run->previous);
 		status = take_frame(run, frame, width, why);
 	}
-	/* no frame decodes whole: the one nearest the time, as the proxy shows it */
-	if (status == 0 && run->picture == NULL && !run->fed && run->unclean->buf[0] != NULL)
-	{
-		run->accept_unclean = true;
-		run->target_pts = run->unclean->pts;
-		av_frame_move_ref(frame, run->unclean);
-		status = take_frame(run, frame, width, why);
-	}
 	if (status == 0 && run->picture == NULL && run->fed)
 		status = filter_frame(run, NULL, why);
 	if (status == 0 && run->picture == NULL)
@@ -299,7 +270,6 @@ seek_to(ThumbnailRun *run, double seconds)
 	run->seen_frame = false;
 	run->overshot = false;
 	av_frame_unref(run->previous);
-	av_frame_unref(run->unclean);
 	if (!(run->input.format->iformat->flags & AVFMT_SEEK_TO_PTS) &&
 		run->input.video->codecpar->video_delay > 0)
 		seconds -= 3.0 / 23.0;
@@ -314,9 +284,34 @@ seek_to(ThumbnailRun *run, double seconds)
 }
 
 /*
+ * Decode from the very beginning, as probe did: the input opened afresh, so
+ * that no seek (Matroska without cues, a damaged index) can skip the frames
+ * that decode.
+ */
+static int
+find_picture_from_beginning(ThumbnailRun *run, int width, char *why)
+{
+	const MediaHooks *hooks = run->input.hooks;
+	int			status;
+
+	media_input_close(&run->input);
+	status = media_input_open(run->path, hooks, &run->input, why);
+	if (status != 0)
+		return status;
+	run->seek_seconds = 0;
+	run->seen_frame = false;
+	run->overshot = false;
+	av_frame_unref(run->previous);
+	avcodec_flush_buffers(run->decoder);
+	return find_picture(run, width, why);
+}
+
+/*
  * Find the picture at `at` seconds.  Some formats (MPEG-TS) seek only
  * roughly and may land past the time asked for, or where nothing decodes;
- * then seek again earlier, at last from the start.
+ * then seek again earlier, then to the start, at last decode from the
+ * beginning of a fresh opening: the frame at the time asked, else the
+ * nearest one that decodes.
  */
 static int
 find_picture_at(ThumbnailRun *run, double at, int width, char *why)
@@ -333,8 +328,10 @@ find_picture_at(ThumbnailRun *run, double at, int width, char *why)
 		seek_to(run, seek);
 		status = find_picture(run, width, why);
 		if (status != 0 || !run->overshot)
-			return status;
+			break;
 	}
+	if (status == EX_DATAERR && run->picture == NULL && !run->fed)
+		status = find_picture_from_beginning(run, width, why);
 	return status;
 }
 
@@ -369,6 +366,7 @@ media_make_thumbnail(const char *input, const char *output,
 
 	memset(&run, 0, sizeof(run));
 	memset(thumbnail_info, 0, sizeof(*thumbnail_info));
+	run.path = input;
 	temp_path[0] = '\0';
 	status = media_input_open(input, hooks, &run.input, why);
 	if (status == 0)
@@ -377,8 +375,7 @@ media_make_thumbnail(const char *input, const char *output,
 		at = choose_time(options, media_duration_seconds(&run.input));
 		status = choose_target(&run, at, why);
 	}
-	if (status == 0 && ((run.previous = av_frame_alloc()) == NULL ||
-						(run.unclean = av_frame_alloc()) == NULL))
+	if (status == 0 && (run.previous = av_frame_alloc()) == NULL)
 		status = media_fail(why, EX_TEMPFAIL, "out of memory");
 	if (status == 0)
 		status = media_open_decoder(run.input.video, 0, &run.decoder, why);
@@ -400,7 +397,6 @@ media_make_thumbnail(const char *input, const char *output,
 	}
 	av_frame_free(&run.picture);
 	av_frame_free(&run.previous);
-	av_frame_free(&run.unclean);
 	media_video_filter_close(&run.filter);
 	avcodec_free_context(&run.decoder);
 	media_input_close(&run.input);

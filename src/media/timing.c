@@ -12,7 +12,9 @@
  * there), else the whole file, demuxing only (no decoding).  The end is the
  * latest pts + duration of the chosen video and audio streams, so duplicate
  * and out-of-order timestamps and a cut-off last cluster do not matter; the
- * duration runs from the file's start time, as ffprobe's does.
+ * duration runs from the file's start time, as ffprobe's does.  A duration
+ * (stated or measured) above 48 hours is damaged timestamps: refused, since
+ * the proxy would fill the span with copies of frames.
  *
  * Frame rate: the average the container states, else the nominal one,
  * when it is plausible.  A rate above 240 or equal to the inverse of the
@@ -26,6 +28,8 @@
 #include "media/media_internal.h"
 
 #define TAIL_WINDOW_BYTES ((int64_t) 1 << 20)
+/* no upload lasts longer: a longer span is damaged timestamps */
+#define MAX_DURATION_HOURS 48
 #define MAX_PLAUSIBLE_FPS 240
 
 /* What a pass over the packets found; times in AV_TIME_BASE units. */
@@ -264,6 +268,10 @@ media_input_timing(const char *path, MediaInput *input, char *why)
 	}
 	if (input->duration <= 0)
 		return media_fail(why, EX_DATAERR, "the video has no duration (no timestamps to measure it by)");
+	if (input->duration / AV_TIME_BASE > (int64_t) MAX_DURATION_HOURS * 3600)
+		return media_fail(why, EX_DATAERR,
+						  "the video's timestamps span %.0f hours, more than the %d vproxy accepts (damaged timestamps)",
+						  input->duration / (3600.0 * AV_TIME_BASE), MAX_DURATION_HOURS);
 	return 0;
 }
 

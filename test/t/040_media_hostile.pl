@@ -31,6 +31,54 @@ for my $name (bad_input_names())
 	}
 }
 
+# what the input's bytes cause is bad media (65, at once), not a reason to
+# retry (75): impossible sizes (libav answers ENOMEM) and broken structure
+# (libav answers EIO), each named in words by every command
+my %causes = (
+	mp4_stts_count => qr/impossible amount of memory/,
+	mp4_stco_count => qr/impossible amount of memory/,
+	mp4_stts_count_7f => qr/impossible amount of memory/,
+	mkv_broken_ebml => qr/structure is broken/,
+);
+for my $name (sort keys %causes)
+{
+	my ($path) = bad_input($name);
+	for my $command (qw(probe proxy thumbnail))
+	{
+		my $outdir = scratch_dir();
+		my @out = $command eq 'probe' ? () : ("$outdir/out." . ($command eq 'proxy' ? 'mp4' : 'jpg'));
+		my $result = run_transcode($command, $path, @out);
+		is($result->{status}, 65, "$command of $name: exit 65, not 75");
+		like($result->{last_error}, $causes{$name}, "$command of $name: says why");
+	}
+}
+
+# a fragmented MP4 whose first track run claims a sample of 2 GiB: the read
+# that meets it fails with ENOMEM, which is the file's fault (65); a thumbnail
+# taken before that point is fine
+{
+	my $dir = scratch_dir();
+	my $path = "$dir/trun.mp4";
+	VproxyTest::Media::ffmpeg(qw(-f lavfi -i testsrc2=size=160x120:rate=25 -t 2 -c:v libx264 -preset ultrafast -g 10
+		-movflags frag_keyframe+empty_moov), "$dir/plain.mp4");
+	my $data = VproxyTest::Media::read_file("$dir/plain.mp4");
+	my $trun = index($data, 'trun');
+	my $flags = unpack('N', substr($data, $trun + 4, 4)) & 0xffffff;
+	ok($flags & 0x200, 'the first trun lists sample sizes');
+	# after the count: data offset (flag 1), first sample flags (4), then per sample duration (0x100), size
+	my $at = $trun + 12 + ($flags & 1 ? 4 : 0) + ($flags & 4 ? 4 : 0) + ($flags & 0x100 ? 4 : 0);
+	substr($data, $at, 4) = pack('N', 0x7FFFFFFF);
+	VproxyTest::Media::write_file($path, $data);
+	for my $command (qw(probe proxy))
+	{
+		my $result = run_transcode($command, $path, $command eq 'proxy' ? ("$dir/out.mp4") : ());
+		is($result->{status}, 65, "$command of a trun sample size of 2 GiB: exit 65");
+		like($result->{last_error}, qr/impossible amount of memory/, "$command of a trun sample size of 2 GiB: says why");
+	}
+	my $result = run_transcode('thumbnail', $path, "$dir/out.jpg");
+	ok($result->{status} == 0 || $result->{status} == 65, "thumbnail of a trun sample size of 2 GiB: 0 or 65 ($result->{status})");
+}
+
 # a missing input is 66 for every command
 for my $command (qw(probe proxy thumbnail))
 {
