@@ -15,17 +15,36 @@
 
 #include "media/media_internal.h"
 
-/* Write the cause into why (one line) and return the status. */
+/*
+ * Write the cause into why (one line) and return the status.  Once the
+ * process has come near its address-space limit, a failure that would call
+ * the media bad (or an internal error) is for want of memory whatever the
+ * failing step says (a decoder that could not allocate leaves "no picture
+ * size"): worth a retry, and said so.
+ */
 int
 media_fail(char *why, int status, const char *fmt,...)
 {
+	char		cause[MEDIA_WHY_MAX];
 	va_list		args;
 
+	va_start(args, fmt);
+	vsnprintf(cause, sizeof(cause), fmt, args);
+	va_end(args);
+	if ((status == EX_DATAERR || status == EX_SOFTWARE) && media_near_memory_limit())
+	{
+		status = EX_TEMPFAIL;
+		if (strstr(cause, "out of memory") == NULL)
+		{
+			char		original[MEDIA_WHY_MAX];
+
+			memcpy(original, cause, sizeof(original));
+			snprintf(cause, sizeof(cause), "out of memory (near the address-space limit): %.400s", original);
+		}
+	}
 	if (why != NULL)
 	{
-		va_start(args, fmt);
-		vsnprintf(why, MEDIA_WHY_MAX, fmt, args);
-		va_end(args);
+		snprintf(why, MEDIA_WHY_MAX, "%s", cause);
 		for (char *c = why; *c != '\0'; c++)
 			if (*c == '\n' || *c == '\r')
 				*c = ' ';
@@ -53,23 +72,25 @@ av_error_words(int averror, char *buffer, size_t size)
 }
 
 /*
- * Whether the process's address space is above 3/4 of its own RLIMIT_AS:
- * then a refused allocation means we really ran out of memory.  Read from
- * /proc/self/statm into a stack buffer (no allocation); if even that fails
- * for want of memory, the answer is yes.  Without a limit, no.
+ * Whether the process's address space has come above 3/4 of its own
+ * RLIMIT_AS (its peak, VmPeak: a decoder may free what it had before it
+ * reports the failure): then a refused allocation means we really ran out
+ * of memory.  Read from /proc/self/status into a stack buffer (no
+ * allocation); if even that fails for want of memory, the answer is yes.
+ * Without a limit, no.
  */
 bool
 media_near_memory_limit(void)
 {
 	struct rlimit limit;
-	char		buffer[128];
-	unsigned long long pages;
+	char		buffer[4096];
+	const char *peak;
 	ssize_t		length;
 	int			fd;
 
 	if (getrlimit(RLIMIT_AS, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY)
 		return false;
-	fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+	fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOMEM || errno == EMFILE || errno == ENFILE;
 	length = read(fd, buffer, sizeof(buffer) - 1);
@@ -77,8 +98,10 @@ media_near_memory_limit(void)
 	if (length <= 0)
 		return false;
 	buffer[length] = '\0';
-	pages = strtoull(buffer, NULL, 10);
-	return (long double) pages * sysconf(_SC_PAGESIZE) > (long double) limit.rlim_cur * 3 / 4;
+	peak = strstr(buffer, "VmPeak:");
+	if (peak == NULL)
+		return false;
+	return strtoull(peak + strlen("VmPeak:"), NULL, 10) * 1024.0L > (long double) limit.rlim_cur * 3 / 4;
 }
 
 /*
@@ -118,9 +141,10 @@ failure_words(int averror, char *buffer, size_t size)
 /*
  * Map an error of libav's codecs and filters during `what` to a status: a
  * stop request is worth a retry, ENOMEM is mapped by media_errno_status
- * (out of memory, or an impossible size), anything else is libav judging
+ * (out of memory, or an impossible size); anything else is libav judging
  * the data, whatever errno it borrows (a decoder refusing its extradata
- * answers EPERM): bad media.
+ * answers EPERM): bad media (unless media_fail finds the process near its
+ * memory limit).
  */
 int
 media_fail_av(char *why, int averror, const char *what)
