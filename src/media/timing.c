@@ -12,9 +12,11 @@
  * there), else the whole file, demuxing only (no decoding).  The end is the
  * latest pts + duration of the chosen video and audio streams, so duplicate
  * and out-of-order timestamps and a cut-off last cluster do not matter; the
- * duration runs from the file's start time, as ffprobe's does.  A duration
- * (stated or measured) above 48 hours is damaged timestamps: refused, since
- * the proxy would fill the span with copies of frames.
+ * duration runs from the file's start time, as ffprobe's does.  Timestamps
+ * spanning more than 48 hours are damaged: refused, since the proxy would
+ * fill the span with copies of frames.  (A stated duration is taken as it
+ * is: a header may lie about weeks over two seconds of real timestamps,
+ * and the proxy follows the timestamps.)
  *
  * Frame rate: the average the container states, else the nominal one,
  * when it is plausible.  A rate above 240 or equal to the inverse of the
@@ -242,6 +244,7 @@ media_input_timing(const char *path, MediaInput *input, char *why)
 	bool		count_known = video->nb_frames > 0 && video->duration != AV_NOPTS_VALUE && video->duration > 0;
 	PacketScan	scan;
 	bool		scanned = false;
+	bool		measured = false;
 	int			status;
 
 	input->duration = stated_duration(input);
@@ -258,6 +261,7 @@ media_input_timing(const char *path, MediaInput *input, char *why)
 			int64_t		duration = media_ts_sub(scan.end, input->start_time);
 
 			input->duration = duration == AV_NOPTS_VALUE ? 0 : duration;
+			measured = true;
 		}
 	}
 	if (!rate_known)
@@ -268,7 +272,7 @@ media_input_timing(const char *path, MediaInput *input, char *why)
 	}
 	if (input->duration <= 0)
 		return media_fail(why, EX_DATAERR, "the video has no duration (no timestamps to measure it by)");
-	if (input->duration / AV_TIME_BASE > (int64_t) MAX_DURATION_HOURS * 3600)
+	if (measured && input->duration / AV_TIME_BASE > (int64_t) MAX_DURATION_HOURS * 3600)
 		return media_fail(why, EX_DATAERR,
 						  "the video's timestamps span %.0f hours, more than the %d vproxy accepts (damaged timestamps)",
 						  input->duration / (3600.0 * AV_TIME_BASE), MAX_DURATION_HOURS);
