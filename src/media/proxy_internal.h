@@ -18,6 +18,9 @@ typedef struct ProxyRun
 	const ProxyOptions *options;
 	MediaInput	input;
 	double		duration;		/* of the input, seconds */
+	int64_t		time_floor;		/* timestamps outside [floor, limit] from the */
+	int64_t		time_limit;		/* start are damaged: the duration with some
+								 * slack, AV_TIME_BASE units */
 	int64_t		video_offset;	/* input start time, video stream time base */
 	int64_t		audio_offset;	/* input start time, audio stream time base */
 

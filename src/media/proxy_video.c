@@ -115,7 +115,6 @@ int
 proxy_video_open(ProxyRun *run, char *why)
 {
 	AVStream   *video = run->input.video;
-	int64_t		slack;
 	int			status;
 
 	run->video_offset = av_rescale_q(run->input.start_time, AV_TIME_BASE_Q, video->time_base);
@@ -127,10 +126,8 @@ proxy_video_open(ProxyRun *run, char *why)
 		video->codecpar->color_trc == AVCOL_TRC_ARIB_STD_B67;
 	run->last_video_pts = AV_NOPTS_VALUE;
 	run->video_end_pts = AV_NOPTS_VALUE;
-	slack = run->input.duration / 10 + 2 * AV_TIME_BASE;
-	run->video_floor_pts = av_rescale_q(-slack, AV_TIME_BASE_Q, video->time_base);
-	run->video_limit_pts = av_rescale_q(media_ts_add(run->input.duration, slack),
-										AV_TIME_BASE_Q, video->time_base);
+	run->video_floor_pts = av_rescale_q(run->time_floor, AV_TIME_BASE_Q, video->time_base);
+	run->video_limit_pts = av_rescale_q(run->time_limit, AV_TIME_BASE_Q, video->time_base);
 	run->frame_interval = video->r_frame_rate.num > 0 && video->r_frame_rate.den > 0 ?
 		av_rescale_q(1, av_inv_q(video->r_frame_rate), video->time_base) : 0;
 	choose_format(run);
