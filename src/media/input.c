@@ -9,6 +9,7 @@
  * probing are refused oversized pictures, and a stop request interrupts any
  * blocking read.
  */
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -129,7 +130,6 @@ static int
 validate_streams(MediaInput *input, char *why)
 {
 	const AVCodecParameters *par;
-	int64_t		duration = input->format->duration;
 
 	if (input->video == NULL)
 		return media_fail(why, EX_DATAERR, "the file holds no video stream");
@@ -144,10 +144,6 @@ validate_streams(MediaInput *input, char *why)
 		return media_fail(why, EX_DATAERR,
 						  "the video is %dx%d, larger than vproxy accepts (%d on a side, %d pixels)",
 						  par->width, par->height, MEDIA_MAX_SIDE, MEDIA_MAX_PIXELS);
-	if (duration == AV_NOPTS_VALUE && input->video->duration != AV_NOPTS_VALUE)
-		duration = av_rescale_q(input->video->duration, input->video->time_base, AV_TIME_BASE_Q);
-	if (duration == AV_NOPTS_VALUE || duration <= 0)
-		return media_fail(why, EX_DATAERR, "the video has no duration");
 	return 0;
 }
 
@@ -175,16 +171,80 @@ free_probe_options(AVDictionary **options, unsigned count)
 	av_free(options);
 }
 
+/*
+ * Open `path` with the safety settings: the file protocol only, the accepted
+ * demuxers only, bounded probing, `hooks` able to interrupt any read.  The
+ * I/O context is our own, so it outlives a failed open (its error tells a
+ * refused read from bad bytes): close both with avformat_close_input and
+ * avio_closep.  Returns 0 or a libav error; *pb is NULL when the file could
+ * not even be opened, *detected (if not NULL) the format recognised, if any.
+ */
+int
+media_open_container(const char *path, const MediaHooks *hooks,
+					 AVFormatContext **format, AVIOContext **pb,
+					 const AVInputFormat **detected)
+{
+	AVDictionary *options = NULL;
+	const AVInputFormat *iformat = NULL;
+	char	   *url;
+	int			ret;
+
+	*pb = NULL;
+	*format = avformat_alloc_context();
+	if (*format == NULL)
+		return AVERROR(ENOMEM);
+	(*format)->interrupt_callback.callback = interrupt_requested;
+	(*format)->interrupt_callback.opaque = (void *) hooks;
+	url = av_asprintf("file:%s", path);
+	if (url == NULL)
+	{
+		avformat_free_context(*format);
+		*format = NULL;
+		return AVERROR(ENOMEM);
+	}
+	av_dict_set(&options, "protocol_whitelist", "file", 0);
+	ret = avio_open2(pb, url, AVIO_FLAG_READ, &(*format)->interrupt_callback, &options);
+	av_dict_free(&options);
+	if (ret < 0)
+	{
+		av_free(url);
+		avformat_free_context(*format);
+		*format = NULL;
+		*pb = NULL;
+		return ret;
+	}
+	(*format)->pb = *pb;
+	/* detect the format ourselves, to name it when its header is broken */
+	ret = av_probe_input_buffer2(*pb, &iformat, url, NULL, 0, 0);
+	if (ret < 0)
+	{
+		av_free(url);
+		avformat_free_context(*format);
+		*format = NULL;
+		return ret;
+	}
+	if (detected != NULL)
+		*detected = iformat;
+	av_dict_set(&options, "protocol_whitelist", "file", 0);
+	av_dict_set(&options, "format_whitelist", accepted_formats, 0);
+	av_dict_set(&options, "probesize", PROBE_BYTES, 0);
+	av_dict_set(&options, "analyzeduration", ANALYZE_MICROSECONDS, 0);
+	av_dict_set(&options, "max_streams", MAX_STREAMS, 0);
+	ret = avformat_open_input(format, url, iformat, &options);
+	av_free(url);
+	av_dict_free(&options);
+	return ret;
+}
+
 /* Open `path`, read its headers and choose its streams; 0 or a status. */
 int
 media_input_open(const char *path, const MediaHooks *hooks,
 				 MediaInput *input, char *why)
 {
-	AVDictionary *options = NULL;
 	AVDictionary **stream_options;
-	char	   *url;
 	struct stat st;
 	unsigned	stream_count;
+	const AVInputFormat *detected = NULL;
 	int			ret;
 
 	memset(input, 0, sizeof(*input));
@@ -198,32 +258,26 @@ media_input_open(const char *path, const MediaHooks *hooks,
 		return media_fail(why, EX_DATAERR, "input %s is empty", path);
 	input->file_size = st.st_size;
 
-	input->format = avformat_alloc_context();
-	if (input->format == NULL)
-		return media_fail(why, EX_TEMPFAIL, "out of memory opening the input");
-	input->format->interrupt_callback.callback = interrupt_requested;
-	input->format->interrupt_callback.opaque = (void *) hooks;
-	av_dict_set(&options, "protocol_whitelist", "file", 0);
-	av_dict_set(&options, "format_whitelist", accepted_formats, 0);
-	av_dict_set(&options, "probesize", PROBE_BYTES, 0);
-	av_dict_set(&options, "analyzeduration", ANALYZE_MICROSECONDS, 0);
-	av_dict_set(&options, "max_streams", MAX_STREAMS, 0);
-	url = av_asprintf("file:%s", path);
-	if (url == NULL)
-	{
-		av_dict_free(&options);
-		return media_fail(why, EX_TEMPFAIL, "out of memory opening the input");
-	}
-	ret = avformat_open_input(&input->format, url, NULL, &options);
-	av_free(url);
-	av_dict_free(&options);
+	ret = media_open_container(path, hooks, &input->format, &input->pb, &detected);
 	if (ret == AVERROR_EXIT)
 		return media_fail_stopped(why);
-	if (ret == AVERROR(EINVAL) || ret == AVERROR_INVALIDDATA)
+	if (ret == AVERROR(ENOMEM) && input->format == NULL && input->pb == NULL)
+		return media_fail(why, EX_TEMPFAIL, "out of memory opening the input");
+	if (input->pb == NULL)
+		return media_fail(why, media_errno_status(AVUNERROR(ret), EX_NOINPUT),
+						  "cannot open the input: %s", av_err2str(ret));
+	if (!media_input_read_failed(input->pb) &&
+		(ret == AVERROR(EINVAL) || ret == AVERROR_INVALIDDATA) &&
+		(detected == NULL || av_match_list(detected->name, accepted_formats, ',') <= 0))
 		return media_fail(why, EX_DATAERR, "not a video container vproxy accepts "
 						  "(MP4, MOV, MKV, WebM, AVI, MPEG-TS/PS, FLV, ASF, MXF, Ogg, NUT, DV, IVF)");
 	if (ret < 0)
-		return media_fail_av(why, ret, "cannot open the input");
+	{
+		char		what[MEDIA_NAME_MAX + 32];
+
+		snprintf(what, sizeof(what), "cannot open the input (%s)", detected != NULL ? detected->name : "unknown format");
+		return media_fail_input(why, input->pb, ret, what);
+	}
 
 	stream_count = input->format->nb_streams;
 	stream_options = probe_options(input->format);
@@ -234,13 +288,15 @@ media_input_open(const char *path, const MediaHooks *hooks,
 	if (ret == AVERROR_EXIT)
 		return media_fail_stopped(why);
 	if (ret < 0)
-		return media_fail_av(why, ret, "cannot read the stream parameters");
+		return media_fail_input(why, input->pb, ret, "cannot read the stream parameters");
 	if (media_stop_requested(hooks))
 		return media_fail_stopped(why);
 
 	input->start_time = input->format->start_time == AV_NOPTS_VALUE ? 0 : input->format->start_time;
 	choose_streams(input);
-	return validate_streams(input, why);
+	if ((ret = validate_streams(input, why)) != 0)
+		return ret;
+	return media_input_timing(path, input, why);
 }
 
 /* Close the input; safe on a half-opened one. */
@@ -248,6 +304,7 @@ void
 media_input_close(MediaInput *input)
 {
 	avformat_close_input(&input->format);
+	avio_closep(&input->pb);
 	input->video = NULL;
 	input->audio = NULL;
 }
@@ -255,7 +312,9 @@ media_input_close(MediaInput *input)
 /*
  * Read the next packet of a chosen stream: 0, 1 at the end of the input, or
  * a status.  Like the ffmpeg CLI, a damaged tail ends the input instead of
- * failing it; a stop request, missing memory or an I/O error fail it.
+ * failing it (broken structure included); a stop request, a read the system
+ * refused, or a refused allocation fail it (media_errno_status tells out of
+ * memory from an impossible size).
  */
 int
 media_read_packet(MediaInput *input, AVPacket *packet, char *why)
@@ -272,8 +331,8 @@ media_read_packet(MediaInput *input, AVPacket *packet, char *why)
 		}
 		if (ret == AVERROR(EAGAIN))
 			continue;
-		if (ret == AVERROR(ENOMEM) || ret == AVERROR(EIO))
-			return media_fail_av(why, ret, "cannot read the input");
+		if (ret == AVERROR(ENOMEM) || media_input_read_failed(input->pb))
+			return media_fail_input(why, input->pb, ret, "cannot read the input");
 		if (ret < 0)
 			return 1;
 		if (packet->stream_index == input->video->index ||

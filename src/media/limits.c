@@ -82,38 +82,6 @@ media_set_memory_limit(uint64_t bytes)
 		lower_address_space(bytes);
 }
 
-/* The process's peak address space in bytes (VmPeak), 0 if unknown. */
-static uint64_t
-peak_address_space(void)
-{
-	FILE	   *status = fopen("/proc/self/status", "r");
-	char		line[256];
-	unsigned long long kib = 0;
-
-	if (status == NULL)
-		return 0;
-	while (fgets(line, sizeof(line), status) != NULL)
-		if (sscanf(line, "VmPeak: %llu kB", &kib) == 1)
-			break;
-	fclose(status);
-	return (uint64_t) kib * 1024;
-}
-
-/*
- * Whether the process has come within a quarter of its address-space limit:
- * an allocation that fails then fails for lack of memory (worth a retry
- * when less is running), not because the file asked for an impossible size.
- */
-bool
-media_memory_exhausted(void)
-{
-	struct rlimit current;
-
-	if (getrlimit(RLIMIT_AS, &current) != 0 || current.rlim_cur == RLIM_INFINITY)
-		return false;
-	return peak_address_space() >= current.rlim_cur / 4 * 3;
-}
-
 /* Set the thread budget of decoder, filters and encoder together; 0 = the cores. */
 void
 media_set_thread_budget(int threads)

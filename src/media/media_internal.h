@@ -20,11 +20,14 @@
 typedef struct MediaInput
 {
 	AVFormatContext *format;
+	AVIOContext *pb;			/* ours: outlives a failed open */
 	AVStream   *video;			/* the video stream we use */
 	AVStream   *audio;			/* the best audio stream, NULL without one */
 	int			audio_streams;	/* how many audio streams the file has */
 	int64_t		start_time;		/* of the file, AV_TIME_BASE units, 0 if none */
 	int64_t		file_size;
+	int64_t		duration;		/* AV_TIME_BASE units, > 0 (timing.c) */
+	AVRational	frame_rate;		/* of the video, plausible or 0/1 (timing.c) */
 	const MediaHooks *hooks;
 } MediaInput;
 
@@ -40,7 +43,11 @@ typedef struct Orientation
 extern int	media_fail(char *why, int status, const char *fmt,...)
 			__attribute__((format(printf, 3, 4)));
 extern int	media_fail_av(char *why, int averror, const char *what);
+extern int	media_fail_output(char *why, int averror, const char *what);
 extern int	media_errno_status(int error, int otherwise);
+extern bool media_input_read_failed(const AVIOContext *pb);
+extern int	media_fail_input(char *why, const AVIOContext *pb, int averror,
+							 const char *what);
 
 /* timestamps.c */
 extern int64_t media_ts_add(int64_t a, int64_t b);
@@ -52,6 +59,9 @@ extern int	media_decoder_threads(bool beside_encoder);
 extern int	media_encoder_threads(void);
 
 /* input.c */
+extern int	media_open_container(const char *path, const MediaHooks *hooks,
+								 AVFormatContext **format, AVIOContext **pb,
+								 const AVInputFormat **detected);
 extern int	media_input_open(const char *path, const MediaHooks *hooks,
 							 MediaInput *input, char *why);
 extern void media_input_close(MediaInput *input);
@@ -60,8 +70,9 @@ extern int	media_read_packet(MediaInput *input, AVPacket *packet, char *why);
 extern bool media_stop_requested(const MediaHooks *hooks);
 extern int	media_fail_stopped(char *why);
 
-/* probe.c */
-extern AVRational media_frame_rate(const AVStream *stream);
+/* timing.c */
+extern int	media_input_timing(const char *path, MediaInput *input, char *why);
+extern AVRational media_frame_rate(const MediaInput *input);
 
 /* decode.c */
 extern int	media_open_decoder(AVStream *stream, int threads,

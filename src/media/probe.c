@@ -38,28 +38,6 @@ field_order_name(enum AVFieldOrder order)
 	}
 }
 
-/* A stream's frame rate: the average, else the nominal one, else 0/1. */
-AVRational
-media_frame_rate(const AVStream *stream)
-{
-	if (stream->avg_frame_rate.num > 0 && stream->avg_frame_rate.den > 0)
-		return stream->avg_frame_rate;
-	if (stream->r_frame_rate.num > 0 && stream->r_frame_rate.den > 0)
-		return stream->r_frame_rate;
-	return (AVRational) {0, 1};
-}
-
-/* Duration in seconds: the container's, else the video stream's. */
-double
-media_duration_seconds(const MediaInput *input)
-{
-	if (input->format->duration != AV_NOPTS_VALUE && input->format->duration > 0)
-		return input->format->duration / (double) AV_TIME_BASE;
-	if (input->video->duration != AV_NOPTS_VALUE && input->video->duration > 0)
-		return input->video->duration * av_q2d(input->video->time_base);
-	return 0.0;
-}
-
 /* Fill `info` from an opened input. */
 static void
 describe(const MediaInput *input, MediaInfo *info)
@@ -74,10 +52,11 @@ describe(const MediaInput *input, MediaInfo *info)
 	info->height = par->height;
 	media_display_size(par->width, par->height, sar, &orientation,
 					   &info->display_width, &info->display_height);
-	info->fps = av_q2d(media_frame_rate(video));
+	info->fps = av_q2d(media_frame_rate(input));
 	info->duration_seconds = media_duration_seconds(input);
 	set_name(info->codec, avcodec_get_name(par->codec_id));
-	info->bitrate = input->format->bit_rate > 0 ? input->format->bit_rate : 0;
+	info->bitrate = input->format->bit_rate > 0 ? input->format->bit_rate :
+		av_rescale(input->file_size, 8 * (int64_t) AV_TIME_BASE, input->duration);
 	info->file_size_bytes = input->file_size;
 	info->rotation = orientation.rotation;
 	set_name(info->pix_fmt, av_get_pix_fmt_name(par->format));

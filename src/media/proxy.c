@@ -158,6 +158,9 @@ media_make_proxy(const char *input, const char *output,
 	if (status == 0)
 	{
 		run.duration = media_duration_seconds(&run.input);
+		/* past the duration by more than 10% + 2 s, a timestamp is damaged */
+		run.time_floor = -(run.input.duration / 10 + 2 * AV_TIME_BASE);
+		run.time_limit = media_ts_add(run.input.duration, -run.time_floor);
 		run.packet = av_packet_alloc();
 		run.frame = av_frame_alloc();
 		if (run.packet == NULL || run.frame == NULL)

@@ -159,7 +159,8 @@ encode_filtered(ProxyRun *run, char *why)
 /*
  * Give a decoded frame its timestamp in samples from the start of the file,
  * the way the ffmpeg CLI does (rescaled without drift, gaps kept).  False
- * when its timestamp is out of range: the frame is damaged.
+ * when its timestamp is out of range or far outside the input's duration:
+ * the frame is damaged.
  */
 static bool
 stamp_frame(ProxyRun *run, AVFrame *frame)
@@ -180,8 +181,12 @@ stamp_frame(ProxyRun *run, AVFrame *frame)
 		pts = run->audio_next_pts;
 	if ((next_pts = media_ts_add(pts, frame->nb_samples)) == AV_NOPTS_VALUE)
 		return false;
-	frame->pts = pts;
 	run->audio_next_pts = next_pts;
+	/* far outside the input's duration: a damaged timestamp (as for video) */
+	if (pts < av_rescale_q(run->time_floor, AV_TIME_BASE_Q, sample_time) ||
+		pts > av_rescale_q(run->time_limit, AV_TIME_BASE_Q, sample_time))
+		return false;
+	frame->pts = pts;
 	return true;
 }
 

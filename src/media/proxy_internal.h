@@ -18,6 +18,9 @@ typedef struct ProxyRun
 	const ProxyOptions *options;
 	MediaInput	input;
 	double		duration;		/* of the input, seconds */
+	int64_t		time_floor;		/* timestamps outside [floor, limit] from the */
+	int64_t		time_limit;		/* start are damaged: the duration with some
+								 * slack, AV_TIME_BASE units */
 	int64_t		video_offset;	/* input start time, video stream time base */
 	int64_t		audio_offset;	/* input start time, audio stream time base */
 
@@ -39,6 +42,9 @@ typedef struct ProxyRun
 	AVCodecContext *video_encoder;
 	int64_t		last_video_pts; /* last pts given to the encoder */
 	int64_t		video_end_pts;	/* end of the latest decoded frame, stream time base */
+	int64_t		video_floor_pts;	/* frames outside [floor, limit] are
+									 * damaged: the input's duration with */
+	int64_t		video_limit_pts;	/* some slack, stream time base */
 	int64_t		frame_interval; /* nominal frame duration, stream time base */
 	AVFrame    *last_frame;		/* the latest frame given to the filter */
 	int64_t		frames_decoded; /* without errors */

@@ -37,7 +37,7 @@ proxy_output_open(ProxyRun *run, char *why)
 	}
 	ret = avio_open(&run->output->pb, run->temp_path, AVIO_FLAG_WRITE);
 	if (ret < 0)
-		return media_fail_av(why, ret, "cannot write the proxy");
+		return media_fail_output(why, ret, "cannot write the proxy");
 	return 0;
 }
 
@@ -52,7 +52,7 @@ proxy_output_start(ProxyRun *run, char *why)
 	ret = avformat_write_header(run->output, &options);
 	av_dict_free(&options);
 	if (ret < 0)
-		return media_fail_av(why, ret, "cannot write the proxy header");
+		return media_fail_output(why, ret, "cannot write the proxy header");
 	return 0;
 }
 
@@ -69,7 +69,7 @@ proxy_output_encoded(ProxyRun *run, AVCodecContext *encoder, AVStream *stream, c
 		ret = av_interleaved_write_frame(run->output, run->packet);
 		av_packet_unref(run->packet);
 		if (ret < 0)
-			return media_fail_av(why, ret, "cannot write the proxy");
+			return media_fail_output(why, ret, "cannot write the proxy");
 	}
 	if (ret != AVERROR(EAGAIN) && ret != AVERROR_EOF)
 		return media_fail_av(why, ret, "the encoder failed");
@@ -83,10 +83,10 @@ proxy_output_finish(ProxyRun *run, char *why)
 	int			ret = av_write_trailer(run->output);
 
 	if (ret < 0)
-		return media_fail_av(why, ret, "cannot finish the proxy");
+		return media_fail_output(why, ret, "cannot finish the proxy");
 	ret = avio_closep(&run->output->pb);
 	if (ret < 0)
-		return media_fail_av(why, ret, "cannot finish the proxy");
+		return media_fail_output(why, ret, "cannot finish the proxy");
 	return 0;
 }
 

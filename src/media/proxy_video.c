@@ -36,7 +36,7 @@ choose_format(ProxyRun *run)
 {
 	AVStream   *video = run->input.video;
 	AVRational	sar = av_guess_sample_aspect_ratio(run->input.format, video, NULL);
-	AVRational	rate = media_frame_rate(video);
+	AVRational	rate = media_frame_rate(&run->input);
 	int			display_width;
 	int			display_height;
 	double		fps = run->options->fps;
@@ -121,6 +121,8 @@ proxy_video_open(ProxyRun *run, char *why)
 		video->codecpar->color_trc == AVCOL_TRC_ARIB_STD_B67;
 	run->last_video_pts = AV_NOPTS_VALUE;
 	run->video_end_pts = AV_NOPTS_VALUE;
+	run->video_floor_pts = av_rescale_q(run->time_floor, AV_TIME_BASE_Q, video->time_base);
+	run->video_limit_pts = av_rescale_q(run->time_limit, AV_TIME_BASE_Q, video->time_base);
 	run->frame_interval = video->r_frame_rate.num > 0 && video->r_frame_rate.den > 0 ?
 		av_rescale_q(1, av_inv_q(video->r_frame_rate), video->time_base) : 0;
 	choose_format(run);
@@ -250,6 +252,14 @@ proxy_video_frame(ProxyRun *run, AVFrame *frame, char *why)
 	if (frame->pts != AV_NOPTS_VALUE &&
 		(frame->pts = media_ts_sub(frame->pts, run->video_offset)) == AV_NOPTS_VALUE)
 		return 0;
+	/*
+	 * a frame far outside the input's duration has a damaged timestamp: the
+	 * fps filter would fill the gap with copies of a frame (hours of them
+	 * for a fuzzed one), so it is skipped
+	 */
+	if (frame->pts != AV_NOPTS_VALUE &&
+		(frame->pts > run->video_limit_pts || frame->pts < run->video_floor_pts))
+		return 0;
 	if (media_frame_is_clean(frame))
 		run->frames_decoded++;
 	if (run->video_filter_open &&
@@ -258,6 +268,8 @@ proxy_video_frame(ProxyRun *run, AVFrame *frame, char *why)
 		(status = finish_filter(run, frame->pts, why)) != 0)
 		return status;
 	end_pts = media_ts_add(frame->pts, duration);
+	if (end_pts != AV_NOPTS_VALUE && end_pts > run->video_limit_pts)
+		end_pts = run->video_limit_pts;
 	if (end_pts != AV_NOPTS_VALUE &&
 		(run->video_end_pts == AV_NOPTS_VALUE || end_pts > run->video_end_pts))
 		run->video_end_pts = end_pts;

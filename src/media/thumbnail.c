@@ -19,6 +19,7 @@
 
 typedef struct ThumbnailRun
 {
+	const char *path;			/* of the input */
 	MediaInput	input;
 	AVCodecContext *decoder;
 	VideoFilter filter;
@@ -239,6 +240,23 @@ find_picture(ThumbnailRun *run, int width, char *why)
 }
 
 /*
+ * Go back to the very start of the file.  Where timestamps may jump
+ * (MPEG-TS/PS, Ogg), a seek to the start time searches by timestamp and can
+ * land after the first keyframe; there the first byte is the start.
+ */
+static void
+seek_to_start(ThumbnailRun *run)
+{
+	const AVInputFormat *iformat = run->input.format->iformat;
+
+	if ((iformat->flags & AVFMT_TS_DISCONT) && !(iformat->flags & AVFMT_NO_BYTE_SEEK) &&
+		av_seek_frame(run->input.format, -1, 0, AVSEEK_FLAG_BYTE) >= 0)
+		return;
+	avformat_seek_file(run->input.format, -1, INT64_MIN, run->input.start_time,
+					   run->input.start_time, 0);
+}
+
+/*
  * Seek to `seconds` before the start of the picture's time, as ffmpeg -ss
  * does (a little earlier when the format seeks by decoding time and the
  * video reorders frames); from the start when the file cannot seek.
@@ -256,20 +274,44 @@ seek_to(ThumbnailRun *run, double seconds)
 		run->input.video->codecpar->video_delay > 0)
 		seconds -= 3.0 / 23.0;
 	timestamp = media_ts_add(run->input.start_time, seconds > 0 ? llround(seconds * AV_TIME_BASE) : 0);
-	if (timestamp == AV_NOPTS_VALUE ||
+	if (seconds <= 0 || timestamp == AV_NOPTS_VALUE ||
 		avformat_seek_file(run->input.format, -1, INT64_MIN, timestamp, timestamp, 0) < 0)
 	{
 		run->seek_seconds = 0;
-		avformat_seek_file(run->input.format, -1, INT64_MIN, run->input.start_time,
-						   run->input.start_time, 0);
+		seek_to_start(run);
 	}
 	avcodec_flush_buffers(run->decoder);
 }
 
 /*
+ * Decode from the very beginning, as probe did: the input opened afresh, so
+ * that no seek (Matroska without cues, a damaged index) can skip the frames
+ * that decode.
+ */
+static int
+find_picture_from_beginning(ThumbnailRun *run, int width, char *why)
+{
+	const MediaHooks *hooks = run->input.hooks;
+	int			status;
+
+	media_input_close(&run->input);
+	status = media_input_open(run->path, hooks, &run->input, why);
+	if (status != 0)
+		return status;
+	run->seek_seconds = 0;
+	run->seen_frame = false;
+	run->overshot = false;
+	av_frame_unref(run->previous);
+	avcodec_flush_buffers(run->decoder);
+	return find_picture(run, width, why);
+}
+
+/*
  * Find the picture at `at` seconds.  Some formats (MPEG-TS) seek only
  * roughly and may land past the time asked for, or where nothing decodes;
- * then seek again earlier, at last from the start.
+ * then seek again earlier, then to the start, at last decode from the
+ * beginning of a fresh opening: the frame at the time asked, else the
+ * nearest one that decodes.
  */
 static int
 find_picture_at(ThumbnailRun *run, double at, int width, char *why)
@@ -286,8 +328,10 @@ find_picture_at(ThumbnailRun *run, double at, int width, char *why)
 		seek_to(run, seek);
 		status = find_picture(run, width, why);
 		if (status != 0 || !run->overshot)
-			return status;
+			break;
 	}
+	if (status == EX_DATAERR && run->picture == NULL && !run->fed)
+		status = find_picture_from_beginning(run, width, why);
 	return status;
 }
 
@@ -322,6 +366,7 @@ media_make_thumbnail(const char *input, const char *output,
 
 	memset(&run, 0, sizeof(run));
 	memset(thumbnail_info, 0, sizeof(*thumbnail_info));
+	run.path = input;
 	temp_path[0] = '\0';
 	status = media_input_open(input, hooks, &run.input, why);
 	if (status == 0)

@@ -17,12 +17,20 @@ sub even { my $e = 2 * floor($_[0] / 2 + 0.5); return $e < 2 ? 2 : $e }
 sub reference
 {
 	my ($path, $at, $w, $h, $out, $video) = @_;
+	# ffmpeg's input seek in MPEG-TS lands only roughly (on short or offset
+	# camera files, after every frame): there, decode from the start and
+	# select the first frame at or after the time from the file's start
+	# (the earliest stream's, as ffprobe says; timestamps kept as they are)
+	my $from_start = $path =~ /\.(ts|mts)$/;
+	my $absolute = $at + ($from_start ? ffprobe_json($path)->{format}{start_time} : 0);
 	my @filters;
 	push @filters, 'bwdif=mode=send_frame:parity=auto:deint=interlaced'
 	  if ($video->{field_order} // '') =~ /^(tt|bb|tb|bt)$/;
+	push @filters, "select='gte(t\\,$absolute)'" if $from_start;
 	push @filters, "scale=$w:$h:flags=bicubic";
 	push @filters, $TONEMAP if ($video->{color_transfer} // '') =~ /smpte2084|arib-std-b67/;
-	VproxyTest::Media::ffmpeg('-ss', $at, '-i', $path, qw(-frames:v 1 -q:v 2 -vf), join(',', @filters), $out);
+	my @input = $from_start ? (qw(-copyts -i), $path, qw(-fps_mode passthrough)) : ('-ss', $at, '-i', $path);
+	VproxyTest::Media::ffmpeg(@input, qw(-frames:v 1 -q:v 2 -vf), join(',', @filters), $out);
 }
 
 for my $name (grep { !/^(size_switch_ts|one_frame)$/ } fixture_names())
@@ -32,7 +40,7 @@ for my $name (grep { !/^(size_switch_ts|one_frame)$/ } fixture_names())
 	my $video = video_stream($probe);
 	my ($dw, $dh) = display_size($video);
 	my ($w, $h) = (320, even(320 * $dh / $dw));
-	my $duration = $probe->{format}{duration};
+	my $duration = oracle_duration($path, $probe);
 	my $at = $duration > 5.0 ? 5.0 : $duration / 2;
 	my $out = "$dir/$name.jpg";
 
@@ -84,6 +92,18 @@ for my $case (['1.0', 320, 240], ['3.0', 320, 180])
 		"$dir/switch-$at.ref.jpg");
 	my $psnr = psnr($out, "$dir/switch-$at.ref.jpg");
 	cmp_ok($psnr, '>', 35, "size change: at $at s the frame ffmpeg picks ($psnr dB)");
+}
+
+# a browser recording without a duration: the midpoint rule does not apply
+# to its 10 s, the thumbnail is the frame at 5 s (checked above against
+# ffmpeg -ss 5); and not a neighbour's
+{
+	my $path = fixture('browser_webm');
+	my $result = run_transcode('thumbnail', $path, "$dir/browser.jpg");
+	is($result->{json}{timestamp_seconds}, 5, 'browser_webm: taken at 5 s');
+	reference($path, '5.5', 320, 240, "$dir/browser-later.ref.jpg", {});
+	my $psnr = psnr("$dir/browser.jpg", "$dir/browser-later.ref.jpg");
+	cmp_ok($psnr, '<', 35, "browser_webm: not the frame at 5.5 s ($psnr dB)");
 }
 
 # a single frame: the midpoint is past its start, so ffmpeg -ss finds nothing; we show the frame

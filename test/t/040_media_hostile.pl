@@ -31,6 +31,98 @@ for my $name (bad_input_names())
 	}
 }
 
+# what the input's bytes cause is bad media (65, at once), not a reason to
+# retry (75): impossible sizes (libav answers ENOMEM) and broken structure
+# (libav answers EIO), each named in words by every command
+my %causes = (
+	mp4_stts_count => qr/impossible amount of memory/,
+	mp4_stco_count => qr/impossible amount of memory/,
+	mp4_stts_count_7f => qr/impossible amount of memory/,
+	mkv_broken_ebml => qr/structure is broken/,
+);
+for my $name (sort keys %causes)
+{
+	my ($path) = bad_input($name);
+	for my $command (qw(probe proxy thumbnail))
+	{
+		my $outdir = scratch_dir();
+		my @out = $command eq 'probe' ? () : ("$outdir/out." . ($command eq 'proxy' ? 'mp4' : 'jpg'));
+		my $result = run_transcode($command, $path, @out);
+		is($result->{status}, 65, "$command of $name: exit 65, not 75");
+		like($result->{last_error}, $causes{$name}, "$command of $name: says why");
+	}
+}
+
+# a fragmented MP4 whose first track run claims a sample of 2 GiB: the read
+# that meets it fails with ENOMEM, which is the file's fault (65); a thumbnail
+# taken before that point is fine
+{
+	my $dir = scratch_dir();
+	my $path = "$dir/trun.mp4";
+	VproxyTest::Media::ffmpeg(qw(-f lavfi -i testsrc2=size=160x120:rate=25 -t 2 -c:v libx264 -preset ultrafast -g 10
+		-movflags frag_keyframe+empty_moov), "$dir/plain.mp4");
+	my $data = VproxyTest::Media::read_file("$dir/plain.mp4");
+	my $trun = index($data, 'trun');
+	my $flags = unpack('N', substr($data, $trun + 4, 4)) & 0xffffff;
+	ok($flags & 0x200, 'the first trun lists sample sizes');
+	# after the count: data offset (flag 1), first sample flags (4), then per sample duration (0x100), size
+	my $at = $trun + 12 + ($flags & 1 ? 4 : 0) + ($flags & 4 ? 4 : 0) + ($flags & 0x100 ? 4 : 0);
+	substr($data, $at, 4) = pack('N', 0x7FFFFFFF);
+	VproxyTest::Media::write_file($path, $data);
+	for my $command (qw(probe proxy))
+	{
+		my $result = run_transcode($command, $path, $command eq 'proxy' ? ("$dir/out.mp4") : ());
+		is($result->{status}, 65, "$command of a trun sample size of 2 GiB: exit 65");
+		like($result->{last_error}, qr/impossible amount of memory/, "$command of a trun sample size of 2 GiB: says why");
+	}
+	my $result = run_transcode('thumbnail', $path, "$dir/out.jpg");
+	ok($result->{status} == 0 || $result->{status} == 65, "thumbnail of a trun sample size of 2 GiB: 0 or 65 ($result->{status})");
+}
+
+# really out of memory (a small address-space limit, a 1080i source): 75,
+# said in words, whatever step felt it; nothing left behind.  Not with ASan,
+# whose shadow memory needs terabytes of address space.
+SKIP:
+{
+	my $program = transcode_program();
+	my $ldd = `ldd "\$(command -v '$program')" 2>/dev/null` // '';
+	skip 'the program under test is built with ASan', 3 if $ldd =~ /libasan/;
+	my $outdir = scratch_dir();
+	my $source = fixture('avchd_m2ts');
+	my $out = `sh -c 'ulimit -v 320000 && exec "\$0" proxy "\$1" "\$2"' '$program' '$source' '$outdir/out.mp4' 2>&1`;
+	my $status = $? >> 8;
+	skip 'the program does not even load in 320 MB of address space here', 3 if $status == 127;
+	is($status, 75, 'out of memory: exit 75') or diag $out;
+	like($out, qr/out of memory/, 'out of memory: says so');
+	is_deeply(listing($outdir), [], 'out of memory: nothing left behind');
+}
+
+# found by fuzzing: an FLV with an audio frame claiming 56 hours (in a file
+# stating half a second) fed the AAC encoder from there on, for minutes.
+# Made here: a 2 s FLV whose middle audio tag says 56 h (the MP4 muxer then
+# refused the proxy: "Invalid argument").  Such a frame is damaged and
+# skipped; the proxy lasts the file's 2 s.
+{
+	my $dir = scratch_dir();
+	VproxyTest::Media::ffmpeg(qw(-f lavfi -i testsrc2=size=160x120:rate=10 -f lavfi -i sine=sample_rate=44100
+		-t 2 -c:v flv1 -c:a libmp3lame), "$dir/plain.flv");
+	my $data = VproxyTest::Media::read_file("$dir/plain.flv");
+	my ($at, @audio) = (9 + 4);
+	while ($at + 11 <= length $data)
+	{
+		my ($type, $size) = (ord(substr($data, $at, 1)), unpack('N', "\0" . substr($data, $at + 1, 3)));
+		push @audio, $at if $type == 8;
+		$at += 11 + $size + 4;
+	}
+	ok(@audio > 10, 'the FLV has audio tags');
+	substr($data, $audio[@audio / 2] + 4, 4) = "\x00\x00\x00\x0c";    # 0x0C000000 ms
+	VproxyTest::Media::write_file("$dir/far.flv", $data);
+	my $result = run_transcode('proxy', "$dir/far.flv", "$dir/out.mp4");
+	is($result->{status}, 0, 'FLV audio tag at 56 h: proxy made') or diag $result->{stderr};
+	cmp_ok(ffprobe_json("$dir/out.mp4")->{format}{duration} // 1e9, '<', 3, 'FLV audio tag at 56 h: the proxy lasts the file\'s 2 s')
+	  if -e "$dir/out.mp4";
+}
+
 # a missing input is 66 for every command
 for my $command (qw(probe proxy thumbnail))
 {

@@ -22,7 +22,8 @@ our @EXPORT = qw(
   transcode_program run_transcode sanitizer_report fixture fixture_names
   fixture_info bad_input bad_input_names scratch_dir ffprobe_json
   video_stream audio_streams display_size expected_proxy_size
-  top_level_boxes psnr keyframe_times run_quiet have_program
+  top_level_boxes psnr keyframe_times run_quiet have_program fuzz_seeds
+  oracle_duration oracle_fps
 );
 
 my $JSON = JSON::PP->new->canonical;
@@ -215,6 +216,80 @@ my %FIXTURES = (
 		-pix_fmt yuv420p10le -color_primaries bt2020 -color_trc arib-std-b67 -colorspace bt2020nc
 		-x265-params log-level=error:colorprim=bt2020:transfer=arib-std-b67:colormatrix=bt2020nc -tag:v hvc1)],
 		'HLG HDR HEVC Main 10 in MP4'],
+	browser_webm => ['webm', sub {
+		my ($path, $dir) = @_;
+		# as MediaRecorder writes it: live (no duration, no cues), 1 ms time
+		# base, variable frame rate with a duplicated timestamp, no default
+		# frame duration, the last cluster cut off
+		run_pipe("$dir/live.webm", 'ffmpeg', qw(-nostdin -hide_banner -loglevel error -f lavfi -i testsrc2=size=320x240:rate=30
+			-f lavfi -i sine=frequency=440:sample_rate=48000 -t 10),
+			'-vf', "setpts='(N-eq(N\\,100)+0.3*sin(N))/30/TB'", qw(-fps_mode passthrough
+			-c:v libvpx -deadline realtime -cpu-used 8 -b:v 400k -g 90 -c:a libopus -b:a 48k -live 1 -f webm pipe:1));
+		my $data = read_file("$dir/live.webm");
+		unlink "$dir/live.webm";
+		strip_default_duration(\$data);
+		write_file($path, substr($data, 0, length($data) - 3000));
+	}, 'browser recording (MediaRecorder-like): VP8/Opus WebM, no duration, no cues, 1 ms time base, VFR, a duplicate timestamp, last cluster cut off; 10 s'],
+	avchd_m2ts => ['mts', [qw(-f lavfi -i testsrc2=size=1920x1080:rate=50 -f lavfi -i sine=frequency=600:sample_rate=48000
+		-t 2 -vf tinterlace=mode=interleave_top -c:v libx264 -preset ultrafast -flags +ildct+ilme -x264-params tff=1
+		-c:a ac3 -b:a 192k -mpegts_m2ts_mode 1 -output_ts_offset 1 -f mpegts)],
+		'camera AVCHD-like: 1080i H.264 (TFF) and AC-3 in M2TS (192-byte packets), starting at about 1 s'],
+	mpeg2_422_five_frames_ts => ['ts', [qw(-f lavfi -i testsrc2=size=1920x1080:rate=50 -vf tinterlace=mode=interleave_top
+		-frames:v 5 -c:v mpeg2video -pix_fmt yuv422p -flags +ilme+ildct -top 1 -b:v 30M -f mpegts)],
+		'broadcast: five frames of 1080i MPEG-2 4:2:2 in MPEG-TS'],
+	quicktime_remux_mkv => ['mkv', sub {
+		my ($path, $dir) = @_;
+		# a QuickTime clip (time scale 600, variable rate) remuxed to
+		# Matroska by a tool that states the time scale as the frame duration
+		ffmpeg(qw(-f lavfi -i testsrc2=size=320x240:rate=30 -f lavfi -i sine=frequency=700:sample_rate=44100 -t 3),
+			'-vf', "setpts='(N+0.4*sin(N))/30/TB'", qw(-fps_mode vfr -c:v libx264 -preset ultrafast
+			-c:a aac -video_track_timescale 600), "$dir/qt.mov");
+		ffmpeg('-i', "$dir/qt.mov", qw(-c copy), "$dir/qt.mkv");
+		my $data = read_file("$dir/qt.mkv");
+		unlink "$dir/qt.mov", "$dir/qt.mkv";
+		set_default_duration(\$data, 1666667);
+		write_file($path, $data);
+	}, 'QuickTime clip remuxed to Matroska (1 ms time base) whose stated frame duration is 1/600 s'],
+	audio_first_mp4 => ['mp4', [qw(-f lavfi -i testsrc2=size=320x240:rate=25 -f lavfi -i sine=frequency=350:sample_rate=48000
+		-t 3 -map 1:a -map 0:v -c:v libx264 -preset ultrafast -c:a aac -timecode 10:00:00:00)],
+		'MP4 whose first track is audio, with a timecode (data) track'],
+	empty_pid_ts => ['ts', sub {
+		my ($path, $dir) = @_;
+		# two video programmes' worth of streams, the first PID's packets removed
+		ffmpeg(qw(-f lavfi -i testsrc2=size=640x360:rate=25 -f lavfi -i testsrc2=size=320x240:rate=25
+			-f lavfi -i sine=frequency=450:sample_rate=48000 -t 3 -map 0:v -map 1:v -map 2:a
+			-c:v libx264 -preset ultrafast -c:a mp2), "$dir/two.ts");
+		my $data = read_file("$dir/two.ts");
+		unlink "$dir/two.ts";
+		my $out = '';
+		for (my $i = 0; $i + 188 <= length $data; $i += 188)
+		{
+			my $packet = substr($data, $i, 188);
+			$out .= $packet unless ((unpack('n', substr($packet, 1, 2)) & 0x1fff) == 0x100);
+		}
+		write_file($path, $out);
+	}, 'MPEG-TS whose first video PID (the larger picture) carries no packets'],
+	hevc_hdr_bitstream_mp4 => ['mp4', [qw(-f lavfi -i testsrc2=size=480x270:rate=25 -t 2 -c:v libx265 -preset ultrafast
+		-pix_fmt yuv420p10le -x265-params log-level=error:hdr10=1:colorprim=bt2020:transfer=smpte2084:colormatrix=bt2020nc
+		-tag:v hvc1)],
+		'HEVC PQ HDR signalled only in the bitstream (no colour in the container)'],
+	dv_two_pairs => ['dv', [qw(-f lavfi -i testsrc2=size=720x576:rate=25 -f lavfi -i sine=frequency=300:sample_rate=48000
+		-f lavfi -i sine=frequency=900:sample_rate=48000 -t 1 -map 0:v -map 1:a -map 2:a
+		-c:v dvvideo -pix_fmt yuv422p -c:a pcm_s16le -ac 2 -f dv)],
+		'DV50 (4:2:2) with two stereo audio pairs'],
+	h263_amr_3gp => ['3gp', sub {
+		my ($path, $dir) = @_;
+		amr_nb_file("$dir/speech.amr", 3);
+		ffmpeg(qw(-f lavfi -i testsrc2=size=176x144:rate=15 -i), "$dir/speech.amr",
+			qw(-t 3 -c:v h263 -b:v 128k -c:a copy), $path);
+		unlink "$dir/speech.amr";
+	}, 'old phone: H.263 QCIF with AMR-NB in 3GP'],
+	flv_h264 => ['flv', [qw(-f lavfi -i testsrc2=size=480x270:rate=25 -f lavfi -i sine=frequency=550:sample_rate=44100
+		-t 3 -c:v libx264 -preset ultrafast -c:a aac -b:a 96k -f flv)],
+		'FLV with H.264 and AAC'],
+	wmv => ['wmv', [qw(-f lavfi -i testsrc2=size=320x240:rate=25 -f lavfi -i sine=frequency=650:sample_rate=44100
+		-t 3 -c:v wmv2 -b:v 600k -c:a wmav2 -b:a 64k -f asf)],
+		'Windows Media: WMV2 and WMA2 in ASF'],
 	yuv444_mov => ['mov', [qw(-f lavfi -i testsrc2=size=400x300:rate=30 -f lavfi -i), "$SINE",
 		qw(-t 2 -c:v libx264 -preset ultrafast -pix_fmt yuv444p -c:a aac -ac 2 -timecode 01:00:00:00)],
 		'H.264 4:4:4 in MOV with a timecode (data) track'],
@@ -249,12 +324,110 @@ my %BAD = (
 		unlink $whole;
 		write_file($path, substr($data, 0, 1500) . pseudo_random(200000, 11));
 	}, 65],
+	# boundary values in MP4 tables: libav answers ENOMEM for the impossible
+	# sizes they imply, which is the file's fault, not a lack of memory
+	mp4_stts_count => ['mp4', sub { patch_box(@_, 'stts', 8, 0xFFFFFFFF) }, 65],
+	mp4_stco_count => ['mp4', sub { patch_box(@_, 'stco', 8, 0xFFFFFFFF) }, 65],
+	mp4_stts_count_7f => ['mp4', sub { patch_box(@_, 'stts', 8, 0x7FFFFFFF) }, 65],
+	mp4_stsz_size => ['mp4', sub { patch_box(@_, 'stsz', 8, 0x7FFFFFFF) }, 65],
+	# 328 bytes of a Matroska file whose first EBML length is invalid: libav answers EIO
+	mkv_broken_ebml => ['mkv', sub {
+		my ($path, $dir) = @_;
+		ffmpeg(qw(-f lavfi -i testsrc2=size=160x120:rate=25 -t 2 -c:v libx264 -preset ultrafast), "$dir/whole.mkv");
+		my $data = substr(read_file("$dir/whole.mkv"), 0, 328);
+		unlink "$dir/whole.mkv";
+		my $at = index($data, "\x15\x49\xa9\x66");
+		die "no Info ID in the first bytes" if $at < 0;
+		substr($data, $at + 4, 1) = "\x00";
+		write_file($path, $data);
+	}, 65],
 	too_wide => ['mkv', [qw(-f lavfi -i color=size=9000x16:rate=1 -frames:v 1 -c:v ffv1)], 65],
 	concat_list => ['ffconcat', sub { write_file($_[0], "ffconcat version 1.0\nfile '/etc/passwd'\n") }, 65],
 	hls_playlist => ['m3u8', sub {
 		write_file($_[0], "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nhttp://127.0.0.1:9/x.ts\n#EXT-X-ENDLIST\n");
 	}, 65],
 );
+
+# An AMR-NB file (storage format, "#!AMR\n") of $seconds: 12.2 kbit/s frames
+# (one header byte, 31 bytes of speech parameters, every bit pattern of which
+# decodes), since Debian's FFmpeg has an AMR-NB decoder but no encoder.
+sub amr_nb_file
+{
+	my ($path, $seconds) = @_;
+	my $frames = int($seconds / 0.02 + 0.5);
+	my $params = pseudo_random(31 * $frames, 5);
+	write_file($path, "#!AMR\n" . join('', map { "\x3c" . substr($params, 31 * $_, 31) } 0 .. $frames - 1));
+}
+
+# Matroska DefaultDuration elements (ID 0x23E383) of a file: the offsets of
+# their values and the lengths.
+sub default_durations
+{
+	my ($data) = @_;
+	my @found;
+	my $at = 0;
+	while (($at = index($$data, "\x23\xe3\x83", $at)) >= 0)
+	{
+		my $size = ord(substr($$data, $at + 3, 1));
+		push @found, [$at, $size & 0x7f] if ($size & 0x80);
+		$at += 3;
+	}
+	die "no DefaultDuration element" unless @found;
+	return @found;
+}
+
+# Rename DefaultDuration to an unknown element, which demuxers skip.
+sub strip_default_duration
+{
+	my ($data) = @_;
+	substr($$data, $_->[0], 3) = "\x23\xe3\xfe" for default_durations($data);
+}
+
+# Set the first (the video track's) DefaultDuration to $nanoseconds.
+sub set_default_duration
+{
+	my ($data, $nanoseconds) = @_;
+	my ($at, $length) = @{ (default_durations($data))[0] };
+	my $value = '';
+	for (1 .. $length)
+	{
+		$value = chr($nanoseconds & 255) . $value;
+		$nanoseconds >>= 8;
+	}
+	substr($$data, $at + 4, $length) = $value;
+}
+
+# Run a command with its standard output into a file (a pipe: the muxer
+# cannot seek back).
+sub run_pipe
+{
+	my ($path, @cmd) = @_;
+	open my $out, '>:raw', $path or die "$path: $!";
+	open my $pipe, '-|', @cmd or die "$cmd[0]: $!";
+	binmode $pipe;
+	local $/ = \65536;
+	while (my $chunk = <$pipe>)
+	{
+		print $out $chunk;
+	}
+	close $pipe or die "command failed ($?): @cmd\n";
+	close $out or die "$path: $!";
+}
+
+# An ffmpeg-made MP4 (H.264, 2 s; fragmented when $fragmented) with the
+# 32-bit field $offset bytes after the type of its first $box set to $value.
+sub patch_box
+{
+	my ($path, $dir, $box, $offset, $value, $fragmented) = @_;
+	ffmpeg(qw(-f lavfi -i testsrc2=size=160x120:rate=25 -t 2 -c:v libx264 -preset ultrafast -g 10),
+		($fragmented ? qw(-movflags frag_keyframe+empty_moov) : ()), "$dir/plain.mp4");
+	my $data = read_file("$dir/plain.mp4");
+	unlink "$dir/plain.mp4";
+	my $at = index($data, $box);
+	die "no $box box" if $at < 0;
+	substr($data, $at + $offset, 4) = pack('N', $value);
+	write_file($path, $data);
+}
 
 # Deterministic bytes that look random.
 sub pseudo_random
@@ -344,6 +517,68 @@ sub bad_input
 	return (make_item("bad_$name", $item->[0], $item->[1]), $item->[2]);
 }
 
+# The fuzzing seeds: the corpus's containers and codecs at a size a fuzzer
+# mutates quickly (64x48, under a second, a few kB each), written into $dir,
+# plus the corpus's clips and bad inputs under 64 kB.  Returns the paths.
+my %SEEDS = (
+	h264_aac_mp4 => [qw(-c:v libx264 -preset ultrafast -bf 2 -c:a aac -f mp4)],
+	h264_frag_mp4 => [qw(-c:v libx264 -preset ultrafast -g 3 -c:a aac -movflags frag_keyframe+empty_moov -f mp4)],
+	hevc_ac3_mkv => [qw(-c:v libx265 -preset ultrafast -x265-params log-level=error -c:a ac3 -f matroska)],
+	vp9_opus_webm => [qw(-c:v libvpx-vp9 -deadline realtime -cpu-used 8 -c:a libopus -f webm)],
+	vp8_live_webm => [qw(-c:v libvpx -deadline realtime -cpu-used 8 -c:a libopus -live 1 -f webm)],
+	mjpeg_pcm_avi => [qw(-c:v mjpeg -c:a pcm_s16le -f avi)],
+	mpeg4_mp3_avi => [qw(-c:v mpeg4 -c:a libmp3lame -f avi)],
+	mpeg2_mp2_ts => [qw(-c:v mpeg2video -flags +ilme+ildct -c:a mp2 -output_ts_offset 10 -f mpegts)],
+	h264_m2ts => [qw(-c:v libx264 -preset ultrafast -c:a ac3 -mpegts_m2ts_mode 1 -f mpegts)],
+	prores_mov => [qw(-c:v prores_ks -profile:v 0 -c:a pcm_s16le -f mov)],
+	flv => [qw(-c:v flv1 -c:a libmp3lame -ar 44100 -f flv)],
+	wmv => [qw(-c:v wmv2 -c:a wmav2 -f asf)],
+	h263_amr_3gp => sub {
+		my ($path, $dir) = @_;
+		amr_nb_file("$dir/seed.amr", 0.5);
+		ffmpeg(qw(-f lavfi -i testsrc2=size=128x96:rate=10 -i), "$dir/seed.amr",
+			qw(-t 0.5 -c:v h263 -b:v 100k -c:a copy -f 3gp), $path);
+		unlink "$dir/seed.amr";
+	},
+	theora_vorbis_ogg => [qw(-c:v libtheora -c:a libvorbis -f ogg)],
+	ffv1_nut => [qw(-c:v ffv1 -c:a pcm_s16le -f nut)],
+	mpeg2_ps => [qw(-c:v mpeg2video -c:a mp2 -f vob)],
+	mpeg2_mxf => [qw(-r 25 -c:v mpeg2video -ar 48000 -c:a pcm_s16le -f mxf)],
+	vp8_ivf => [qw(-c:v libvpx -an -f ivf)],
+);
+
+sub fuzz_seeds
+{
+	my ($dir) = @_;
+	my @paths;
+	for my $name (sort keys %SEEDS)
+	{
+		my $path = "$dir/$name";
+		eval {
+			if (ref $SEEDS{$name} eq 'CODE')
+			{
+				$SEEDS{$name}->($path, $dir);
+			}
+			else
+			{
+				ffmpeg(qw(-f lavfi -i testsrc2=size=64x48:rate=10 -f lavfi -i sine=frequency=440:sample_rate=22050
+					-t 0.5 -pix_fmt yuv420p -b:v 100k -b:a 32k), @{ $SEEDS{$name} }, $path);
+			}
+			push @paths, $path;
+			1;
+		} or warn "fuzz seed $name not made: $@";
+	}
+	for my $name (fixture_names(), map { "bad_$_" } bad_input_names())
+	{
+		my ($source) = $name =~ /^bad_(.*)/ ? bad_input($1) : fixture($name);
+		next unless -s $source && -s $source < 65536;
+		my $path = "$dir/corpus_$name";
+		write_file($path, read_file($source));
+		push @paths, $path;
+	}
+	return @paths;
+}
+
 # ffprobe's view of a file (streams, format, stream side data).
 sub ffprobe_json
 {
@@ -352,16 +587,79 @@ sub ffprobe_json
 	return decode_json($out);
 }
 
-# The stream ffmpeg's own choice would use: the first video stream that is not cover art.
+# The stream ffmpeg's own choice would use: of the video streams that are
+# not cover art, the one with the largest picture (the first of equals).
 sub video_stream
 {
 	my ($probe) = @_;
+	my $best;
 	for my $s (@{ $probe->{streams} })
 	{
-		return $s if $s->{codec_type} eq 'video' && !($s->{disposition}{attached_pic});
+		next unless $s->{codec_type} eq 'video' && !($s->{disposition}{attached_pic});
+		$best = $s if !$best || ($s->{width} // 0) * ($s->{height} // 0) > ($best->{width} // 0) * ($best->{height} // 0);
 	}
-	return undef;
+	return $best;
 }
+
+# The packets ffprobe reads of a file: [stream index, pts or dts, duration], seconds.
+sub packet_times
+{
+	my ($path) = @_;
+	my $out = run_quiet('ffprobe', qw(-v quiet -show_entries), 'packet=stream_index,pts_time,dts_time,duration_time',
+		qw(-of csv=p=0), $path);
+	my @packets;
+	for my $line (grep { /^\d+,/ } split /\n/, $out)
+	{
+		my ($index, $pts, $dts, $duration) = split /,/, $line;
+		my $t = ($pts // '') =~ /\d/ ? $pts : ($dts // '') =~ /\d/ ? $dts : undef;
+		push @packets, [$index, $t, ($duration // '') =~ /\d/ ? $duration : 0] if defined $t;
+	}
+	return @packets;
+}
+
+# A file's duration as ffprobe states it; where it states none, the end of
+# its last packets (pts + duration, as ffprobe lists them) less the start time.
+sub oracle_duration
+{
+	my ($path, $probe) = @_;
+	$probe //= ffprobe_json($path);
+	return $probe->{format}{duration} if ($probe->{format}{duration} // 0) > 0;
+	my $end;
+	for my $p (packet_times($path))
+	{
+		$end = $p->[1] + $p->[2] if !defined $end || $p->[1] + $p->[2] > $end;
+	}
+	die "$path: no packet with a time" unless defined $end;
+	return $end - ($probe->{format}{start_time} // 0);
+}
+
+# A video stream's frame rate a person would recognise: ffprobe's average
+# (else nominal) rate when plausible (at most 240 and not the inverse of the
+# time base), else frames over the video's duration (the container's count,
+# else ffprobe's packets).
+sub oracle_fps
+{
+	my ($path, $probe) = @_;
+	$probe //= ffprobe_json($path);
+	my $video = video_stream($probe);
+	my $rate = fraction($video->{avg_frame_rate}) || fraction($video->{r_frame_rate});
+	my $inverse_time_base = 1 / fraction($video->{time_base});
+	return $rate if $rate > 0 && $rate <= 240 && abs($rate - $inverse_time_base) > 1e-9;
+	return $video->{nb_frames} / $video->{duration} if ($video->{nb_frames} // 0) > 0 && ($video->{duration} // 0) > 0;
+	my @packets = grep { $_->[0] == $video->{index} } packet_times($path);
+	my ($first, $last, $end);
+	for my $p (@packets)
+	{
+		$first = $p->[1] if !defined $first || $p->[1] < $first;
+		$last = $p->[1] if !defined $last || $p->[1] > $last;
+		$end = $p->[1] + $p->[2] if !defined $end || $p->[1] + $p->[2] > $end;
+	}
+	my $frames = @packets;
+	$frames-- if $end <= $last;
+	return $frames / ($end - $first);
+}
+
+sub fraction { my ($n, $d) = split m{/}, $_[0] // ''; return $d ? $n / $d : 0 }
 
 sub audio_streams
 {

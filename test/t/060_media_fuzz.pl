@@ -1,0 +1,37 @@
+# A short fuzzing run over probe, thumbnail and proxy (test/fuzz/media_fuzz.c,
+# libFuzzer with ASan+UBSan, seeded with the fixture corpus's formats): it
+# fails on any crash, sanitizer report, leak, hang (30 s), file left behind,
+# or a status other than 0 and 65 for a local file (75 above all).  About a
+# minute; the long campaign is documented in src/media/README.md.
+use strict;
+use warnings;
+use Test::More;
+use File::Spec;
+use VproxyTest::Media;
+
+plan skip_all => 'ffmpeg/ffprobe not installed' unless have_program('ffmpeg') && have_program('ffprobe');
+plan skip_all => 'clang not installed' unless have_program('clang');
+my ($runtime) = glob('/usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a');
+plan skip_all => 'no libFuzzer runtime (Debian package libclang-rt-dev or clang\'s own)' unless $runtime;
+
+my $top = File::Spec->rel2abs('.');
+my $work = scratch_dir();
+my $seconds = $ENV{VPROXY_FUZZ_SECONDS} // 60;
+my $log = "$work/fuzz.log";
+system("bash '$top/test/fuzz/run' $seconds '$work' >'$log' 2>&1");
+my $status = $? >> 8;
+open my $fh, '<', $log or die;
+my $output = do { local $/; <$fh> };
+is($status, 0, "fuzzing for $seconds s found nothing") or diag substr($output, -6000);
+my ($runs) = $output =~ /stat::number_of_executed_units:\s*(\d+)/;
+ok(($runs // 0) > 0, 'inputs were run (' . ($runs // 0) . ')');
+my @found = glob("$work/crash-* $work/leak-* $work/timeout-* $work/oom-* $work/slow-unit-*");
+is_deeply(\@found, [], 'no failing input written');
+unlike($output, qr/ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error:|media_fuzz: (?!note)/, 'no report in the log');
+# the harness's folder (media-fuzz-*) is checked after every input by the
+# harness itself; nothing else may appear beside it, and it ends empty
+my @left = grep { !m{/media-fuzz-[^/]+$} } glob("$work/tmp/* $work/tmp/.[!.]*");
+push @left, glob("$work/tmp/media-fuzz-*/* $work/tmp/media-fuzz-*/.[!.]*");
+is_deeply(\@left, [], 'nothing left in the temporary folder');
+
+done_testing();
