@@ -214,11 +214,12 @@ is($node->safe_psql('restored', "SELECT status || ' ' || attempts FROM vproxy.pr
 $node->safe_psql('restored', "UPDATE vproxy.processing_jobs SET run_at = now() WHERE status = 'pending'");
 control($node->safe_psql('restored', "SELECT video_id FROM vproxy.processing_jobs WHERE id = '$running'"), 0, 0);
 my $failed_before = $node->safe_psql('restored', "SELECT count(*) FROM vproxy.processing_jobs WHERE status = 'failed'");
+# counted before the restart: the workers serve the restored database at once
+my $queued = $node->safe_psql('restored', "SELECT count(*) FROM vproxy.processing_jobs WHERE status IN ('pending', 'running')");
+ok($queued >= 3, "$queued jobs queued or running in the restored database");
 $node->append_conf('postgresql.conf', "vproxy.database = 'restored'\n");
 $node->restart;
 $vp->{start_time} = $vp->postmaster_start_time;
-my $queued = $node->safe_psql('restored', "SELECT count(*) FROM vproxy.processing_jobs WHERE status IN ('pending', 'running')");
-ok($queued >= 3, "$queued jobs queued or running in the restored database");
 ok($vp->wait_until("SELECT NOT EXISTS (SELECT FROM vproxy.processing_jobs WHERE status IN ('pending', 'running'))",
 		undef, 'restored'),
 	'the workers carry on: every queued and running job of the restored database ended');
