@@ -205,7 +205,10 @@ drops_vproxy(Node *stmt)
 	return false;
 }
 
-/* ProcessUtility hook: pause the workers before commands that need it. */
+/*
+ * ProcessUtility hook: pause the workers before commands that need it; wake
+ * them for commands that change what they should do.
+ */
 static void
 guard_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 					  ProcessUtilityContext context, ParamListInfo params,
@@ -229,6 +232,10 @@ guard_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 	else
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
 								queryEnv, dest, qc);
+	/* a prepared enqueue or cancel has just become visible */
+	if (vproxy_state != NULL && IsA(stmt, TransactionStmt) &&
+		((TransactionStmt *) stmt)->kind == TRANS_STMT_COMMIT_PREPARED)
+		wake_all_workers_after_commit_prepared();
 }
 
 /* Install the ProcessUtility hook and its transaction callback. */

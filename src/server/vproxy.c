@@ -49,7 +49,6 @@ _PG_init(void)
 	install_state_hooks();
 	install_database_guard();
 	install_secret_redaction();
-	install_commit_prepared_wakeup();
 	if (vproxy_workers > 0)
 		register_launcher();
 }

@@ -4,15 +4,13 @@
  *		to wake; the transaction callback sets the latches once the commit is
  *		visible, and a rollback forgets it all.  A prepared transaction
  *		commits in another command (COMMIT PREPARED, maybe in another
- *		session, after a restart): a ProcessUtility hook wakes the workers
- *		once that command has committed.
+ *		session, after a restart): the module's ProcessUtility hook
+ *		(guard.c) wakes the workers once that command has committed.
  */
 #include "postgres.h"
 
 #include "access/xact.h"
 #include "fmgr.h"
-#include "nodes/parsenodes.h"
-#include "tcop/utility.h"
 #include "utils/uuid.h"
 
 #include "state.h"
@@ -28,7 +26,6 @@ static bool check_all_jobs = false;
 static bool launcher_wanted = false;
 static bool all_workers_wanted = false;
 
-static ProcessUtility_hook_type prev_process_utility = NULL;
 
 PG_FUNCTION_INFO_V1(vproxy_wake_workers_at_commit);
 PG_FUNCTION_INFO_V1(vproxy_wake_launcher_at_commit);
@@ -136,40 +133,18 @@ at_transaction_end(XactEvent event, void *arg)
 }
 
 /*
- * ProcessUtility hook: after COMMIT PREPARED, wake every worker.  What the
- * prepared transaction asked for was forgotten at PREPARE (this session may
- * not be the one that commits it): the idle workers claim, the busy ones
- * check their lease (a vproxy_cancel() may have been prepared).  A wake-up
- * for a prepared transaction that queued nothing costs one empty claim.
+ * Wake every worker now, after COMMIT PREPARED.  What the prepared
+ * transaction asked for was forgotten at PREPARE (this session may not be
+ * the one that commits it): the idle workers claim, the busy ones check
+ * their lease (a vproxy_cancel() may have been prepared).  A wake-up for a
+ * prepared transaction that queued nothing costs one empty claim.
  */
-static void
-wake_after_commit_prepared(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
-						   ProcessUtilityContext context, ParamListInfo params,
-						   QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
-{
-	Node	   *stmt = pstmt->utilityStmt;
-
-	if (prev_process_utility)
-		prev_process_utility(pstmt, queryString, readOnlyTree, context, params,
-							 queryEnv, dest, qc);
-	else
-		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
-								queryEnv, dest, qc);
-	if (vproxy_state != NULL && IsA(stmt, TransactionStmt) &&
-		((TransactionStmt *) stmt)->kind == TRANS_STMT_COMMIT_PREPARED)
-	{
-		all_workers_wanted = true;
-		send_wakeups();
-		all_workers_wanted = false;
-	}
-}
-
-/* Install the hook that wakes the workers after COMMIT PREPARED. */
 void
-install_commit_prepared_wakeup(void)
+wake_all_workers_after_commit_prepared(void)
 {
-	prev_process_utility = ProcessUtility_hook;
-	ProcessUtility_hook = wake_after_commit_prepared;
+	all_workers_wanted = true;
+	send_wakeups();
+	all_workers_wanted = false;
 }
 
 /* Register the transaction callback that sends the wake-ups. */

@@ -9,8 +9,8 @@
 /* Register the transaction callback that sends the wake-ups. */
 extern void install_wakeup_callback(void);
 
-/* Install the hook that wakes the workers after COMMIT PREPARED (preloaded only). */
-extern void install_commit_prepared_wakeup(void);
+/* Wake every worker now: a COMMIT PREPARED may have queued or cancelled jobs. */
+extern void wake_all_workers_after_commit_prepared(void);
 
 /* Wake one idle worker that no one has woken yet, if there is one. */
 extern void wake_idle_worker(void);
