@@ -96,6 +96,9 @@ typedef struct VideoFilterSpec
 	const Orientation *orientation;
 	bool		deinterlace;
 	double		fps;			/* 0: keep every frame */
+	bool		fps_from_zero;	/* first output frame at 0: a late start is
+								 * filled with the first frame, frames before
+								 * 0 are trimmed (the CLI's constant rate) */
 	int			width;			/* output size, already even */
 	int			height;
 	const char *scale_flags;	/* swscale algorithm, e.g. "lanczos" */

@@ -158,9 +158,10 @@ encode_filtered(ProxyRun *run, char *why)
 
 /*
  * Give a decoded frame its timestamp in samples from the start of the file,
- * the way the ffmpeg CLI does (rescaled without drift, gaps kept).  False
- * when its timestamp is out of range or far outside the input's duration:
- * the frame is damaged.
+ * the way the ffmpeg CLI does (rescaled without drift, gaps kept), and keep
+ * the timeline going forward.  False when the frame is not to be heard: its
+ * timestamp is out of range or far outside the input's duration (damaged),
+ * it ends before the proxy's start, or it goes back over what was kept.
  */
 static bool
 stamp_frame(ProxyRun *run, AVFrame *frame)
@@ -182,10 +183,28 @@ stamp_frame(ProxyRun *run, AVFrame *frame)
 	if ((next_pts = media_ts_add(pts, frame->nb_samples)) == AV_NOPTS_VALUE)
 		return false;
 	run->audio_next_pts = next_pts;
+	/*
+	 * ending before the proxy's start, it cannot be heard (and a track that
+	 * ends before 0 gets an edit list of negative length)
+	 */
+	if (next_pts <= 0)
+		return false;
 	/* far outside the input's duration: a damaged timestamp (as for video) */
 	if (pts < av_rescale_q(run->time_floor, AV_TIME_BASE_Q, sample_time) ||
 		pts > av_rescale_q(run->time_limit, AV_TIME_BASE_Q, sample_time))
 		return false;
+	/*
+	 * timestamps going back (repeated, or reset mid-file) would reach the
+	 * muxer out of order, which refuses them: a frame overlapping the last
+	 * one a little follows it, one going back further is dropped
+	 */
+	if (run->audio_kept_end != AV_NOPTS_VALUE && pts < run->audio_kept_end)
+	{
+		if (run->audio_kept_end - pts >= frame->nb_samples)
+			return false;
+		pts = run->audio_kept_end;
+	}
+	run->audio_kept_end = pts + frame->nb_samples;
 	frame->pts = pts;
 	return true;
 }
@@ -238,6 +257,7 @@ proxy_audio_open(ProxyRun *run, char *why)
 	if (run->audio_offset == AV_NOPTS_VALUE)
 		return media_fail(why, EX_DATAERR, "the file's start time is out of range");
 	run->audio_rescale_last = AV_NOPTS_VALUE;
+	run->audio_kept_end = AV_NOPTS_VALUE;
 	status = media_open_decoder(run->input.audio, 1, &run->audio_decoder, why);
 	if (status == 0)
 		status = open_encoder(run, why);

@@ -60,6 +60,7 @@ typedef struct ProxyRun
 	AVChannelLayout audio_in_layout;
 	AVCodecContext *audio_encoder;
 	int64_t		audio_next_pts; /* expected pts of the next decoded samples */
+	int64_t		audio_kept_end; /* end of the last frame kept, or NOPTS */
 	int64_t		audio_rescale_last;
 
 	/* between the threads */

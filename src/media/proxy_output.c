@@ -65,6 +65,15 @@ proxy_output_encoded(ProxyRun *run, AVCodecContext *encoder, AVStream *stream, c
 	while ((ret = avcodec_receive_packet(encoder, run->packet)) >= 0)
 	{
 		run->packet->stream_index = stream->index;
+		/*
+		 * the video is constant-rate, one frame per tick of the encoder's
+		 * time base; x264 leaves the duration 0, and the muxer would then
+		 * end the track at its last frame's start (a one-frame video that
+		 * starts late got an edit list of negative length): the ffmpeg CLI
+		 * sets it the same way
+		 */
+		if (encoder->codec_type == AVMEDIA_TYPE_VIDEO && run->packet->duration == 0)
+			run->packet->duration = 1;
 		av_packet_rescale_ts(run->packet, encoder->time_base, stream->time_base);
 		ret = av_interleaved_write_frame(run->output, run->packet);
 		av_packet_unref(run->packet);

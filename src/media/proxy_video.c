@@ -192,8 +192,12 @@ finish_filter(ProxyRun *run, int64_t end_pts, char *why)
 
 	if (!run->video_filter_open)
 		return 0;
-	/* the end of the last frame, so the fps filter gives it its full time */
-	ret = av_buffersrc_close(run->video_filter.source, end_pts, AV_BUFFERSRC_FLAG_PUSH);
+	/*
+	 * the end of the last frame, so the fps filter gives it its full time;
+	 * not pushed through, but pulled frame by frame as the encoder takes
+	 * them, so that a long fill never piles up in the filter's queue
+	 */
+	ret = av_buffersrc_close(run->video_filter.source, end_pts, 0);
 	if (ret < 0)
 		return media_fail_av(why, ret, "cannot filter the video");
 	status = encode_filtered(run, why);
@@ -219,6 +223,8 @@ open_filter(ProxyRun *run, const AVFrame *frame, char *why)
 	spec.orientation = &run->orientation;
 	spec.deinterlace = run->deinterlace;
 	spec.fps = av_q2d(run->frame_rate);
+	/* a rebuilt filter goes on from where the last one stopped */
+	spec.fps_from_zero = run->last_video_pts == AV_NOPTS_VALUE;
 	spec.width = run->width;
 	spec.height = run->height;
 	spec.scale_flags = "lanczos";
@@ -339,8 +345,9 @@ proxy_video_flush_decoder(ProxyRun *run, char *why)
 }
 
 /*
- * A video too short for the fps filter to keep any frame (a single frame):
- * show its last frame for one proxy frame rather than fail.
+ * A video too short for the fps filter to keep any frame (a single frame,
+ * or frames that all end before the start): show its last frame at the
+ * start for one proxy frame rather than fail.
  */
 static int
 encode_last_frame(ProxyRun *run, char *why)
@@ -351,7 +358,7 @@ encode_last_frame(ProxyRun *run, char *why)
 	int			status;
 	int			ret;
 
-	if (frame->pts == AV_NOPTS_VALUE)
+	if (frame->pts == AV_NOPTS_VALUE || frame->pts < 0)
 		frame->pts = 0;
 	end_pts = media_ts_add(frame->pts, period > 0 ? period : 1);
 	if (end_pts == AV_NOPTS_VALUE)

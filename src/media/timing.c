@@ -14,9 +14,10 @@
  * and out-of-order timestamps and a cut-off last cluster do not matter; the
  * duration runs from the file's start time, as ffprobe's does.  Timestamps
  * spanning more than 48 hours are damaged: refused, since the proxy would
- * fill the span with copies of frames.  (A stated duration is taken as it
- * is: a header may lie about weeks over two seconds of real timestamps,
- * and the proxy follows the timestamps.)
+ * fill the span with copies of frames.  (A stated duration up to 48 hours
+ * is taken as it is: a header may lie about days over two seconds of real
+ * timestamps, and the proxy follows the timestamps; a longer one is no
+ * statement, and the timestamps are measured.)
  *
  * Frame rate: the average the container states, else the nominal one,
  * when it is plausible.  A rate above 240 or equal to the inverse of the
@@ -55,21 +56,30 @@ plausible_rate(AVRational rate, AVRational time_base)
 	return time_base.num <= 0 || time_base.den <= 0 || av_cmp_q(rate, av_inv_q(time_base)) != 0;
 }
 
+/* Whether `duration` (AV_TIME_BASE units) is longer than any upload. */
+static bool
+too_long(int64_t duration)
+{
+	return duration / AV_TIME_BASE > (int64_t) MAX_DURATION_HOURS * 3600;
+}
+
 /* The duration the container states (AV_TIME_BASE units), else 0. */
 static int64_t
 stated_duration(const MediaInput *input)
 {
 	const AVFormatContext *format = input->format;
 	const AVStream *video = input->video;
+	int64_t		duration = 0;
 
 	/* a guess from the bit rate is no statement */
 	if (format->duration_estimation_method == AVFMT_DURATION_FROM_BITRATE)
 		return 0;
 	if (format->duration != AV_NOPTS_VALUE && format->duration > 0)
-		return format->duration;
-	if (video->duration != AV_NOPTS_VALUE && video->duration > 0)
-		return av_rescale_q(video->duration, video->time_base, AV_TIME_BASE_Q);
-	return 0;
+		duration = format->duration;
+	else if (video->duration != AV_NOPTS_VALUE && video->duration > 0)
+		duration = av_rescale_q(video->duration, video->time_base, AV_TIME_BASE_Q);
+	/* nor is one of years: the proxy would fill it with copies of a frame */
+	return too_long(duration) ? 0 : duration;
 }
 
 /* The larger of two times, either possibly unknown. */
@@ -272,7 +282,7 @@ media_input_timing(const char *path, MediaInput *input, char *why)
 	}
 	if (input->duration <= 0)
 		return media_fail(why, EX_DATAERR, "the video has no duration (no timestamps to measure it by)");
-	if (measured && input->duration / AV_TIME_BASE > (int64_t) MAX_DURATION_HOURS * 3600)
+	if (measured && too_long(input->duration))
 		return media_fail(why, EX_DATAERR,
 						  "the video's timestamps span %.0f hours, more than the %d vproxy accepts (damaged timestamps)",
 						  input->duration / (3600.0 * AV_TIME_BASE), MAX_DURATION_HOURS);

@@ -61,7 +61,7 @@ describe_chain(const VideoFilterSpec *spec, bool hdr, char *chain, size_t size)
 	if (spec->deinterlace)
 		APPEND("bwdif=mode=send_frame:parity=auto:deint=interlaced,");
 	if (spec->fps > 0)
-		APPEND("fps=fps=%.17g,", spec->fps);
+		APPEND("fps=fps=%.17g%s,", spec->fps, spec->fps_from_zero ? ":start_time=0" : "");
 	if (spec->orientation->filters[0] != '\0')
 		APPEND("%s,", spec->orientation->filters);
 	APPEND("scale=w=%d:h=%d:flags=%s,setsar=1,", spec->width, spec->height, spec->scale_flags);

@@ -108,6 +108,27 @@ for my $name (fixture_names())
 	cmp_ok(abs($out->{format}{duration} - 10), '<', 0.15, "browser_webm: the proxy lasts 10 s ($out->{format}{duration})");
 }
 
+# a picture that starts 1 s after the sound (a camera's TS, a screen
+# recording whose first frame comes late) starts at 0 in the proxy, its
+# first frame shown from there, as the CLI's constant-rate output does:
+# players that honour no edit list (or a hosted player's poster frame)
+# would otherwise find nothing at 0
+{
+	my $source = "$dir/late_picture.mkv";
+	VproxyTest::Media::ffmpeg(qw(-f lavfi -i sine=duration=3 -itsoffset 1 -f lavfi -i testsrc2=size=160x120:rate=25:duration=2
+		-map 0:a -map 1:v -c:v mpeg4 -q:v 3 -c:a aac), $source);
+	my $result = run_transcode('proxy', $source, "$dir/late_picture.mp4");
+	is($result->{status}, 0, 'late picture: proxy made') or diag $result->{stderr};
+	my $video = video_stream(ffprobe_json("$dir/late_picture.mp4"));
+	cmp_ok(abs($video->{start_time} // 1), '<', 1e-6, "late picture: the picture starts at 0 ($video->{start_time})");
+	cmp_ok(abs($video->{nb_frames} - 30), '<=', 1, "late picture: 3 s of frames ($video->{nb_frames})");
+	my $log = VproxyTest::Media::run_quiet('ffmpeg', qw(-nostdin -hide_banner -i), "$dir/late_picture.mp4", '-i', $source,
+		'-lavfi', "[0:v]trim=end_frame=1[p];[1:v]trim=end_frame=1,scale=$video->{width}:$video->{height}:flags=lanczos[r];[p][r]psnr",
+		qw(-f null -));
+	my ($psnr) = $log =~ /PSNR .* average:([\d.]+|inf)/;
+	cmp_ok($psnr // 0, '>', 32, "late picture: the frame at 0 is the source's first (PSNR $psnr dB)");
+}
+
 # the frames kept are the ones the CLI's fps filter keeps (skipped decoding
 # included: phone_rotated has non-reference B-frames): each proxy frame
 # against the source through fps and a lanczos downscale; a frame off by one

@@ -97,6 +97,27 @@ SKIP:
 	is_deeply(listing($outdir), [], 'out of memory: nothing left behind');
 }
 
+# The tags of an FLV file's bytes: [type, offset] each.
+sub flv_tags
+{
+	my ($data) = @_;
+	my ($at, @tags) = (9 + 4);
+	while ($at + 11 <= length $data)
+	{
+		my ($type, $size) = (ord(substr($data, $at, 1)), unpack('N', "\0" . substr($data, $at + 1, 3)));
+		push @tags, [$type, $at];
+		$at += 11 + $size + 4;
+	}
+	return @tags;
+}
+
+# Set an FLV tag's timestamp (milliseconds, 24 bits + 8 high bits).
+sub set_flv_time
+{
+	my ($data, $at, $ms) = @_;
+	substr($$data, $at + 4, 4) = substr(pack('N', $ms), 1, 3) . chr($ms >> 24);
+}
+
 # found by fuzzing: an FLV with an audio frame claiming 56 hours (in a file
 # stating half a second) fed the AAC encoder from there on, for minutes.
 # Made here: a 2 s FLV whose middle audio tag says 56 h (the MP4 muxer then
@@ -107,20 +128,64 @@ SKIP:
 	VproxyTest::Media::ffmpeg(qw(-f lavfi -i testsrc2=size=160x120:rate=10 -f lavfi -i sine=sample_rate=44100
 		-t 2 -c:v flv1 -c:a libmp3lame), "$dir/plain.flv");
 	my $data = VproxyTest::Media::read_file("$dir/plain.flv");
-	my ($at, @audio) = (9 + 4);
-	while ($at + 11 <= length $data)
-	{
-		my ($type, $size) = (ord(substr($data, $at, 1)), unpack('N', "\0" . substr($data, $at + 1, 3)));
-		push @audio, $at if $type == 8;
-		$at += 11 + $size + 4;
-	}
+	my @audio = map { $_->[1] } grep { $_->[0] == 8 } flv_tags($data);
 	ok(@audio > 10, 'the FLV has audio tags');
-	substr($data, $audio[@audio / 2] + 4, 4) = "\x00\x00\x00\x0c";    # 0x0C000000 ms
+	set_flv_time(\$data, $audio[@audio / 2], 0x0C000000);
 	VproxyTest::Media::write_file("$dir/far.flv", $data);
 	my $result = run_transcode('proxy', "$dir/far.flv", "$dir/out.mp4");
 	is($result->{status}, 0, 'FLV audio tag at 56 h: proxy made') or diag $result->{stderr};
 	cmp_ok(ffprobe_json("$dir/out.mp4")->{format}{duration} // 1e9, '<', 3, 'FLV audio tag at 56 h: the proxy lasts the file\'s 2 s')
 	  if -e "$dir/out.mp4";
+}
+
+# found by fuzzing: an FLV whose first tags are stamped after all the others,
+# so that every later frame lies before the file's start time.  The audio's
+# timestamps going back made the MP4 muxer refuse the proxy (65, "Invalid
+# argument"); with them out of the way, both tracks ending before 0 got
+# edit lists of negative (wrapped) length, no reader found a frame, and the
+# read-back check made it exit 70 (retried, for a file that can never work).
+# Audio going back over what was kept is dropped, frames that end before the
+# start are trimmed, and the last one is shown at 0.
+{
+	my $dir = scratch_dir();
+	VproxyTest::Media::ffmpeg(qw(-f lavfi -i testsrc2=size=160x120:rate=10 -f lavfi -i sine=sample_rate=44100
+		-t 1 -c:v flv1 -c:a libmp3lame), "$dir/plain.flv");
+	my $data = VproxyTest::Media::read_file("$dir/plain.flv");
+	my @tags = flv_tags($data);
+	my ($video) = grep { $_->[0] == 9 } @tags;
+	my ($audio) = grep { $_->[0] == 8 } @tags;
+	set_flv_time(\$data, $_->[1], 2500) for $video, $audio;
+	VproxyTest::Media::write_file("$dir/back.flv", $data);
+	my $result = run_transcode('proxy', "$dir/back.flv", "$dir/out.mp4");
+	is($result->{status}, 0, 'FLV going back before its start: proxy made') or diag $result->{stderr};
+	if ($result->{status} == 0)
+	{
+		my $log = VproxyTest::Media::run_quiet('ffmpeg', qw(-nostdin -hide_banner -i), "$dir/out.mp4", qw(-f null -));
+		my ($frames) = $log =~ /frame=\s*(\d+)/;
+		cmp_ok($frames // 0, '>', 0, 'FLV going back before its start: ffmpeg decodes the proxy\'s frames');
+		my @streams = @{ ffprobe_json("$dir/out.mp4")->{streams} };
+		is(scalar(grep { abs($_->{start_time} // 1) < 1e-6 } @streams), 2,
+			'FLV going back before its start: picture and sound start at 0');
+	}
+}
+
+# found by fuzzing: an IVF whose time base makes one tick last a year states
+# a duration of years; the proxy filled it with copies of a frame until it
+# ran out of memory.  A stated duration over 48 h is no statement: the
+# timestamps are measured, and spanning years, refused at once (65).
+{
+	my $dir = scratch_dir();
+	VproxyTest::Media::ffmpeg(qw(-f lavfi -i testsrc2=size=64x48:rate=10 -t 0.5 -c:v libvpx -f ivf), "$dir/plain.ivf");
+	my $data = VproxyTest::Media::read_file("$dir/plain.ivf");
+	substr($data, 16, 8) = pack('VV', 1, 365 * 86400);    # time base: 365 days per tick
+	VproxyTest::Media::write_file("$dir/years.ivf", $data);
+	for my $command (qw(probe proxy))
+	{
+		my @out = $command eq 'proxy' ? ("$dir/out.mp4") : ();
+		my $result = run_transcode({ wrapper => [qw(timeout -s KILL 120)] }, $command, "$dir/years.ivf", @out);
+		is($result->{status}, 65, "IVF stating years: $command exits 65") or diag $result->{stderr};
+		like($result->{last_error}, qr/span \d+ hours/, "IVF stating years: $command says the timestamps span too long");
+	}
 }
 
 # a missing input is 66 for every command
