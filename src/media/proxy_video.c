@@ -172,6 +172,12 @@ encode_filtered(ProxyRun *run, char *why)
 
 	while ((ret = av_buffersink_get_frame(run->video_filter.sink, frame)) >= 0)
 	{
+		/* a long gap is filled here, after the whole input has been read */
+		if (media_stop_requested(run->input.hooks))
+		{
+			av_frame_unref(frame);
+			return media_fail_stopped(why);
+		}
 		frame->pts = av_rescale_q(frame->pts, sink_time_base, run->video_encoder->time_base);
 		status = encode_frame(run, frame, why);
 		av_frame_unref(frame);

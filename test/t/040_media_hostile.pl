@@ -228,6 +228,28 @@ for my $signal (qw(TERM INT))
 	is_deeply(listing($outdir), [], "SIG$signal: nothing left behind");
 }
 
+# a stop request while the proxy fills a long gap (three frames, the last at
+# 30 minutes: 18,000 copies of the second, made after the whole input has
+# been read) ends it there, not at the end of the fill
+{
+	my $dir = scratch_dir();
+	VproxyTest::Media::ffmpeg(qw(-f lavfi -i testsrc2=size=160x120:rate=10:duration=0.3),
+		'-vf', 'setpts=if(eq(N\,2)\,1800/TB\,PTS)', qw(-fps_mode passthrough -c:v mpeg4), "$dir/gap.mkv");
+	my ($sent, $last) = (0, 0);
+	my $result = run_transcode(
+		{
+			on_progress => sub {
+				my ($line, $pid) = @_;
+				($last) = $line =~ /^progress ([\d.]+)/ or return;
+				kill 'TERM', $pid if $last >= 0.1 && !$sent++;
+			}
+		},
+		'proxy', "$dir/gap.mkv", "$dir/out.mp4");
+	ok($sent, 'SIGTERM sent while the proxy filled the gap');
+	is($result->{status}, 75, 'SIGTERM in a gap: exit 75');
+	cmp_ok($last, '<', 0.5, "SIGTERM in a gap: stopped there (last progress $last)");
+}
+
 # a successful run leaves exactly the output
 {
 	my $outdir = scratch_dir();
