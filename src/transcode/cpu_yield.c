@@ -40,20 +40,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "transcode/commands.h"
 #include "transcode/process_limits.h"
 
 #define YIELD_SAMPLE_MS 100
 #define YIELD_MAX_PAUSE_MS 10000
-
-static volatile sig_atomic_t watcher_stop;
-
-/* Watcher's signal handler: remember that we must let the child go. */
-static void
-watcher_on_signal(int signo)
-{
-	(void) signo;
-	watcher_stop = 1;
-}
 
 /* Milliseconds of a monotonic clock. */
 static double
@@ -219,7 +210,7 @@ watch(pid_t child, pid_t supervisor, pid_t postmaster, double busy_share)
 
 	if (ticks_per_second <= 0 || !sample_database(postmaster, supervisor, &samples[last]))
 		_exit(0);
-	while (!watcher_stop && getppid() == child)
+	while (!stop_requested(NULL) && getppid() == child)
 	{
 		struct timespec pause = {0, YIELD_SAMPLE_MS * 1000000L};
 		int			next = 1 - last;
@@ -227,7 +218,7 @@ watch(pid_t child, pid_t supervisor, pid_t postmaster, double busy_share)
 		double		share;
 
 		nanosleep(&pause, NULL);
-		if (watcher_stop || stop_pending(child) ||
+		if (stop_requested(NULL) || stop_pending(child) ||
 			!sample_database(postmaster, supervisor, &samples[next]))
 			break;
 		at = now_ms();
@@ -280,15 +271,7 @@ cpu_yield_start(int postmaster, int percent)
 		_exit(0);
 	/* hold none of the child's pipes: its supervisor waits for their end */
 	(void) close_range(0, ~0U, 0);
-	{
-		struct sigaction action;
-
-		memset(&action, 0, sizeof(action));
-		action.sa_handler = watcher_on_signal;
-		sigemptyset(&action.sa_mask);
-		sigaction(SIGTERM, &action, NULL);
-		sigaction(SIGINT, &action, NULL);
-		sigaction(SIGHUP, &action, NULL);
-	}
+	/* a stop request to the process group: continue the child and leave */
+	install_stop_handlers();
 	watch(child, supervisor, (pid_t) postmaster, percent / 100.0);
 }
