@@ -12,8 +12,10 @@
  * memory, whatever the library that felt it said (media_memory_exhausted).
  *
  * Threads: one budget for the decoder, the filter graph and x264 together
- * (media_set_thread_budget; 0 = as many as the cores this process may use).
- * See media_decoder_threads() and media_encoder_threads().
+ * (media_set_thread_budget; 0 = as many as the cores this process may use):
+ * the decoder's frame threads take it, x264 a quarter beside them, and the
+ * filter graphs start no threads.  See media_decoder_threads() and
+ * media_encoder_threads().
  *
  * Time: deliberately no CPU-time limit (RLIMIT_CPU).  CPU time is summed over
  * all threads, so a legitimate long 4K HEVC upload on a many-core machine
@@ -27,8 +29,11 @@
  * (PR_SET_PDEATHSIG), so no run outlives its supervision.
  * test/t/040_media_hostile.pl checks that SIGTERM ends a run cleanly.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <libavutil/cpu.h>
 #include <libavutil/log.h>
@@ -99,29 +104,55 @@ budget(void)
 }
 
 /*
- * Threads of a video decoder that works alone (thumbnail) or beside the
- * encoder (proxy).  Beside it, half the budget: decoding and x264 at 480p
- * cost about the same, and both run at once in the proxy's two threads.
+ * Threads of a video decoder, alone (thumbnail) or beside x264 (proxy): the
+ * whole budget as frame threads either way.  Decoding a 1080p source costs
+ * two to three times what x264 spends on its 480p10 proxy, so the decoder
+ * is what the run waits for: with half the budget (one thread on 2 cores)
+ * it took longer than the CLI's whole run (test/bench/proxy-vs-cli).
  */
 int
-media_decoder_threads(bool beside_encoder)
+media_decoder_threads(void)
 {
-	int			threads = beside_encoder ? budget() / 2 : budget();
+	int			threads = budget();
 
-	if (threads < 1)
-		threads = 1;
 	return threads > MEDIA_MAX_DECODER_THREADS ? MEDIA_MAX_DECODER_THREADS : threads;
 }
 
-/* Threads of x264: what the decoder leaves of the budget, at least one. */
+/*
+ * Threads of x264: one per four of the budget, at least one.  It works in
+ * the proxy's encoding thread beside the decoder's frame threads, which
+ * yield to it (proxy.c).  With a budget under 4 that is one thread more than
+ * the budget: where the budget is all the cores, the decoder gives way to
+ * it; with cores to spare, one more core is busy while x264 works (about a
+ * third of the run's CPU).  A second x264 thread on 2 cores cost 10 to 14 %
+ * more CPU and no wall time.
+ */
 int
 media_encoder_threads(void)
 {
-	int			threads = budget() - budget() / 2;
+	int			threads = budget() / 4;
 
 	if (threads < 1)
 		threads = 1;
 	return threads > MEDIA_MAX_ENCODER_THREADS ? MEDIA_MAX_ENCODER_THREADS : threads;
+}
+
+/*
+ * Lower the calling thread's CPU priority by `steps` nice levels, at most to
+ * 19.  On Linux a nice value belongs to a thread, and the threads it starts
+ * inherit it.
+ */
+void
+media_lower_thread_priority(int steps)
+{
+	pid_t		thread = (pid_t) syscall(SYS_gettid);
+	int			current;
+
+	errno = 0;
+	current = getpriority(PRIO_PROCESS, thread);
+	if (current == -1 && errno != 0)
+		return;
+	(void) setpriority(PRIO_PROCESS, thread, current + steps > 19 ? 19 : current + steps);
 }
 
 /* Apply the limits once per process. */

@@ -1,7 +1,7 @@
 /*
  * proxy.c
- *		media_make_proxy: read the input once.  This thread demuxes and
- *		decodes the video; a second thread filters and encodes it and
+ *		media_make_proxy: read the input once.  A decoding thread demuxes
+ *		and decodes the video; this thread filters and encodes it and
  *		decodes and encodes the audio (proxy_video.c, proxy_audio.c), both
  *		encoders feeding the MP4 muxer (proxy_output.c).  Packets and frames
  *		pass between the threads in file order through a short queue.  The
@@ -16,38 +16,37 @@
 #include "media/proxy_internal.h"
 
 #define WORK_QUEUE_ITEMS 8
+/* x264 gets about four times the decoder's share of a contended core */
+#define DECODER_NICE_STEP 6
 
-/* The encoding thread: filter and encode what the decoding thread hands over. */
-static void *
-encoding_thread(void *arg)
+/* Filter and encode what the decoding thread hands over, until its end. */
+static int
+encode_all(ProxyRun *run, bool *done, char *why)
 {
-	ProxyRun   *run = arg;
 	WorkItem	item;
 	int			status = 0;
 
-	while (status == 0 && !run->encode_done && work_queue_pop(&run->queue, &item))
+	*done = false;
+	while (status == 0 && !*done && work_queue_pop(&run->queue, &item))
 	{
 		switch (item.kind)
 		{
 			case WORK_VIDEO_FRAME:
-				status = proxy_video_frame(run, item.frame, run->encode_why);
+				status = proxy_video_frame(run, item.frame, why);
 				break;
 			case WORK_AUDIO_PACKET:
-				status = proxy_audio_packet(run, item.packet, run->encode_why);
+				status = proxy_audio_packet(run, item.packet, why);
 				break;
 			case WORK_END:
-				status = proxy_video_finish(run, run->encode_why);
+				status = proxy_video_finish(run, why);
 				if (status == 0)
-					status = proxy_audio_finish(run, run->encode_why);
-				run->encode_done = status == 0;
+					status = proxy_audio_finish(run, why);
+				*done = status == 0;
 				break;
 		}
 		work_item_free(&item);
 	}
-	run->encode_status = status;
-	if (status != 0)
-		work_queue_abort(&run->queue);
-	return NULL;
+	return status;
 }
 
 /* Hand an audio packet to the encoding thread. */
@@ -100,31 +99,52 @@ decode_all(ProxyRun *run, char *why)
 }
 
 /*
- * Decode in this thread while another filters and encodes; return the first
- * failure of either, with its cause in why.
+ * The decoding thread.  It runs DECODER_NICE_STEP nice levels below the
+ * encoder, and so do the decoder's frame threads, which it starts: x264, the
+ * one stage that cannot spread over the cores, runs whenever it has a
+ * frame, and the decoder fills the rest of the budget's cores.
+ */
+static void *
+decoding_thread(void *arg)
+{
+	ProxyRun   *run = arg;
+
+	media_lower_thread_priority(DECODER_NICE_STEP);
+	run->decode_status = proxy_video_open_decoder(run, run->decode_why);
+	if (run->decode_status == 0)
+		run->decode_status = decode_all(run, run->decode_why);
+	if (run->decode_status != 0)
+		work_queue_abort(&run->queue);
+	return NULL;
+}
+
+/*
+ * Encode in this thread while another decodes; return the first failure of
+ * either, with its cause in why.
  */
 static int
 transcode(ProxyRun *run, char *why)
 {
-	pthread_t	encoder;
+	pthread_t	decoder;
+	bool		done;
 	int			status;
 
 	if (work_queue_init(&run->queue, WORK_QUEUE_ITEMS) != 0)
 		return media_fail(why, EX_TEMPFAIL, "out of memory");
-	if (pthread_create(&encoder, NULL, encoding_thread, run) != 0)
+	if (pthread_create(&decoder, NULL, decoding_thread, run) != 0)
 	{
 		work_queue_destroy(&run->queue);
-		return media_fail(why, EX_TEMPFAIL, "cannot start the encoding thread");
+		return media_fail(why, EX_TEMPFAIL, "cannot start the decoding thread");
 	}
-	status = decode_all(run, why);
+	status = encode_all(run, &done, why);
 	if (status != 0)
 		work_queue_abort(&run->queue);
-	pthread_join(encoder, NULL);
+	pthread_join(decoder, NULL);
 	work_queue_destroy(&run->queue);
-	if (status == PROXY_ENCODER_FAILED || (status == 0 && run->encode_status != 0))
-		status = media_fail(why, run->encode_status, "%s", run->encode_why);
-	else if (status == 0 && !run->encode_done)
-		status = media_fail(why, EX_SOFTWARE, "the encoding thread stopped early");
+	if (run->decode_status != 0 && run->decode_status != PROXY_ENCODER_FAILED)
+		status = media_fail(why, run->decode_status, "%s", run->decode_why);
+	else if (status == 0 && !done)
+		status = media_fail(why, EX_SOFTWARE, "the decoding thread stopped early");
 	if (status == 0 && media_stop_requested(run->input.hooks))
 		status = media_fail_stopped(why);
 	return status;

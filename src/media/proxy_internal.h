@@ -10,7 +10,7 @@
 #include "media/media_internal.h"
 #include "media/work_queue.h"
 
-/* A decoding-side status: the encoding thread failed, its cause is in encode_why. */
+/* A decoding-side status: the encoding side failed and gave its own cause. */
 #define PROXY_ENCODER_FAILED (-1)
 
 typedef struct ProxyRun
@@ -65,9 +65,8 @@ typedef struct ProxyRun
 
 	/* between the threads */
 	WorkQueue	queue;
-	int			encode_status;	/* of the encoding thread */
-	bool		encode_done;	/* it flushed everything */
-	char		encode_why[MEDIA_WHY_MAX];
+	int			decode_status;	/* of the decoding thread */
+	char		decode_why[MEDIA_WHY_MAX];
 
 	/* output */
 	AVFormatContext *output;
@@ -81,6 +80,7 @@ typedef struct ProxyRun
 /* proxy_video.c */
 extern int	proxy_video_open(ProxyRun *run, char *why);
 extern int	proxy_video_packet(ProxyRun *run, AVPacket *packet, char *why);
+extern int	proxy_video_open_decoder(ProxyRun *run, char *why);
 extern int	proxy_video_flush_decoder(ProxyRun *run, char *why);
 extern int	proxy_video_frame(ProxyRun *run, AVFrame *frame, char *why);
 extern int	proxy_video_finish(ProxyRun *run, char *why);

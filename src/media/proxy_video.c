@@ -9,10 +9,10 @@
  * (frame_selection.c).  A change of picture size or format mid-stream
  * rebuilds the filter, as the CLI does.
  *
- * Two threads share the work: the decoding thread (proxy_video_packet,
- * proxy_video_flush_decoder) hands frames through the run's work queue to
- * the encoding thread (proxy_video_frame, proxy_video_finish), so that
- * decoding overlaps scaling and encoding.
+ * Two threads share the work: the decoding thread (proxy_video_open_decoder,
+ * proxy_video_packet, proxy_video_flush_decoder) hands frames through the
+ * run's work queue to the encoding thread (proxy_video_frame,
+ * proxy_video_finish), so that decoding overlaps scaling and encoding.
  */
 #include <math.h>
 
@@ -105,12 +105,11 @@ open_encoder(ProxyRun *run, char *why)
 	return 0;
 }
 
-/* Open the decoder and encoder and plan the frame selection. */
+/* Open the encoder and plan the frame selection. */
 int
 proxy_video_open(ProxyRun *run, char *why)
 {
 	AVStream   *video = run->input.video;
-	int			status;
 
 	run->video_offset = av_rescale_q(run->input.start_time, AV_TIME_BASE_Q, video->time_base);
 	if (run->video_offset == AV_NOPTS_VALUE)
@@ -131,10 +130,14 @@ proxy_video_open(ProxyRun *run, char *why)
 	run->last_frame = av_frame_alloc();
 	if (run->last_frame == NULL)
 		return media_fail(why, EX_TEMPFAIL, "out of memory");
-	status = media_open_decoder(video, media_decoder_threads(true), &run->video_decoder, why);
-	if (status == 0)
-		status = open_encoder(run, why);
-	return status;
+	return open_encoder(run, why);
+}
+
+/* Open the video decoder (decoding thread: its frame threads share that thread's priority). */
+int
+proxy_video_open_decoder(ProxyRun *run, char *why)
+{
+	return media_open_decoder(run->input.video, media_decoder_threads(), &run->video_decoder, why);
 }
 
 /* Encode one filtered frame (NULL: flush the encoder). */

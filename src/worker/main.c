@@ -135,7 +135,7 @@ usage(FILE *out)
 			"      --transcode=PATH       vproxy-transcode (default: next to this program)\n"
 			"      --temp-directory=DIR   where children make their temp directories\n"
 			"      --nice=N               children's nice value (default 0)\n"
-			"      --threads=N            children's encoder threads (default 0: as many as cores)\n"
+			"      --threads=N            children's thread budget: decoder, filters, x264 (default 0: as many as cores)\n"
 			"      --memory-limit=SIZE    children's address-space limit, e.g. 4GB (default: none)\n"
 			"      --help, --version\n\n"
 			"S3 credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and\n"

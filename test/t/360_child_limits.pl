@@ -114,8 +114,8 @@ sleep 1;    # the worker reloads at its next wake-up
 $seen = running_child($clip);
 is($seen->{nice}, expected_nice(16), 'after a reload the next child runs at the new nice value');
 is($seen->{limit}, 'unlimited', 'child_memory_limit = 0: no address-space limit');
-ok($seen->{threads} > 2 && $seen->{threads} <= 8,
-	"transcode_threads = 4: $seen->{threads} threads (decoder and x264 two each, plus the two of the pipeline)");
+ok($seen->{threads} > 4 && $seen->{threads} <= 6,
+	"transcode_threads = 4: $seen->{threads} threads (the decoder's four frame threads, the pipeline's two)");
 is($vp->wait_for_job($seen->{job})->{status}, 'completed', 'that job completes too');
 
 # The state letter of a process (R, S, T for stopped...), '' once gone.

@@ -17,23 +17,31 @@ system(qw(ffmpeg -nostdin -hide_banner -loglevel error -y -f lavfi -i testsrc2=s
 	  -f lavfi -i sine=frequency=440:sample_rate=44100 -t 4 -c:v libx264 -preset ultrafast
 	  -c:a aac -pix_fmt yuv420p), $clip) == 0 or die 'ffmpeg failed';
 
+# The nice value in a /proc stat file (of a process or one of its threads).
+sub nice_of
+{
+	my ($stat_file) = @_;
+	open my $fh, '<', $stat_file or return;
+	my $stat = <$fh>;
+	close $fh;
+	$stat =~ s/^.*\) //s;
+	return (split / /, $stat)[16];
+}
+
 # Read a running process's bounds from /proc.
 sub bounds_of
 {
 	my ($pid) = @_;
 	my %b;
-	open my $fh, '<', "/proc/$pid/stat" or return;
-	my $stat = <$fh>;
-	close $fh;
-	$stat =~ s/^.*\) //s;
-	$b{nice} = (split / /, $stat)[16];
-	open $fh, '<', "/proc/$pid/oom_score_adj" or return;
+	$b{nice} = nice_of("/proc/$pid/stat") // return;
+	open my $fh, '<', "/proc/$pid/oom_score_adj" or return;
 	chomp($b{oom} = <$fh>);
 	close $fh;
 	open $fh, '<', "/proc/$pid/limits" or return;
 	($b{limit}) = join('', <$fh>) =~ /^Max address space\s+(\S+)/m;
 	close $fh;
 	$b{threads} = scalar(() = glob "/proc/$pid/task/*");
+	$b{thread_nice} = [sort { $a <=> $b } map { nice_of("$_/stat") } glob "/proc/$pid/task/*"];
 	chomp($b{io} = `ionice -p $pid 2>&1`);
 	return \%b;
 }
@@ -56,7 +64,10 @@ SKIP:
 	skip 'ASan builds set no address-space limit', 1 if $asan;
 	is($seen->{limit}, 1073741824, '--memory-limit: the address-space limit');
 }
-ok($seen->{threads} <= 2, "--threads 2: $seen->{threads} threads");
+ok($seen->{threads} > 2 && $seen->{threads} <= 4,
+	"--threads 2: $seen->{threads} threads (the pipeline's two, the decoder's two frame threads)");
+is_deeply($seen->{thread_nice}, [sort { $a <=> $b } ($seen->{nice}, map { $seen->{nice} + 6 > 19 ? 19 : $seen->{nice} + 6 } 2 .. $seen->{threads})],
+	'the encoding thread at the process\'s nice value, the decoding threads 6 levels below it');
 
 # without options: priorities unchanged, the default 4 GiB, threads for the cores
 undef $seen;
