@@ -105,10 +105,11 @@ budget(void)
 
 /*
  * Threads of a video decoder, alone (thumbnail) or beside x264 (proxy): the
- * whole budget as frame threads either way.  Decoding a 1080p source costs
- * two to three times what x264 spends on its 480p10 proxy, so the decoder
- * is what the run waits for: with half the budget (one thread on 2 cores)
- * it took longer than the CLI's whole run (test/bench/proxy-vs-cli).
+ * whole budget as frame threads either way.  Decoding 1080p at camera and
+ * phone bit rates costs up to 2.5 times what x264 spends on its 480p10
+ * proxy, so there the decoder is what the run waits for: with half the
+ * budget (one thread on 2 cores) it took longer than the CLI's whole run
+ * (test/bench/proxy-vs-cli).
  */
 int
 media_decoder_threads(void)

@@ -40,8 +40,10 @@ sub bounds_of
 	open $fh, '<', "/proc/$pid/limits" or return;
 	($b{limit}) = join('', <$fh>) =~ /^Max address space\s+(\S+)/m;
 	close $fh;
-	$b{threads} = scalar(() = glob "/proc/$pid/task/*");
-	$b{thread_nice} = [sort { $a <=> $b } map { nice_of("$_/stat") } glob "/proc/$pid/task/*"];
+	# one listing of the threads for their count and their nice values
+	my @tasks = glob "/proc/$pid/task/*";
+	$b{threads} = scalar(@tasks);
+	$b{thread_nice} = [sort { $a <=> $b } map { nice_of("$_/stat") } @tasks];
 	chomp($b{io} = `ionice -p $pid 2>&1`);
 	return \%b;
 }
