@@ -140,10 +140,11 @@ sub paused_within
 	return 0;
 }
 
-# A backend that keeps one CPU busy until cancelled.
+# A backend that keeps one CPU busy until cancelled.  The session must outlive
+# the cancel (no ON_ERROR_STOP), or quit() may write to a psql already gone.
 sub busy_database
 {
-	my $session = $node->background_psql('vproxy');
+	my $session = $node->background_psql('vproxy', on_error_stop => 0);
 	$session->query_until(qr/burning/, "\\echo burning\nSELECT count(*) FROM generate_series(1, 4000000000) /* burn */;\n");
 	return $session;
 }
