@@ -103,6 +103,7 @@ typedef struct VideoFilterSpec
 	int			width;			/* output size, already even */
 	int			height;
 	const char *scale_flags;	/* swscale algorithm, e.g. "lanczos" */
+	const char *zimg_filter;	/* zscale's, where it takes the frames; NULL: swscale only */
 	bool		full_range;		/* yuvj420p (JPEG) instead of yuv420p */
 	int			threads;		/* for the filters that slice the work */
 } VideoFilterSpec;

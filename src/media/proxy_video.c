@@ -237,6 +237,7 @@ open_filter(ProxyRun *run, const AVFrame *frame, char *why)
 	spec.width = run->width;
 	spec.height = run->height;
 	spec.scale_flags = "lanczos";
+	spec.zimg_filter = "lanczos";
 	spec.full_range = false;
 	spec.threads = 1;
 	status = media_video_filter_open(&spec, &run->video_filter, why);
