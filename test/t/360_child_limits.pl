@@ -12,6 +12,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
 use VproxyTest::Cluster;
+use VproxyTest::Media qw(proxy_threads);
 
 # ASan's shadow memory needs terabytes of address space: no limit there
 my $asan = ($ENV{VPROXY_TRANSCODE} // '') =~ /asan/;
@@ -101,8 +102,7 @@ SKIP:
 	skip 'ASan builds set no address-space limit', 1 if $asan;
 	is($seen->{limit}, 1024 * 1024 * 1024, 'its address space is limited to vproxy.child_memory_limit');
 }
-ok($seen->{threads} <= 2,
-	"transcode_threads = 1: $seen->{threads} threads (one decoding, one filtering and encoding)");
+is($seen->{threads}, proxy_threads(1), 'transcode_threads = 1: the pipeline\'s threads and the decoder\'s');
 is($vp->wait_for_job($seen->{job})->{status}, 'completed', 'the job completes within the limits');
 
 # the settings apply on reload, to the next child
@@ -114,8 +114,7 @@ sleep 1;    # the worker reloads at its next wake-up
 $seen = running_child($clip);
 is($seen->{nice}, expected_nice(16), 'after a reload the next child runs at the new nice value');
 is($seen->{limit}, 'unlimited', 'child_memory_limit = 0: no address-space limit');
-ok($seen->{threads} > 4 && $seen->{threads} <= 6,
-	"transcode_threads = 4: $seen->{threads} threads (the decoder's four frame threads, the pipeline's two)");
+is($seen->{threads}, proxy_threads(4), 'transcode_threads = 4: the pipeline\'s threads and the decoder\'s');
 is($vp->wait_for_job($seen->{job})->{status}, 'completed', 'that job completes too');
 
 # The state letter of a process (R, S, T for stopped...), '' once gone.

@@ -7,7 +7,7 @@ use strict;
 use warnings;
 use File::Temp qw(tempdir);
 use Test::More;
-use VproxyTest::Media qw(run_transcode);
+use VproxyTest::Media qw(run_transcode proxy_threads);
 use VproxyTest::Job;
 
 my $asan = ($ENV{VPROXY_TRANSCODE} // '') =~ /asan/;
@@ -66,8 +66,7 @@ SKIP:
 	skip 'ASan builds set no address-space limit', 1 if $asan;
 	is($seen->{limit}, 1073741824, '--memory-limit: the address-space limit');
 }
-ok($seen->{threads} > 2 && $seen->{threads} <= 4,
-	"--threads 2: $seen->{threads} threads (the pipeline's two, the decoder's two frame threads)");
+is($seen->{threads}, proxy_threads(2), '--threads 2: the pipeline\'s two threads and the decoder\'s frame threads');
 is_deeply($seen->{thread_nice}, [sort { $a <=> $b } ($seen->{nice}, map { $seen->{nice} + 6 > 19 ? 19 : $seen->{nice} + 6 } 2 .. $seen->{threads})],
 	'the encoding thread at the process\'s nice value, the decoding threads 6 levels below it');
 

@@ -23,7 +23,7 @@ our @EXPORT = qw(
   fixture_info bad_input bad_input_names scratch_dir ffprobe_json
   video_stream audio_streams display_size expected_proxy_size
   top_level_boxes psnr keyframe_times run_quiet have_program fuzz_seeds
-  oracle_duration oracle_fps
+  oracle_duration oracle_fps proxy_threads
 );
 
 my $JSON = JSON::PP->new->canonical;
@@ -41,6 +41,18 @@ sub have_program
 		return 1 if -x "$dir/$name";
 	}
 	return 0;
+}
+
+# The threads of a running proxy with a thread budget of $budget: the
+# pipeline's two (decoding, encoding) and the decoder's frame threads, the
+# budget and one more where it is all the cores (src/media/limits.c); a
+# single frame thread decodes in the decoding thread itself.
+sub proxy_threads
+{
+	my ($budget) = @_;
+	chomp(my $cores = `nproc`);
+	my $frame_threads = $budget + ($budget >= $cores ? 1 : 0);
+	return 2 + ($frame_threads > 1 ? $frame_threads : 0);
 }
 
 # A fresh temporary directory removed when the test ends.
