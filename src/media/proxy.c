@@ -1,10 +1,11 @@
 /*
  * proxy.c
- *		media_make_proxy: read the input once.  A decoding thread demuxes
- *		and decodes the video; this thread filters and encodes it and
- *		decodes and encodes the audio (proxy_video.c, proxy_audio.c), both
- *		encoders feeding the MP4 muxer (proxy_output.c).  Packets and frames
- *		pass between the threads in file order through a short queue.  The
+ *		media_make_proxy: read the input once.  A decoding thread demuxes,
+ *		decodes the video and filters it (frame rate, upright, scale); this
+ *		thread encodes it and decodes and encodes the audio (proxy_video.c,
+ *		proxy_audio.c), both encoders feeding the MP4 muxer
+ *		(proxy_output.c).  The proxy's frames and the audio packets pass
+ *		between the threads in file order through a short queue.  The
  *		file is written under a temporary name, checked by probing it, then
  *		renamed into place.
  */
@@ -19,7 +20,7 @@
 /* x264 gets about four times the decoder's share of a contended core */
 #define DECODER_NICE_STEP 6
 
-/* Filter and encode what the decoding thread hands over, until its end. */
+/* Encode what the decoding thread hands over, until its end. */
 static int
 encode_all(ProxyRun *run, bool *done, char *why)
 {
@@ -65,7 +66,7 @@ queue_audio_packet(ProxyRun *run, AVPacket *packet, char *why)
 	return 0;
 }
 
-/* The decoding side: read every packet, decode the video, hand both over. */
+/* The decoding side: read every packet, decode and filter the video, hand both over. */
 static int
 decode_all(ProxyRun *run, char *why)
 {
@@ -92,7 +93,7 @@ decode_all(ProxyRun *run, char *why)
 	}
 	av_packet_free(&packet);
 	if (status == 0)
-		status = proxy_video_flush_decoder(run, why);
+		status = proxy_video_end_decoding(run, why);
 	if (status == 0 && !work_queue_push(&run->queue, (WorkItem) {WORK_END, NULL, NULL}))
 		status = PROXY_ENCODER_FAILED;
 	return status;

@@ -24,7 +24,10 @@ typedef struct ProxyRun
 	int64_t		video_offset;	/* input start time, video stream time base */
 	int64_t		audio_offset;	/* input start time, audio stream time base */
 
-	/* video: decoder -> filter (fps, upright, scale) -> encoder */
+	/*
+	 * video: decoder -> filter (fps, upright, scale) in the decoding thread
+	 * -> encoder in the encoding thread
+	 */
 	AVCodecContext *video_decoder;
 	Orientation orientation;
 	VideoFilter video_filter;
@@ -40,15 +43,17 @@ typedef struct ProxyRun
 	FrameSelection selection;	/* which source frames the fps filter keeps;
 								 * decoding thread */
 	AVCodecContext *video_encoder;
-	int64_t		last_video_pts; /* last pts given to the encoder */
+	int64_t		last_video_pts; /* last pts given to the encoder; encoding thread */
 	int64_t		video_end_pts;	/* end of the latest decoded frame, stream time base */
 	int64_t		video_floor_pts;	/* frames outside [floor, limit] are
 									 * damaged: the input's duration with */
 	int64_t		video_limit_pts;	/* some slack, stream time base */
 	int64_t		frame_interval; /* nominal frame duration, stream time base */
+	AVFrame    *decoded;		/* scratch for the decoder; decoding thread */
 	AVFrame    *last_frame;		/* the latest frame given to the filter */
-	int64_t		frames_decoded; /* without errors */
-	int64_t		frames_encoded;
+	int64_t		frames_decoded; /* without errors; decoding thread */
+	int64_t		frames_filtered;	/* decoding thread */
+	int64_t		frames_encoded; /* encoding thread */
 
 	/* audio: decoder -> filter (resample, downmix, 1024-sample frames) -> encoder */
 	AVCodecContext *audio_decoder;
@@ -73,7 +78,7 @@ typedef struct ProxyRun
 	AVStream   *video_out;
 	AVStream   *audio_out;
 	AVPacket   *packet;			/* scratch for encoders */
-	AVFrame    *frame;			/* scratch for filters and audio; encoding thread */
+	AVFrame    *frame;			/* scratch for the audio; encoding thread */
 	char		temp_path[4096];
 } ProxyRun;
 
@@ -81,7 +86,7 @@ typedef struct ProxyRun
 extern int	proxy_video_open(ProxyRun *run, char *why);
 extern int	proxy_video_packet(ProxyRun *run, AVPacket *packet, char *why);
 extern int	proxy_video_open_decoder(ProxyRun *run, char *why);
-extern int	proxy_video_flush_decoder(ProxyRun *run, char *why);
+extern int	proxy_video_end_decoding(ProxyRun *run, char *why);
 extern int	proxy_video_frame(ProxyRun *run, AVFrame *frame, char *why);
 extern int	proxy_video_finish(ProxyRun *run, char *why);
 extern void proxy_video_close(ProxyRun *run);

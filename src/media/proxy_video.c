@@ -10,9 +10,12 @@
  * rebuilds the filter, as the CLI does.
  *
  * Two threads share the work: the decoding thread (proxy_video_open_decoder,
- * proxy_video_packet, proxy_video_flush_decoder) hands frames through the
- * run's work queue to the encoding thread (proxy_video_frame,
- * proxy_video_finish), so that decoding overlaps scaling and encoding.
+ * proxy_video_packet, proxy_video_end_decoding) decodes and filters, and
+ * hands the proxy's frames through the run's work queue to the encoding
+ * thread (proxy_video_frame, proxy_video_finish), which runs x264 alone:
+ * x264 is the one stage that does not spread over the cores, so whatever
+ * else the encoding thread did would lengthen the run on sources where x264
+ * is the bottleneck.
  */
 #include <math.h>
 
@@ -128,7 +131,8 @@ proxy_video_open(ProxyRun *run, char *why)
 	frame_selection_init(&run->selection, video->time_base, run->frame_rate, video->r_frame_rate,
 						 !run->deinterlace && av_cmp_q(video->avg_frame_rate, video->r_frame_rate) == 0);
 	run->last_frame = av_frame_alloc();
-	if (run->last_frame == NULL)
+	run->decoded = av_frame_alloc();
+	if (run->last_frame == NULL || run->decoded == NULL)
 		return media_fail(why, EX_TEMPFAIL, "out of memory");
 	return open_encoder(run, why);
 }
@@ -140,7 +144,7 @@ proxy_video_open_decoder(ProxyRun *run, char *why)
 	return media_open_decoder(run->input.video, media_decoder_threads(), &run->video_decoder, why);
 }
 
-/* Encode one filtered frame (NULL: flush the encoder). */
+/* Encode one filtered frame (NULL: flush the encoder); encoding thread. */
 static int
 encode_frame(ProxyRun *run, AVFrame *frame, char *why)
 {
@@ -164,29 +168,36 @@ encode_frame(ProxyRun *run, AVFrame *frame, char *why)
 	return proxy_output_encoded(run, run->video_encoder, run->video_out, why);
 }
 
-/* Encode what the filter has ready. */
+/* Hand what the filter has ready to the encoding thread. */
 static int
-encode_filtered(ProxyRun *run, char *why)
+queue_filtered(ProxyRun *run, char *why)
 {
-	AVFrame    *frame = run->frame;
 	AVRational	sink_time_base = av_buffersink_get_time_base(run->video_filter.sink);
+	AVFrame    *frame;
 	int			ret;
-	int			status;
 
-	while ((ret = av_buffersink_get_frame(run->video_filter.sink, frame)) >= 0)
+	for (;;)
 	{
+		frame = av_frame_alloc();
+		if (frame == NULL)
+			return media_fail(why, EX_TEMPFAIL, "out of memory");
+		if ((ret = av_buffersink_get_frame(run->video_filter.sink, frame)) < 0)
+			break;
 		/* a long gap is filled here, after the whole input has been read */
 		if (media_stop_requested(run->input.hooks))
 		{
-			av_frame_unref(frame);
+			av_frame_free(&frame);
 			return media_fail_stopped(why);
 		}
 		frame->pts = av_rescale_q(frame->pts, sink_time_base, run->video_encoder->time_base);
-		status = encode_frame(run, frame, why);
-		av_frame_unref(frame);
-		if (status != 0)
-			return status;
+		run->frames_filtered++;
+		if (!work_queue_push(&run->queue, (WorkItem) {WORK_VIDEO_FRAME, frame, NULL}))
+		{
+			av_frame_free(&frame);
+			return PROXY_ENCODER_FAILED;
+		}
 	}
+	av_frame_free(&frame);
 	if (ret != AVERROR(EAGAIN) && ret != AVERROR_EOF)
 		return media_fail_av(why, ret, "cannot filter the video");
 	return 0;
@@ -209,7 +220,7 @@ finish_filter(ProxyRun *run, int64_t end_pts, char *why)
 	ret = av_buffersrc_close(run->video_filter.source, end_pts, 0);
 	if (ret < 0)
 		return media_fail_av(why, ret, "cannot filter the video");
-	status = encode_filtered(run, why);
+	status = queue_filtered(run, why);
 	media_video_filter_close(&run->video_filter);
 	run->video_filter_open = false;
 	return status;
@@ -233,7 +244,7 @@ open_filter(ProxyRun *run, const AVFrame *frame, char *why)
 	spec.deinterlace = run->deinterlace;
 	spec.fps = av_q2d(run->frame_rate);
 	/* a rebuilt filter goes on from where the last one stopped */
-	spec.fps_from_zero = run->last_video_pts == AV_NOPTS_VALUE;
+	spec.fps_from_zero = run->frames_filtered == 0;
 	spec.width = run->width;
 	spec.height = run->height;
 	spec.scale_flags = "lanczos";
@@ -251,9 +262,9 @@ open_filter(ProxyRun *run, const AVFrame *frame, char *why)
 	return status;
 }
 
-/* Filter and encode one decoded frame (encoding thread). */
-int
-proxy_video_frame(ProxyRun *run, AVFrame *frame, char *why)
+/* Filter one decoded frame, taking its picture. */
+static int
+filter_frame(ProxyRun *run, AVFrame *frame, char *why)
 {
 	int64_t		duration = frame->pkt_duration > 0 ? frame->pkt_duration : run->frame_interval;
 	int64_t		end_pts;
@@ -297,34 +308,27 @@ proxy_video_frame(ProxyRun *run, AVFrame *frame, char *why)
 	ret = av_buffersrc_add_frame_flags(run->video_filter.source, frame, 0);
 	if (ret < 0)
 		return media_fail_av(why, ret, "cannot filter the video");
-	return encode_filtered(run, why);
+	return queue_filtered(run, why);
 }
 
-/* Hand the decoder's frames to the encoding thread (decoding thread). */
+/* Filter what the decoder has ready. */
 static int
 drain_decoder(ProxyRun *run, char *why)
 {
-	AVFrame    *frame;
+	AVFrame    *frame = run->decoded;
+	int			status;
 	int			ret;
 
-	for (;;)
+	while ((ret = avcodec_receive_frame(run->video_decoder, frame)) >= 0)
 	{
-		frame = av_frame_alloc();
-		if (frame == NULL)
-			return media_fail(why, EX_TEMPFAIL, "out of memory");
-		ret = avcodec_receive_frame(run->video_decoder, frame);
-		if (ret < 0)
-			break;
 		/* a deinterlacer needs every frame: no more skipping */
 		if (frame->interlaced_frame)
 			run->selection.enabled = false;
-		if (!work_queue_push(&run->queue, (WorkItem) {WORK_VIDEO_FRAME, frame, NULL}))
-		{
-			av_frame_free(&frame);
-			return PROXY_ENCODER_FAILED;
-		}
+		status = filter_frame(run, frame, why);
+		av_frame_unref(frame);
+		if (status != 0)
+			return status;
 	}
-	av_frame_free(&frame);
 	if (ret == AVERROR(ENOMEM))
 		return media_fail_av(why, ret, "cannot decode the video");
 	return 0;
@@ -345,22 +349,13 @@ proxy_video_packet(ProxyRun *run, AVPacket *packet, char *why)
 	return drain_decoder(run, why);
 }
 
-/* Flush the decoder at the end of the input (decoding thread). */
-int
-proxy_video_flush_decoder(ProxyRun *run, char *why)
-{
-	run->video_decoder->skip_frame = AVDISCARD_DEFAULT;
-	avcodec_send_packet(run->video_decoder, NULL);
-	return drain_decoder(run, why);
-}
-
 /*
  * A video too short for the fps filter to keep any frame (a single frame,
  * or frames that all end before the start): show its last frame at the
  * start for one proxy frame rather than fail.
  */
 static int
-encode_last_frame(ProxyRun *run, char *why)
+filter_last_frame(ProxyRun *run, char *why)
 {
 	AVFrame    *frame = run->last_frame;
 	int64_t		period = av_rescale_q(1, av_inv_q(run->frame_rate), run->input.video->time_base);
@@ -381,19 +376,40 @@ encode_last_frame(ProxyRun *run, char *why)
 	return finish_filter(run, end_pts, why);
 }
 
-/* Flush filter and encoder after the last frame (encoding thread). */
+/*
+ * At the end of the input: flush the decoder and the filter (decoding
+ * thread).
+ */
+int
+proxy_video_end_decoding(ProxyRun *run, char *why)
+{
+	int			status;
+
+	run->video_decoder->skip_frame = AVDISCARD_DEFAULT;
+	avcodec_send_packet(run->video_decoder, NULL);
+	status = drain_decoder(run, why);
+	if (status == 0 && run->frames_decoded == 0)
+		return media_fail(why, EX_DATAERR, "no frame of the video stream decodes without errors");
+	if (status == 0)
+		status = finish_filter(run, run->video_end_pts, why);
+	if (status == 0 && run->frames_filtered == 0 && run->last_frame->buf[0] != NULL)
+		status = filter_last_frame(run, why);
+	return status;
+}
+
+/* Encode one of the proxy's frames (encoding thread). */
+int
+proxy_video_frame(ProxyRun *run, AVFrame *frame, char *why)
+{
+	return encode_frame(run, frame, why);
+}
+
+/* Flush the encoder after the last frame (encoding thread). */
 int
 proxy_video_finish(ProxyRun *run, char *why)
 {
-	int			status = 0;
+	int			status = encode_frame(run, NULL, why);
 
-	if (run->frames_decoded == 0)
-		return media_fail(why, EX_DATAERR, "no frame of the video stream decodes without errors");
-	status = finish_filter(run, run->video_end_pts, why);
-	if (status == 0 && run->frames_encoded == 0 && run->last_frame->buf[0] != NULL)
-		status = encode_last_frame(run, why);
-	if (status == 0)
-		status = encode_frame(run, NULL, why);
 	if (status == 0 && run->frames_encoded == 0)
 		return media_fail(why, EX_DATAERR, "the video yields no frame at %g fps",
 						  av_q2d(run->frame_rate));
@@ -407,6 +423,7 @@ proxy_video_close(ProxyRun *run)
 	media_video_filter_close(&run->video_filter);
 	run->video_filter_open = false;
 	av_frame_free(&run->last_frame);
+	av_frame_free(&run->decoded);
 	avcodec_free_context(&run->video_decoder);
 	avcodec_free_context(&run->video_encoder);
 }

@@ -1,6 +1,6 @@
 /*
  * work_queue.h
- *		A short bounded queue handing decoded video frames and audio packets
+ *		A short bounded queue handing the proxy's video frames and audio packets
  *		from the decoding thread to the encoding thread of a proxy run, in
  *		file order.  Short, so memory stays a few frames whatever the file.
  */
