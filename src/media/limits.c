@@ -14,8 +14,8 @@
  * Threads: one budget for the decoder, the filter graph and x264 together
  * (media_set_thread_budget; 0 = as many as the cores this process may use):
  * the decoder's frame threads take it (one more where it is all the cores),
- * x264 a quarter beside them, and the filter graphs start no threads.  See media_decoder_threads() and
- * media_encoder_threads().
+ * x264 a quarter beside them, and the filter graphs start no threads.  See
+ * media_decoder_threads() and media_encoder_threads().
  *
  * Time: deliberately no CPU-time limit (RLIMIT_CPU).  CPU time is summed over
  * all threads, so a legitimate long 4K HEVC upload on a many-core machine

@@ -144,9 +144,9 @@ proxy_video_open_decoder(ProxyRun *run, char *why)
 	return media_open_decoder(run->input.video, media_decoder_threads(), &run->video_decoder, why);
 }
 
-/* Encode one filtered frame (NULL: flush the encoder); encoding thread. */
-static int
-encode_frame(ProxyRun *run, AVFrame *frame, char *why)
+/* Encode one of the proxy's frames (NULL: flush the encoder); encoding thread. */
+int
+proxy_video_frame(ProxyRun *run, AVFrame *frame, char *why)
 {
 	int			ret;
 
@@ -397,18 +397,11 @@ proxy_video_end_decoding(ProxyRun *run, char *why)
 	return status;
 }
 
-/* Encode one of the proxy's frames (encoding thread). */
-int
-proxy_video_frame(ProxyRun *run, AVFrame *frame, char *why)
-{
-	return encode_frame(run, frame, why);
-}
-
 /* Flush the encoder after the last frame (encoding thread). */
 int
 proxy_video_finish(ProxyRun *run, char *why)
 {
-	int			status = encode_frame(run, NULL, why);
+	int			status = proxy_video_frame(run, NULL, why);
 
 	if (status == 0 && run->frames_encoded == 0)
 		return media_fail(why, EX_DATAERR, "the video yields no frame at %g fps",
