@@ -7,6 +7,7 @@
 #define VPROXY_PROXY_INTERNAL_H
 
 #include "media/frame_selection.h"
+#include "media/gop_tail.h"
 #include "media/media_internal.h"
 #include "media/work_queue.h"
 
@@ -41,6 +42,8 @@ typedef struct ProxyRun
 	bool		deinterlace;
 	bool		hdr;
 	FrameSelection selection;	/* which source frames the fps filter keeps;
+								 * decoding thread */
+	GopTail		gop_tail;		/* dropped reference frames held back;
 								 * decoding thread */
 	AVCodecContext *video_encoder;
 	int64_t		last_video_pts; /* last pts given to the encoder; encoding thread */

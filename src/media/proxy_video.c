@@ -6,7 +6,8 @@
  * Timestamps are shifted by the file's start time, as the ffmpeg CLI does,
  * so audio and video keep their relative offset.  Frames the fps filter is
  * sure to drop are not even decoded when they are not references
- * (frame_selection.c).  A change of picture size or format mid-stream
+ * (frame_selection.c), nor when they are but an IDR picture follows before
+ * a frame the proxy shows (gop_tail.c).  A change of picture size or format mid-stream
  * rebuilds the filter, as the CLI does.
  *
  * Two threads share the work: the decoding thread (proxy_video_open_decoder,
@@ -130,6 +131,7 @@ proxy_video_open(ProxyRun *run, char *why)
 	choose_format(run);
 	frame_selection_init(&run->selection, video->time_base, run->frame_rate, video->r_frame_rate,
 						 !run->deinterlace && av_cmp_q(video->avg_frame_rate, video->r_frame_rate) == 0);
+	gop_tail_init(&run->gop_tail, video->codecpar);
 	run->last_frame = av_frame_alloc();
 	run->decoded = av_frame_alloc();
 	if (run->last_frame == NULL || run->decoded == NULL)
@@ -334,19 +336,53 @@ drain_decoder(ProxyRun *run, char *why)
 	return 0;
 }
 
-/* Decode one video packet; skip it when it is sure to be dropped anyway (decoding thread). */
-int
-proxy_video_packet(ProxyRun *run, AVPacket *packet, char *why)
+/* Decode one video packet, or only its references when the fps filter drops its frame. */
+static int
+decode_packet(ProxyRun *run, const AVPacket *packet, bool dropped, char *why)
 {
-	int64_t		pts = media_ts_sub(packet->pts, run->video_offset);
 	int			ret;
 
-	run->video_decoder->skip_frame = frame_selection_drops(&run->selection, pts) ?
-		AVDISCARD_NONREF : AVDISCARD_DEFAULT;
+	run->video_decoder->skip_frame = dropped ? AVDISCARD_NONREF : AVDISCARD_DEFAULT;
 	ret = avcodec_send_packet(run->video_decoder, packet);
 	if (ret == AVERROR(ENOMEM))
 		return media_fail_av(why, ret, "cannot decode the video");
 	return drain_decoder(run, why);
+}
+
+/* Decode the dropped frames held back, oldest first. */
+static int
+decode_held(ProxyRun *run, char *why)
+{
+	AVPacket   *held;
+	int			status = 0;
+
+	while (status == 0 && (held = gop_tail_release(&run->gop_tail)) != NULL)
+	{
+		status = decode_packet(run, held, true, why);
+		av_packet_free(&held);
+	}
+	return status;
+}
+
+/*
+ * Decode one video packet (decoding thread).  A frame the fps filter is sure
+ * to drop is not decoded when it is no reference, and is held back when it
+ * is one, until an IDR picture shows that no later frame needs it
+ * (gop_tail.c).
+ */
+int
+proxy_video_packet(ProxyRun *run, AVPacket *packet, char *why)
+{
+	int64_t		pts = media_ts_sub(packet->pts, run->video_offset);
+	bool		dropped = frame_selection_drops(&run->selection, pts);
+	int			status;
+
+	if (dropped && gop_tail_hold(&run->gop_tail, packet))
+		return 0;
+	gop_tail_settle(&run->gop_tail, packet);
+	if ((status = decode_held(run, why)) != 0)
+		return status;
+	return decode_packet(run, packet, dropped, why);
 }
 
 /*
@@ -385,6 +421,9 @@ proxy_video_end_decoding(ProxyRun *run, char *why)
 {
 	int			status;
 
+	/* the last frames held end the video: their durations make its length */
+	if ((status = decode_held(run, why)) != 0)
+		return status;
 	run->video_decoder->skip_frame = AVDISCARD_DEFAULT;
 	avcodec_send_packet(run->video_decoder, NULL);
 	status = drain_decoder(run, why);
@@ -415,6 +454,7 @@ proxy_video_close(ProxyRun *run)
 {
 	media_video_filter_close(&run->video_filter);
 	run->video_filter_open = false;
+	gop_tail_close(&run->gop_tail);
 	av_frame_free(&run->last_frame);
 	av_frame_free(&run->decoded);
 	avcodec_free_context(&run->video_decoder);

@@ -130,13 +130,17 @@ for my $name (fixture_names())
 }
 
 # the frames kept are the ones the CLI's fps filter keeps (skipped decoding
-# included: phone_rotated has non-reference B-frames): each proxy frame
-# against the source through fps and a lanczos downscale; a frame off by one
-# source frame scores about 24 dB on these moving clips, the right one 38+.
-# Both scalers are among them: zimg's (8- and 10-bit 4:2:0, 4:2:2, 4:4:4)
-# and swscale's (odd sizes, full-range MJPEG, packed and paletted formats)
-for my $name (qw(phone_rotated vfr_mp4 cctv_5fps mpeg4_mp3_avi odd_ffv1 vp9_opus_webm yuv444_mov
-	browser_webm quicktime_remux_mkv flv_h264 wmv h263_amr_3gp hevc10_surround prores_mov mjpeg_pcm_avi))
+# included: phone_rotated has non-reference B-frames, and the reference
+# frames before each keyframe of phone_short_gop and hevc_cra_ts are never
+# decoded, which a later frame referring to them would show): each proxy
+# frame against the source through fps and a lanczos downscale; a frame off
+# by one source frame scores about 24 dB on these moving clips, the right
+# one 38+.  Both scalers are among them: zimg's (8- and 10-bit 4:2:0, 4:2:2,
+# 4:4:4) and swscale's (odd sizes, full-range MJPEG, packed and paletted
+# formats)
+for my $name (qw(phone_rotated phone_short_gop hevc_cra_ts vfr_mp4 cctv_5fps mpeg4_mp3_avi odd_ffv1
+	vp9_opus_webm yuv444_mov browser_webm quicktime_remux_mkv flv_h264 wmv h263_amr_3gp hevc10_surround
+	prores_mov mjpeg_pcm_avi))
 {
 	my $proxy = "$dir/$name.mp4";
 	next unless -e $proxy;

@@ -50,6 +50,8 @@ my @runs = (
 	[0, 'thumbnail', fixture('anamorphic_interlaced_ts'), "$dir/t.jpg"],
 	[0, 'proxy', fixture('three_frames'), "$dir/p.mp4", qw(--preset ultrafast)],
 	[0, 'proxy', fixture('mjpeg_pcm_avi'), "$dir/q.mp4", qw(--preset ultrafast --height 120)],
+	# reference frames held back before each IDR, and skipped (gop_tail.c)
+	[0, 'proxy', fixture('phone_short_gop'), "$dir/g.mp4", qw(--preset ultrafast --height 120)],
 	[65, 'probe', (bad_input('header_then_garbage'))[0]],
 );
 for my $run (@runs)

@@ -180,6 +180,12 @@ my %FIXTURES = (
 		write_file($path, read_file("$dir/one.ts") . read_file("$dir/two.ts"));
 		unlink "$dir/one.ts", "$dir/two.ts";
 	}, 'MPEG-TS whose picture size changes mid-stream (320x240 then 640x360)'],
+	phone_short_gop => ['mp4', [qw(-f lavfi -i testsrc2=size=320x240:rate=30 -f lavfi -i), "$SINE",
+		qw(-t 4 -c:v libx264 -preset veryfast -bf 0 -g 12 -refs 4 -c:a aac -b:a 64k)],
+		'phone-like H.264 without B-frames, a keyframe (IDR) every 12 frames, 4 references'],
+	hevc_cra_ts => ['ts', [qw(-f lavfi -i testsrc2=size=320x240:rate=30 -t 4 -c:v libx265 -preset ultrafast
+		-x265-params log-level=error:bframes=0:keyint=15 -muxdelay 0 -muxpreload 0)],
+		'HEVC without B-frames in MPEG-TS (start codes), a CRA keyframe every 15 frames, starting at 0'],
 	vp9_opus_webm => ['webm', [qw(-f lavfi -i testsrc2=size=426x240:rate=24 -f lavfi -i),
 		'sine=frequency=500:sample_rate=48000',
 		qw(-t 3 -c:v libvpx-vp9 -deadline realtime -cpu-used 8 -b:v 300k -c:a libopus -ac 2)],
