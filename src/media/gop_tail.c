@@ -48,9 +48,12 @@ gop_tail_init(GopTail *tail, const AVCodecParameters *par)
 	/*
 	 * HEVC's CRA (x265's keyframe) ends a group too: only its leading RASL
 	 * pictures may refer to pictures before it, and a stream that reorders
-	 * no pictures has no leading pictures
+	 * no pictures has no leading pictures.  Whether it reorders is asked of
+	 * the container, the decoder (the sequence parameter set) and the
+	 * packets seen so far: all three must say no.
 	 */
 	tail->cra_ends_group = par->codec_id == AV_CODEC_ID_HEVC && par->video_delay == 0;
+	tail->last_pts = AV_NOPTS_VALUE;
 	tail->enabled = true;
 }
 
@@ -143,6 +146,18 @@ packet_kinds(const GopTail *tail, const AVPacket *packet)
 		start_code_kinds(tail, packet->data, packet->size);
 }
 
+/* Note a packet's place in the order: a timestamp going back is a reordered picture. */
+static void
+note_order(GopTail *tail, const AVPacket *packet)
+{
+	if (packet->pts == AV_NOPTS_VALUE)
+		return;
+	if (tail->last_pts != AV_NOPTS_VALUE && packet->pts <= tail->last_pts)
+		tail->cra_ends_group = false;
+	else
+		tail->last_pts = packet->pts;
+}
+
 /*
  * Hold a packet whose frame the fps filter drops, taking its reference;
  * false (the packet untouched) when it cannot be held.
@@ -152,6 +167,7 @@ gop_tail_hold(GopTail *tail, AVPacket *packet)
 {
 	AVPacket   *held;
 
+	note_order(tail, packet);
 	if (!tail->enabled || tail->held_count == GOP_TAIL_MAX_HELD ||
 		av_packet_get_side_data(packet, AV_PKT_DATA_NEW_EXTRADATA, NULL) != NULL ||
 		av_packet_get_side_data(packet, AV_PKT_DATA_PARAM_CHANGE, NULL) != NULL ||
@@ -170,10 +186,13 @@ gop_tail_hold(GopTail *tail, AVPacket *packet)
  * leaves them to gop_tail_release.
  */
 void
-gop_tail_settle(GopTail *tail, const AVPacket *packet)
+gop_tail_settle(GopTail *tail, const AVPacket *packet, bool decoder_reorders)
 {
 	unsigned	kinds;
 
+	note_order(tail, packet);
+	if (decoder_reorders)
+		tail->cra_ends_group = false;
 	if (tail->held_count == 0 || (packet->flags & AV_PKT_FLAG_KEY) == 0)
 		return;
 	kinds = packet_kinds(tail, packet);

@@ -21,6 +21,7 @@ typedef struct GopTail
 	enum AVCodecID codec;
 	int			length_size;	/* bytes of each NAL unit's length; 0 = start codes */
 	bool		cra_ends_group; /* HEVC without reordering: a CRA is as good as an IDR */
+	int64_t		last_pts;		/* the latest timestamp, to see reordering */
 	AVPacket   *held[GOP_TAIL_MAX_HELD];
 	int			held_count;
 	int64_t		skipped;		/* frames never decoded */
@@ -28,7 +29,7 @@ typedef struct GopTail
 
 extern void gop_tail_init(GopTail *tail, const AVCodecParameters *par);
 extern bool gop_tail_hold(GopTail *tail, AVPacket *packet);
-extern void gop_tail_settle(GopTail *tail, const AVPacket *packet);
+extern void gop_tail_settle(GopTail *tail, const AVPacket *packet, bool decoder_reorders);
 extern AVPacket *gop_tail_release(GopTail *tail);
 extern void gop_tail_close(GopTail *tail);
 

@@ -379,7 +379,7 @@ proxy_video_packet(ProxyRun *run, AVPacket *packet, char *why)
 
 	if (dropped && gop_tail_hold(&run->gop_tail, packet))
 		return 0;
-	gop_tail_settle(&run->gop_tail, packet);
+	gop_tail_settle(&run->gop_tail, packet, run->video_decoder->has_b_frames > 0);
 	if ((status = decode_held(run, why)) != 0)
 		return status;
 	return decode_packet(run, packet, dropped, why);
