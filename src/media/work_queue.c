@@ -1,6 +1,13 @@
 /*
  * work_queue.c
  *		The bounded hand-over queue between the decoding and encoding threads.
+ *
+ * One thread pushes and one pops.  Each side is woken only when waiting
+ * could end: the consumer when an item comes into an empty queue, the
+ * producer when a full queue is down to half.  So a producer faster than
+ * the consumer runs in bursts of half a queue instead of sleeping and
+ * waking at every item (a long fill of one still picture hands over
+ * hundreds of thousands of frames).
  */
 #include <errno.h>
 
@@ -20,7 +27,8 @@ work_queue_init(WorkQueue *queue, int capacity)
 	queue->count = 0;
 	queue->aborted = false;
 	pthread_mutex_init(&queue->lock, NULL);
-	pthread_cond_init(&queue->changed, NULL);
+	pthread_cond_init(&queue->ready, NULL);
+	pthread_cond_init(&queue->room, NULL);
 	return 0;
 }
 
@@ -31,14 +39,18 @@ work_queue_push(WorkQueue *queue, WorkItem item)
 	bool		taken;
 
 	pthread_mutex_lock(&queue->lock);
-	while (queue->count == queue->capacity && !queue->aborted)
-		pthread_cond_wait(&queue->changed, &queue->lock);
+	if (queue->count == queue->capacity)
+	{
+		while (queue->count > queue->capacity / 2 && !queue->aborted)
+			pthread_cond_wait(&queue->room, &queue->lock);
+	}
 	taken = !queue->aborted;
 	if (taken)
 	{
 		queue->items[(queue->head + queue->count) % queue->capacity] = item;
 		queue->count++;
-		pthread_cond_broadcast(&queue->changed);
+		if (queue->count == 1)
+			pthread_cond_signal(&queue->ready);
 	}
 	pthread_mutex_unlock(&queue->lock);
 	return taken;
@@ -52,14 +64,15 @@ work_queue_pop(WorkQueue *queue, WorkItem *item)
 
 	pthread_mutex_lock(&queue->lock);
 	while (queue->count == 0 && !queue->aborted)
-		pthread_cond_wait(&queue->changed, &queue->lock);
+		pthread_cond_wait(&queue->ready, &queue->lock);
 	taken = !queue->aborted;
 	if (taken)
 	{
 		*item = queue->items[queue->head];
 		queue->head = (queue->head + 1) % queue->capacity;
 		queue->count--;
-		pthread_cond_broadcast(&queue->changed);
+		if (queue->count == queue->capacity / 2)
+			pthread_cond_signal(&queue->room);
 	}
 	pthread_mutex_unlock(&queue->lock);
 	return taken;
@@ -71,7 +84,8 @@ work_queue_abort(WorkQueue *queue)
 {
 	pthread_mutex_lock(&queue->lock);
 	queue->aborted = true;
-	pthread_cond_broadcast(&queue->changed);
+	pthread_cond_broadcast(&queue->ready);
+	pthread_cond_broadcast(&queue->room);
 	pthread_mutex_unlock(&queue->lock);
 }
 
@@ -98,5 +112,6 @@ work_queue_destroy(WorkQueue *queue)
 	av_free(queue->items);
 	queue->items = NULL;
 	pthread_mutex_destroy(&queue->lock);
-	pthread_cond_destroy(&queue->changed);
+	pthread_cond_destroy(&queue->ready);
+	pthread_cond_destroy(&queue->room);
 }

@@ -30,7 +30,8 @@ typedef struct WorkItem
 typedef struct WorkQueue
 {
 	pthread_mutex_t lock;
-	pthread_cond_t changed;
+	pthread_cond_t ready;		/* an item came into an empty queue */
+	pthread_cond_t room;		/* a full queue is down to half */
 	WorkItem   *items;
 	int			capacity;
 	int			head;
