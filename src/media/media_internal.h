@@ -55,7 +55,7 @@ extern int64_t media_ts_sub(int64_t a, int64_t b);
 
 /* limits.c */
 extern void media_limit_resources(void);
-extern int	media_decoder_threads(void);
+extern int	media_decoder_threads(bool beside_encoder);
 extern int	media_encoder_threads(void);
 extern void media_lower_thread_priority(int steps);
 

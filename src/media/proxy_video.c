@@ -143,7 +143,7 @@ proxy_video_open(ProxyRun *run, char *why)
 int
 proxy_video_open_decoder(ProxyRun *run, char *why)
 {
-	return media_open_decoder(run->input.video, media_decoder_threads(), &run->video_decoder, why);
+	return media_open_decoder(run->input.video, media_decoder_threads(true), &run->video_decoder, why);
 }
 
 /* Encode one of the proxy's frames (NULL: flush the encoder); encoding thread. */

@@ -378,7 +378,7 @@ media_make_thumbnail(const char *input, const char *output,
 	if (status == 0 && (run.previous = av_frame_alloc()) == NULL)
 		status = media_fail(why, EX_TEMPFAIL, "out of memory");
 	if (status == 0)
-		status = media_open_decoder(run.input.video, media_decoder_threads(), &run.decoder, why);
+		status = media_open_decoder(run.input.video, media_decoder_threads(false), &run.decoder, why);
 	if (status == 0)
 		status = find_picture_at(&run, at, options->width, why);
 	if (status == 0)

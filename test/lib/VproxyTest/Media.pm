@@ -45,13 +45,13 @@ sub have_program
 
 # The threads of a running proxy with a thread budget of $budget: the
 # pipeline's two (decoding, encoding) and the decoder's frame threads, the
-# budget and one more where it is all the cores (src/media/limits.c); a
+# budget and three more where it is all the cores (src/media/limits.c); a
 # single frame thread decodes in the decoding thread itself.
 sub proxy_threads
 {
 	my ($budget) = @_;
 	chomp(my $cores = `nproc`);
-	my $frame_threads = $budget + ($budget >= $cores ? 1 : 0);
+	my $frame_threads = $budget + ($budget >= $cores ? 3 : 0);
 	return 2 + ($frame_threads > 1 ? $frame_threads : 0);
 }
 
