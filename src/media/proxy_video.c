@@ -7,8 +7,8 @@
  * so audio and video keep their relative offset.  Frames the fps filter is
  * sure to drop are not even decoded when they are not references
  * (frame_selection.c), nor when they are but an IDR picture follows before
- * a frame the proxy shows (gop_tail.c).  A change of picture size or format mid-stream
- * rebuilds the filter, as the CLI does.
+ * a frame the proxy shows (gop_tail.c).  A change of picture size or format
+ * mid-stream rebuilds the filter, as the CLI does.
  *
  * Two threads share the work: the decoding thread (proxy_video_open_decoder,
  * proxy_video_packet, proxy_video_end_decoding) decodes and filters, and
