@@ -62,6 +62,7 @@ static unsigned
 nal_kind(enum AVCodecID codec, const uint8_t *nal, size_t size)
 {
 	int			type;
+	bool		base_layer;
 
 	if (codec == AV_CODEC_ID_H264)
 	{
@@ -76,10 +77,11 @@ nal_kind(enum AVCodecID codec, const uint8_t *nal, size_t size)
 	if (size < 2)
 		return NAL_UNREADABLE;
 	type = (nal[0] >> 1) & 0x3f;
+	base_layer = (nal[0] & 1) == 0 && (nal[1] >> 3) == 0;
 	/* IDR_W_RADL, IDR_N_LP and CRA of the base layer */
-	if ((type == 19 || type == 20) && (nal[0] & 1) == 0 && (nal[1] >> 3) == 0)
+	if (base_layer && (type == 19 || type == 20))
 		return NAL_IDR;
-	if (type == 21 && (nal[0] & 1) == 0 && (nal[1] >> 3) == 0)
+	if (base_layer && type == 21)
 		return NAL_CRA;
 	/* video, sequence and picture parameter sets */
 	return type >= 32 && type <= 34 ? NAL_PARAMETER_SET : 0;
@@ -199,7 +201,6 @@ gop_tail_settle(GopTail *tail, const AVPacket *packet, bool decoder_reorders)
 	if ((kinds & NAL_UNREADABLE) != 0 ||
 		((kinds & NAL_IDR) == 0 && ((kinds & NAL_CRA) == 0 || !tail->cra_ends_group)))
 		return;
-	tail->skipped += tail->held_count;
 	gop_tail_close(tail);
 }
 

@@ -24,7 +24,6 @@ typedef struct GopTail
 	int64_t		last_pts;		/* the latest timestamp, to see reordering */
 	AVPacket   *held[GOP_TAIL_MAX_HELD];
 	int			held_count;
-	int64_t		skipped;		/* frames never decoded */
 } GopTail;
 
 extern void gop_tail_init(GopTail *tail, const AVCodecParameters *par);
