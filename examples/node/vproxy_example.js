@@ -14,6 +14,7 @@
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
+const { fileURLToPath } = require('node:url');
 const { Client } = require('pg');
 
 function option(name, fallback) {
@@ -28,7 +29,7 @@ function say(fields) {
 // Upload a file to a presigned PUT URL (or copy it to a file:// path).
 async function put(url, file) {
   if (url.startsWith('file://')) {
-    const target = url.slice('file://'.length);
+    const target = fileURLToPath(url);
     fs.mkdirSync(path.dirname(target), { recursive: true });
     fs.copyFileSync(file, target);
     return;
@@ -39,7 +40,7 @@ async function put(url, file) {
 
 // The bytes behind a presigned GET URL (or a file:// path).
 async function get(url) {
-  if (url.startsWith('file://')) return fs.readFileSync(url.slice('file://'.length));
+  if (url.startsWith('file://')) return fs.readFileSync(fileURLToPath(url));
   const response = await fetch(url);
   if (response.status !== 200) throw new Error(`download answered ${response.status}`);
   return Buffer.from(await response.arrayBuffer());

@@ -27,7 +27,7 @@ import psycopg
 def put(url, path):
     """Upload a file to a presigned PUT URL (or copy it to a file:// path)."""
     if url.startswith('file://'):
-        target = url[len('file://'):]
+        target = urllib.request.url2pathname(urlsplit(url).path)
         os.makedirs(os.path.dirname(target), exist_ok=True)
         shutil.copyfile(path, target)
         return
@@ -41,7 +41,7 @@ def put(url, path):
 def get(url):
     """The bytes behind a presigned GET URL (or a file:// path)."""
     if url.startswith('file://'):
-        with open(url[len('file://'):], 'rb') as f:
+        with open(urllib.request.url2pathname(urlsplit(url).path), 'rb') as f:
             return f.read()
     with urllib.request.urlopen(url) as response:
         return response.read()

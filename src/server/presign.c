@@ -37,7 +37,7 @@ typedef struct S3Location
 	char	   *prefix;			/* "" or "dir/" before every key */
 } S3Location;
 
-/* Append text percent-encoded for SigV4: all but A-Z a-z 0-9 - . _ ~ (and '/' if kept). */
+/* Append text percent-encoded as SigV4 asks: all but A-Z a-z 0-9 - . _ ~ (and '/' if kept). */
 static void
 append_uri_encoded(StringInfo out, const char *text, bool keep_slash)
 {
@@ -280,12 +280,16 @@ s3_presigned_url(const char *method, const char *key, int expires_seconds)
 					path.data, query.data, signature);
 }
 
-/* The file:// URL of an object of local-directory storage: its absolute path. */
+/*
+ * The file:// URL of an object of local-directory storage: its absolute
+ * path, percent-encoded as vproxy-transcode's own file URLs are.
+ */
 static char *
 file_url(const char *key)
 {
 	const char *dir = vproxy_storage_url + strlen("file://");
 	size_t		length = strlen(dir);
+	StringInfoData url;
 
 	while (length > 1 && dir[length - 1] == '/')
 		length--;
@@ -295,7 +299,12 @@ file_url(const char *key)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("storage key \"%s\" leaves the storage directory", key)));
-	return psprintf("file://%.*s/%s", (int) length, dir, key);
+	initStringInfo(&url);
+	appendStringInfoString(&url, "file://");
+	append_uri_encoded(&url, pnstrdup(dir, length), true);
+	appendStringInfoChar(&url, '/');
+	append_uri_encoded(&url, key, true);
+	return url.data;
 }
 
 /*
