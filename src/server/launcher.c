@@ -8,7 +8,7 @@
  *		alone, and waits quietly while the database or the extension is
  *		missing.  About once a minute it starts a short-lived pruner in the
  *		database that removes ended jobs past their retention in small
- *		batches.
+ *		batches (pruner.c).
  */
 #include "postgres.h"
 
@@ -34,7 +34,6 @@
 #include "state.h"
 
 PGDLLEXPORT void vproxy_launcher_main(Datum main_arg);
-PGDLLEXPORT void vproxy_pruner_main(Datum main_arg);
 
 /* how often to look for a missing database or extension */
 #define DATABASE_POLL_MS 5000
@@ -43,12 +42,10 @@ PGDLLEXPORT void vproxy_pruner_main(Datum main_arg);
 #define YOUNG_DEATH_MS 10000
 #define MAX_RESTART_DELAY_MS 60000
 /*
- * the pruner runs at most this often, or as often as the shortest retention
- * (a retention of seconds is for tests); each of its transactions removes
- * a batch
+ * the pruner (pruner.c) runs at most this often, or as often as the
+ * shortest retention (a retention of seconds is for tests)
  */
 #define PRUNE_INTERVAL_MS 60000
-#define PRUNE_BATCH 500
 
 typedef struct WorkerHandle
 {
@@ -72,7 +69,6 @@ static LauncherMood mood = MOOD_RUNNING;
 static TimestampTz extension_looked_at = 0;
 static BackgroundWorkerHandle *pruner = NULL;
 static TimestampTz pruner_started_at = 0;
-static volatile sig_atomic_t pruner_stop = false;
 
 /* Exit callback: the launcher is gone. */
 static void
@@ -408,42 +404,6 @@ launcher_step(void)
 	if (running >= vproxy_workers)
 		sleep_ms = Min(sleep_ms, start_pruner());
 	return sleep_ms;
-}
-
-/* SIGTERM of the pruner: finish the batch in progress, then leave. */
-static void
-pruner_handle_sigterm(SIGNAL_ARGS)
-{
-	int			save_errno = errno;
-
-	pruner_stop = true;
-	SetLatch(MyLatch);
-	errno = save_errno;
-}
-
-/*
- * Entry point of the pruner: remove ended jobs past their retention, in
- * batches of PRUNE_BATCH rows, each in a transaction of its own (short row
- * locks on the ended jobs only: enqueues and claims never wait for it).
- */
-void
-vproxy_pruner_main(Datum main_arg)
-{
-	int64		removed;
-
-	pqsignal(SIGTERM, pruner_handle_sigterm);
-	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnection(vproxy_database, NULL, 0);
-	SetConfigOption("statement_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("lock_timeout", "5s", PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_OVERRIDE);
-	pgstat_report_appname("vproxy pruner");
-	jobs_set_stop_flag(&pruner_stop);
-	removed = jobs_prune(vproxy_job_retention, vproxy_failed_job_retention, PRUNE_BATCH);
-	if (removed > 0)
-		ereport(LOG, (errmsg("vproxy: removed " INT64_FORMAT " ended job(s) past their retention",
-							 removed)));
-	proc_exit(0);
 }
 
 /* Entry point of the launcher. */

@@ -6,9 +6,10 @@
 # vproxy preloaded and no workers (test/regress.conf): no running server needed.
 
 MODULE_big = vproxy
-# the shared room of plain POSIX code (spawning and supervising the child)
-# is linked into vproxy.so and vproxy-worker alike
-OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/server/*.c src/supervise/*.c)))
+# the shared rooms of plain C: src/supervise (spawning and supervising the
+# child, linked into vproxy.so and vproxy-worker alike) and src/common (what
+# every program and vproxy.so share: storage keys, S3 signing, sizes)
+OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/server/*.c src/supervise/*.c src/common/*.c)))
 DATA = $(sort $(wildcard sql/vproxy--*.sql))
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
 # rebuild an object when a header it includes changes (state.h is shared
@@ -17,7 +18,7 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initi
 PG_CPPFLAGS = -MMD -MP -Isrc
 EXTRA_CLEAN = $(OBJS:.o=.d)
 
-REGRESS = api worker_functions privileges settings lifecycle operations
+REGRESS = api queue_calls privileges settings video_life operations
 REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/regress.conf
 
 ISOLATION = claim_skip_locked cancel_vs_finish lease_takeover enqueue_vs_failure \

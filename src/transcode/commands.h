@@ -8,7 +8,7 @@
  * documented in DESIGN.md (64 usage, 65 bad media, 66 missing input,
  * 70 internal, 75 transient, 77 storage refused).  On success it has printed
  * exactly one JSON object on stdout; on failure its last line on stderr,
- * written by fail(), names the cause.
+ * written by transcode_fail(), names the cause.
  */
 #ifndef VPROXY_TRANSCODE_COMMANDS_H
 #define VPROXY_TRANSCODE_COMMANDS_H
@@ -23,29 +23,29 @@ extern int	cmd_job(int argc, char **argv);
 extern int	cmd_storage(int argc, char **argv);
 
 /* Print "vproxy-transcode: <cause>" as the last stderr line; return status. */
-extern int	fail(int status, const char *fmt,...) __attribute__((format(printf, 2, 3)));
+extern int	transcode_fail(int status, const char *fmt,...) __attribute__((format(printf, 2, 3)));
 
 /* Parse a whole decimal int (an option's value); false if it is not one. */
-extern bool parse_int(const char *text, int *value);
+extern bool transcode_parse_int(const char *text, int *value);
 
 /* Print one JSON object on stdout, then a newline; steals the reference. */
-extern int	print_json(json_t *object);
+extern int	transcode_print_json(json_t *object);
 
 /* Catch SIGTERM, SIGINT and SIGHUP as a stop request; ignore SIGPIPE. */
-extern void install_stop_handlers(void);
+extern void transcode_install_stop_handlers(void);
 
 /* Whether a stop was requested; usable as a should_stop hook. */
-extern bool stop_requested(void *unused);
+extern bool transcode_stop_requested(void *unused);
 
 /* The signal that asked us to stop, 0 if none. */
-extern int	stop_signal(void);
+extern int	transcode_stop_signal(void);
 
 /*
  * The progress channel: "--progress-fd N" makes a command write lines
  * "progress <fraction> <stage>\n" to file descriptor N (fraction 0..1 of the
  * whole command, monotonic; stage one word).  Without it nothing is written.
  */
-extern bool progress_open(const char *fd_text);
-extern void progress_report(double fraction, const char *stage);
+extern bool transcode_progress_open(const char *fd_text);
+extern void transcode_progress_report(double fraction, const char *stage);
 
 #endif							/* VPROXY_TRANSCODE_COMMANDS_H */

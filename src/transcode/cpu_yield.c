@@ -210,7 +210,7 @@ watch(pid_t child, pid_t supervisor, pid_t postmaster, double busy_share)
 
 	if (ticks_per_second <= 0 || !sample_database(postmaster, supervisor, &samples[last]))
 		_exit(0);
-	while (!stop_requested(NULL) && getppid() == child)
+	while (!transcode_stop_requested(NULL) && getppid() == child)
 	{
 		struct timespec pause = {0, YIELD_SAMPLE_MS * 1000000L};
 		int			next = 1 - last;
@@ -218,7 +218,7 @@ watch(pid_t child, pid_t supervisor, pid_t postmaster, double busy_share)
 		double		share;
 
 		nanosleep(&pause, NULL);
-		if (stop_requested(NULL) || stop_pending(child) ||
+		if (transcode_stop_requested(NULL) || stop_pending(child) ||
 			!sample_database(postmaster, supervisor, &samples[next]))
 			break;
 		at = now_ms();
@@ -272,6 +272,6 @@ cpu_yield_start(int postmaster, int percent)
 	/* hold none of the child's pipes: its supervisor waits for their end */
 	(void) close_range(0, ~0U, 0);
 	/* a stop request to the process group: continue the child and leave */
-	install_stop_handlers();
+	transcode_install_stop_handlers();
 	watch(child, supervisor, (pid_t) postmaster, percent / 100.0);
 }

@@ -73,7 +73,7 @@ enter_stage(JobRun *run, const char *name, double start, double span)
 	run->stage.name = name;
 	run->stage.start = start;
 	run->stage.span = span;
-	progress_report(start, name);
+	transcode_progress_report(start, name);
 }
 
 /* Media progress hook: a fraction of the current stage. */
@@ -82,7 +82,7 @@ media_progress(double fraction, void *arg)
 {
 	JobRun	   *run = arg;
 
-	progress_report(run->stage.start + fraction * run->stage.span, run->stage.name);
+	transcode_progress_report(run->stage.start + fraction * run->stage.span, run->stage.name);
 }
 
 /* Storage progress hook: bytes done of the current stage. */
@@ -98,7 +98,7 @@ static bool
 job_should_stop(void *arg)
 {
 	(void) arg;
-	return stop_requested(NULL);
+	return transcode_stop_requested(NULL);
 }
 
 /* Read the whole spec from stdin. */
@@ -119,7 +119,7 @@ read_spec(char **text, char *why)
 			*text = buffer;
 			return 0;
 		}
-		if (got < 0 && errno == EINTR && !stop_requested(NULL))
+		if (got < 0 && errno == EINTR && !transcode_stop_requested(NULL))
 			continue;
 		if (got < 0)
 		{
@@ -319,7 +319,7 @@ run_steps(JobRun *run)
 		return rc;
 	if ((rc = store_outputs(run, &storage_hooks, 1.0 - store_span, store_span)) != 0)
 		return rc;
-	progress_report(1.0, "done");
+	transcode_progress_report(1.0, "done");
 	return 0;
 }
 
@@ -355,22 +355,22 @@ run_deletion(JobRun *run)
 	}
 	if ((rc = storage_open(&run->spec.storage, &run->storage, run->why)) != 0)
 		return rc;
-	progress_report(0.0, "delete");
+	transcode_progress_report(0.0, "delete");
 	if ((rc = delete_object(run, run->spec.original_key, run->deleted)) != 0)
 		return rc;
-	progress_report(1.0 / total, "delete");
+	transcode_progress_report(1.0 / total, "delete");
 	if ((rc = delete_object(run, run->spec.proxy_key, run->deleted)) != 0)
 		return rc;
-	progress_report(2.0 / total, "delete");
+	transcode_progress_report(2.0 / total, "delete");
 	if ((rc = delete_object(run, run->spec.thumbnail_key, run->deleted)) != 0)
 		return rc;
 	json_array_foreach(run->spec.stale_keys, i, key)
 	{
-		progress_report((3.0 + i) / total, "delete");
+		transcode_progress_report((3.0 + i) / total, "delete");
 		if ((rc = delete_object(run, json_string_value(key), run->deleted)) != 0)
 			return rc;
 	}
-	progress_report(1.0, "done");
+	transcode_progress_report(1.0, "done");
 	return 0;
 }
 
@@ -428,15 +428,15 @@ cmd_job(int argc, char **argv)
 
 	if (argc == 3 && strcmp(argv[1], "--progress-fd") == 0)
 	{
-		if (!progress_open(argv[2]))
-			return fail(EX_USAGE, "--progress-fd needs an open file descriptor, not \"%s\"", argv[2]);
+		if (!transcode_progress_open(argv[2]))
+			return transcode_fail(EX_USAGE, "--progress-fd needs an open file descriptor, not \"%s\"", argv[2]);
 	}
 	else if (argc != 1)
-		return fail(EX_USAGE, "usage: vproxy-transcode job [--progress-fd N] < spec.json");
+		return transcode_fail(EX_USAGE, "usage: vproxy-transcode job [--progress-fd N] < spec.json");
 
 	run = calloc(1, sizeof(JobRun));
 	if (run == NULL)
-		return fail(EX_SOFTWARE, "out of memory");
+		return transcode_fail(EX_SOFTWARE, "out of memory");
 	run->original_fd = -1;
 	rc = read_spec(&text, run->why);
 	if (rc == 0)
@@ -448,10 +448,10 @@ cmd_job(int argc, char **argv)
 		process_limits_apply(&run->spec.limits);
 		rc = job_deletes_video(&run->spec) ? run_deletion(run) : run_steps(run);
 	}
-	if (stop_requested(NULL))
+	if (transcode_stop_requested(NULL))
 	{
 		rc = EX_TEMPFAIL;
-		snprintf(run->why, JOB_WHY_MAX, "stopped by signal %d", stop_signal());
+		snprintf(run->why, JOB_WHY_MAX, "stopped by signal %d", transcode_stop_signal());
 	}
 	workspace_remove(&run->workspace);
 	if (run->original_fd >= 0)
@@ -459,9 +459,9 @@ cmd_job(int argc, char **argv)
 	if (run->storage != NULL)
 		storage_close(run->storage);
 	if (rc == 0)
-		rc = print_json(build_result(run));
+		rc = transcode_print_json(build_result(run));
 	else
-		rc = fail(rc, "%s", run->why);
+		rc = transcode_fail(rc, "%s", run->why);
 	json_decref(run->deleted);
 	job_spec_free(&run->spec);
 	free(run);

@@ -62,11 +62,11 @@ main(int argc, char **argv)
 		{
 			if (strcmp(argv[1], commands[i].name) == 0)
 			{
-				install_stop_handlers();
+				transcode_install_stop_handlers();
 				return commands[i].run(argc - 1, argv + 1);
 			}
 		}
 	}
 	fputs(usage_text, stderr);
-	return fail(EX_USAGE, "%s", argc < 2 ? "no command given" : "unknown command");
+	return transcode_fail(EX_USAGE, "%s", argc < 2 ? "no command given" : "unknown command");
 }

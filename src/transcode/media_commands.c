@@ -33,14 +33,14 @@ parse_double(const char *text, double *value)
 static void
 report_proxy_progress(double fraction, void *arg)
 {
-	progress_report(fraction, (const char *) arg);
+	transcode_progress_report(fraction, (const char *) arg);
 }
 
 /* vproxy-transcode probe INPUT [--threads N] [--nice N] [--memory-limit BYTES] */
 int
 cmd_probe(int argc, char **argv)
 {
-	MediaHooks	hooks = {stop_requested, NULL, NULL};
+	MediaHooks	hooks = {transcode_stop_requested, NULL, NULL};
 	ProcessLimits limits;
 	MediaInfo	info;
 	char		why[MEDIA_WHY_MAX];
@@ -48,24 +48,24 @@ cmd_probe(int argc, char **argv)
 
 	process_limits_defaults(&limits);
 	if (argc < 2 || argv[1][0] == '-')
-		return fail(EX_USAGE, "usage: vproxy-transcode probe INPUT [--threads N] [--nice N] [--memory-limit BYTES]");
+		return transcode_fail(EX_USAGE, "usage: vproxy-transcode probe INPUT [--threads N] [--nice N] [--memory-limit BYTES]");
 	for (int i = 2; i < argc; i += 2)
 	{
 		const char *value = i + 1 < argc ? argv[i + 1] : NULL;
 		bool		ok;
 
 		if (value == NULL)
-			return fail(EX_USAGE, "option %s needs a value", argv[i]);
+			return transcode_fail(EX_USAGE, "option %s needs a value", argv[i]);
 		if (!process_limits_option(argv[i], value, &limits, &ok))
-			return fail(EX_USAGE, "unknown option %s", argv[i]);
+			return transcode_fail(EX_USAGE, "unknown option %s", argv[i]);
 		if (!ok)
-			return fail(EX_USAGE, "invalid value for %s: %s", argv[i], value);
+			return transcode_fail(EX_USAGE, "invalid value for %s: %s", argv[i], value);
 	}
 	process_limits_apply(&limits);
 	status = media_probe(argv[1], &hooks, &info, why);
 	if (status != 0)
-		return fail(status, "%s", why);
-	return print_json(media_info_json(&info));
+		return transcode_fail(status, "%s", why);
+	return transcode_print_json(media_info_json(&info));
 }
 
 /*
@@ -76,7 +76,7 @@ cmd_probe(int argc, char **argv)
 int
 cmd_proxy(int argc, char **argv)
 {
-	MediaHooks	hooks = {stop_requested, report_proxy_progress, (void *) "proxy"};
+	MediaHooks	hooks = {transcode_stop_requested, report_proxy_progress, (void *) "proxy"};
 	ProcessLimits limits;
 	ProxyOptions options;
 	MediaInfo	info;
@@ -86,7 +86,7 @@ cmd_proxy(int argc, char **argv)
 	media_proxy_defaults(&options);
 	process_limits_defaults(&limits);
 	if (argc < 3 || argv[1][0] == '-' || argv[2][0] == '-')
-		return fail(EX_USAGE, "usage: vproxy-transcode proxy INPUT OUTPUT [options]");
+		return transcode_fail(EX_USAGE, "usage: vproxy-transcode proxy INPUT OUTPUT [options]");
 	for (int i = 3; i < argc; i += 2)
 	{
 		const char *name = argv[i];
@@ -94,31 +94,31 @@ cmd_proxy(int argc, char **argv)
 		bool		ok;
 
 		if (value == NULL)
-			return fail(EX_USAGE, "option %s needs a value", name);
+			return transcode_fail(EX_USAGE, "option %s needs a value", name);
 		if (strcmp(name, "--height") == 0)
-			ok = parse_int(value, &options.height);
+			ok = transcode_parse_int(value, &options.height);
 		else if (strcmp(name, "--fps") == 0)
 			ok = parse_double(value, &options.fps);
 		else if (strcmp(name, "--crf") == 0)
-			ok = parse_int(value, &options.crf);
+			ok = transcode_parse_int(value, &options.crf);
 		else if (strcmp(name, "--preset") == 0)
 			ok = snprintf(options.preset, sizeof(options.preset), "%s", value) < (int) sizeof(options.preset);
 		else if (strcmp(name, "--audio-bitrate") == 0)
-			ok = parse_int(value, &options.audio_bitrate);
+			ok = transcode_parse_int(value, &options.audio_bitrate);
 		else if (strcmp(name, "--progress-fd") == 0)
-			ok = progress_open(value);
+			ok = transcode_progress_open(value);
 		else if (!process_limits_option(name, value, &limits, &ok))
-			return fail(EX_USAGE, "unknown option %s", name);
+			return transcode_fail(EX_USAGE, "unknown option %s", name);
 		if (!ok)
-			return fail(EX_USAGE, "invalid value for %s: %s", name, value);
+			return transcode_fail(EX_USAGE, "invalid value for %s: %s", name, value);
 	}
 	if ((status = media_check_proxy_options(&options, why)) != 0)
-		return fail(status, "%s", why);
+		return transcode_fail(status, "%s", why);
 	process_limits_apply(&limits);
 	status = media_make_proxy(argv[1], argv[2], &options, &hooks, &info, why);
 	if (status != 0)
-		return fail(status, "%s", why);
-	return print_json(media_info_json(&info));
+		return transcode_fail(status, "%s", why);
+	return transcode_print_json(media_info_json(&info));
 }
 
 /*
@@ -128,7 +128,7 @@ cmd_proxy(int argc, char **argv)
 int
 cmd_thumbnail(int argc, char **argv)
 {
-	MediaHooks	hooks = {stop_requested, NULL, NULL};
+	MediaHooks	hooks = {transcode_stop_requested, NULL, NULL};
 	ProcessLimits limits;
 	ThumbnailOptions options;
 	ThumbnailInfo info;
@@ -138,7 +138,7 @@ cmd_thumbnail(int argc, char **argv)
 	media_thumbnail_defaults(&options);
 	process_limits_defaults(&limits);
 	if (argc < 3 || argv[1][0] == '-' || argv[2][0] == '-')
-		return fail(EX_USAGE, "usage: vproxy-transcode thumbnail INPUT OUTPUT [--at SECONDS] [--width N]");
+		return transcode_fail(EX_USAGE, "usage: vproxy-transcode thumbnail INPUT OUTPUT [--at SECONDS] [--width N]");
 	for (int i = 3; i < argc; i += 2)
 	{
 		const char *name = argv[i];
@@ -146,21 +146,21 @@ cmd_thumbnail(int argc, char **argv)
 		bool		ok;
 
 		if (value == NULL)
-			return fail(EX_USAGE, "option %s needs a value", name);
+			return transcode_fail(EX_USAGE, "option %s needs a value", name);
 		if (strcmp(name, "--at") == 0)
 			ok = parse_double(value, &options.at_seconds) && options.at_seconds >= 0.0;
 		else if (strcmp(name, "--width") == 0)
-			ok = parse_int(value, &options.width);
+			ok = transcode_parse_int(value, &options.width);
 		else if (!process_limits_option(name, value, &limits, &ok))
-			return fail(EX_USAGE, "unknown option %s", name);
+			return transcode_fail(EX_USAGE, "unknown option %s", name);
 		if (!ok)
-			return fail(EX_USAGE, "invalid value for %s: %s", name, value);
+			return transcode_fail(EX_USAGE, "invalid value for %s: %s", name, value);
 	}
 	if ((status = media_check_thumbnail_options(&options, why)) != 0)
-		return fail(status, "%s", why);
+		return transcode_fail(status, "%s", why);
 	process_limits_apply(&limits);
 	status = media_make_thumbnail(argv[1], argv[2], &options, &hooks, &info, why);
 	if (status != 0)
-		return fail(status, "%s", why);
-	return print_json(thumbnail_info_json(&info));
+		return transcode_fail(status, "%s", why);
+	return transcode_print_json(thumbnail_info_json(&info));
 }

@@ -91,15 +91,15 @@ process_limits_option(const char *name, const char *value,
 					  ProcessLimits *limits, bool *ok)
 {
 	if (strcmp(name, "--nice") == 0)
-		*ok = parse_int(value, &limits->nice);
+		*ok = transcode_parse_int(value, &limits->nice);
 	else if (strcmp(name, "--threads") == 0)
-		*ok = parse_int(value, &limits->threads);
+		*ok = transcode_parse_int(value, &limits->threads);
 	else if (strcmp(name, "--memory-limit") == 0)
 		*ok = parse_bytes(value, &limits->memory_limit_bytes);
 	else if (strcmp(name, "--yield-to-postmaster") == 0)
-		*ok = parse_int(value, &limits->yield_to_postmaster);
+		*ok = transcode_parse_int(value, &limits->yield_to_postmaster);
 	else if (strcmp(name, "--yield-db-cpu") == 0)
-		*ok = parse_int(value, &limits->yield_db_cpu);
+		*ok = transcode_parse_int(value, &limits->yield_db_cpu);
 	else
 		return false;
 	*ok = *ok && process_limits_check(limits) == NULL;

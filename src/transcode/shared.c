@@ -28,7 +28,7 @@ static char progress_last_stage[32];
  * thread "cannot start"): it is worth a retry (75) and says "out of memory".
  */
 int
-fail(int status, const char *fmt,...)
+transcode_fail(int status, const char *fmt,...)
 {
 	va_list		args;
 	char		cause[1024];
@@ -56,7 +56,7 @@ fail(int status, const char *fmt,...)
 
 /* Parse a whole decimal int (an option's value); false if it is not one. */
 bool
-parse_int(const char *text, int *value)
+transcode_parse_int(const char *text, int *value)
 {
 	char	   *end;
 	long		parsed;
@@ -71,16 +71,16 @@ parse_int(const char *text, int *value)
 
 /* Print one JSON object on stdout followed by a newline. */
 int
-print_json(json_t *object)
+transcode_print_json(json_t *object)
 {
 	int			rc;
 
 	if (object == NULL)
-		return fail(EX_SOFTWARE, "out of memory building the result");
+		return transcode_fail(EX_SOFTWARE, "out of memory building the result");
 	rc = json_dumpf(object, stdout, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(10));
 	json_decref(object);
 	if (rc != 0 || fputc('\n', stdout) == EOF || fflush(stdout) != 0)
-		return fail(EX_SOFTWARE, "cannot write the result: %s", strerror(errno));
+		return transcode_fail(EX_SOFTWARE, "cannot write the result: %s", strerror(errno));
 	return 0;
 }
 
@@ -94,7 +94,7 @@ handle_stop(int signo)
 
 /* Catch SIGTERM, SIGINT and SIGHUP as a stop request; ignore SIGPIPE. */
 void
-install_stop_handlers(void)
+transcode_install_stop_handlers(void)
 {
 	struct sigaction action;
 
@@ -109,7 +109,7 @@ install_stop_handlers(void)
 
 /* Whether a stop was requested. */
 bool
-stop_requested(void *unused)
+transcode_stop_requested(void *unused)
 {
 	(void) unused;
 	return stop_signal_number != 0;
@@ -117,14 +117,14 @@ stop_requested(void *unused)
 
 /* The signal that asked us to stop, 0 if none. */
 int
-stop_signal(void)
+transcode_stop_signal(void)
 {
 	return stop_signal_number;
 }
 
 /* Accept "--progress-fd N": N must be an open file descriptor. */
 bool
-progress_open(const char *fd_text)
+transcode_progress_open(const char *fd_text)
 {
 	char	   *end;
 	long		fd;
@@ -141,7 +141,7 @@ progress_open(const char *fd_text)
 
 /* Write a progress line when the fraction moved by 0.001 or the stage changed. */
 void
-progress_report(double fraction, const char *stage)
+transcode_progress_report(double fraction, const char *stage)
 {
 	char		line[64];
 	int			len;

@@ -59,7 +59,7 @@ static int
 usage_error(const char *fmt, const char *detail)
 {
 	fputs(storage_usage, stderr);
-	return fail(EX_USAGE, fmt, detail);
+	return transcode_fail(EX_USAGE, fmt, detail);
 }
 
 /* Split argv into the operation, its operands and its options. */
@@ -81,13 +81,13 @@ parse_storage_args(int argc, char **argv, StorageArgs *args)
 		else if (strcmp(arg, "--expires") == 0 && strcmp(args->operation, "presign") == 0 &&
 				 has_value)
 		{
-			if (!parse_int(argv[++i], &args->expires_seconds))
+			if (!transcode_parse_int(argv[++i], &args->expires_seconds))
 				return usage_error("storage presign: --expires wants whole seconds, not \"%s\"",
 								   argv[i]);
 		}
 		else if (strcmp(arg, "--progress-fd") == 0 && has_value)
 		{
-			if (!progress_open(argv[++i]))
+			if (!transcode_progress_open(argv[++i]))
 				return usage_error("storage: --progress-fd wants an open file descriptor, not \"%s\"",
 								   argv[i]);
 		}
@@ -105,7 +105,7 @@ parse_storage_args(int argc, char **argv, StorageArgs *args)
 static void
 report_transfer(int64_t done, int64_t total, void *stage)
 {
-	progress_report(total > 0 ? (double) done / (double) total : 0.0, stage);
+	transcode_progress_report(total > 0 ? (double) done / (double) total : 0.0, stage);
 }
 
 /* The size of a local file, -1 if it cannot be read. */
@@ -128,21 +128,21 @@ run_operation(Storage *storage, const StorageArgs *args)
 
 	if (strcmp(op, "get") == 0)
 	{
-		StorageHooks hooks = {stop_requested, report_transfer, download_stage};
+		StorageHooks hooks = {transcode_stop_requested, report_transfer, download_stage};
 
 		status = storage_get(storage, operand[0], operand[1], &hooks, why);
 		if (status == 0)
-			return print_json(json_pack("{s:s, s:s, s:I}", "key", operand[0], "file", operand[1],
+			return transcode_print_json(json_pack("{s:s, s:s, s:I}", "key", operand[0], "file", operand[1],
 										"size_bytes", local_file_size(operand[1])));
 	}
 	else if (strcmp(op, "put") == 0)
 	{
-		StorageHooks hooks = {stop_requested, report_transfer, upload_stage};
+		StorageHooks hooks = {transcode_stop_requested, report_transfer, upload_stage};
 		const char *type = args->content_type ? args->content_type : "application/octet-stream";
 
 		status = storage_put(storage, operand[1], operand[0], type, &hooks, why);
 		if (status == 0)
-			return print_json(json_pack("{s:s, s:s, s:I, s:s}", "key", operand[1],
+			return transcode_print_json(json_pack("{s:s, s:s, s:I, s:s}", "key", operand[1],
 										"file", operand[0],
 										"size_bytes", local_file_size(operand[0]),
 										"content_type", type));
@@ -153,7 +153,7 @@ run_operation(Storage *storage, const StorageArgs *args)
 
 		status = storage_head(storage, operand[0], &info, why);
 		if (status == 0)
-			return print_json(json_pack("{s:s, s:I, s:s, s:s}", "key", operand[0],
+			return transcode_print_json(json_pack("{s:s, s:I, s:s, s:s}", "key", operand[0],
 										"size_bytes", (json_int_t) info.size_bytes,
 										"etag", info.etag, "content_type", info.content_type));
 	}
@@ -161,7 +161,7 @@ run_operation(Storage *storage, const StorageArgs *args)
 	{
 		status = storage_delete(storage, operand[0], why);
 		if (status == 0)
-			return print_json(json_pack("{s:s, s:b}", "key", operand[0], "deleted", 1));
+			return transcode_print_json(json_pack("{s:s, s:b}", "key", operand[0], "deleted", 1));
 	}
 	else
 	{
@@ -174,10 +174,10 @@ run_operation(Storage *storage, const StorageArgs *args)
 										   "expires_seconds", args->expires_seconds);
 
 			free(url);
-			return print_json(result);
+			return transcode_print_json(result);
 		}
 	}
-	return fail(status, "storage %s: %s", op, why);
+	return transcode_fail(status, "storage %s: %s", op, why);
 }
 
 /* vproxy-transcode storage OPERATION ...: one JSON object on success. */
@@ -226,7 +226,7 @@ cmd_storage(int argc, char **argv)
 	config.ca_file = env_setting("VPROXY_S3_CA_FILE", NULL);
 	status = storage_open(&config, &storage, why);
 	if (status != 0)
-		return fail(status, "storage: %s", why);
+		return transcode_fail(status, "storage: %s", why);
 	status = run_operation(storage, &args);
 	storage_close(storage);
 	return status;

@@ -1,9 +1,9 @@
-# vproxy-transcode: built from src/media, src/storage and src/transcode.
+# vproxy-transcode: built from src/media, src/storage, src/transcode and src/common.
 # Included by the top Makefile after PGXS, so $(bindir) is PostgreSQL's.
 
 TRANSCODE_PKGS = libavformat libavcodec libavfilter libswscale libswresample libavutil \
 	libturbojpeg libcurl libcrypto jansson
-TRANSCODE_SRCS = $(sort $(wildcard src/media/*.c src/storage/*.c src/transcode/*.c))
+TRANSCODE_SRCS = $(sort $(wildcard src/media/*.c src/storage/*.c src/transcode/*.c src/common/*.c))
 
 TRANSCODE_CFLAGS = -std=gnu11 -g -Wall -Wextra -Werror -pthread -Isrc \
 	$(shell pkg-config --cflags $(TRANSCODE_PKGS))

@@ -5,7 +5,7 @@
 # PostgreSQL's: it is installed beside vproxy-transcode.
 
 WORKER_PKGS = libpq jansson
-WORKER_SRCS = $(sort $(wildcard src/worker/*.c src/supervise/*.c))
+WORKER_SRCS = $(sort $(wildcard src/worker/*.c src/supervise/*.c src/common/*.c))
 WORKER_OBJS = $(WORKER_SRCS:%.c=build/worker/%.o)
 WORKER_VERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" vproxy.control)
 

@@ -1,5 +1,5 @@
 /*
- * worker.c
+ * in_server_worker.c
  *		A vproxy worker: a dynamic background worker connected to
  *		vproxy.database that claims jobs, runs `vproxy-transcode job` for each
  *		under supervision (heartbeat, progress, timeout, cancel, shutdown) and
