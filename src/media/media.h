@@ -128,4 +128,57 @@ extern int	media_make_thumbnail(const char *input, const char *output,
 								 const MediaHooks *hooks,
 								 ThumbnailInfo *thumbnail_info, char *why);
 
+/*
+ * Split proxies (split_plan.c, segment.c, audio_unit.c, stitch.c): the
+ * proxy's frames are numbered from 0 on its constant-rate grid ("slots"); a
+ * segment makes slots [first_slot, next_slot) of the single pass, exactly,
+ * from a keyframe before them; the audio is encoded once for the whole
+ * video; the stitch puts the chunks together into the single pass's MP4.
+ */
+typedef struct SplitPlan
+{
+	int			fps_num;		/* the proxy's frame rate */
+	int			fps_den;
+	int64_t		slots;			/* the proxy's frames, as the durations say */
+	int64_t		segment_slots;	/* a whole number of keyframe intervals */
+	int			segments;		/* the last one runs to the video's end */
+	bool		interlaced;		/* the first frame is: deinterlace throughout */
+} SplitPlan;
+
+typedef struct SegmentSpec
+{
+	int64_t		first_slot;
+	int64_t		next_slot;		/* -1: to the video's end */
+	bool		interlaced;		/* SplitPlan.interlaced */
+} SegmentSpec;
+
+/* What a segment made. */
+typedef struct SegmentInfo
+{
+	int64_t		frames;
+	bool		reached_end;	/* the video ended within the segment */
+	double		preroll_seconds;	/* decoded before its first slot */
+	int			seeks;			/* openings until its start was exact */
+} SegmentInfo;
+
+/* Plan the segments of `input`'s proxy, about `segment_seconds` each. */
+extern int	media_plan_split(const char *input, const ProxyOptions *options,
+							 double segment_seconds, const MediaHooks *hooks,
+							 SplitPlan *plan, char *why);
+
+/* Write a segment's video to the chunk file `output`. */
+extern int	media_make_segment(const char *input, const char *output,
+							   const ProxyOptions *options, const SegmentSpec *segment,
+							   const MediaHooks *hooks, SegmentInfo *info, char *why);
+
+/* Write the whole video's audio to the chunk `output`; *has_audio false: none, no file. */
+extern int	media_make_audio(const char *input, const char *output,
+							 const ProxyOptions *options, const MediaHooks *hooks,
+							 bool *has_audio, char *why);
+
+/* Stitch the segments' chunks, in order, and the audio chunk (or NULL) into the proxy. */
+extern int	media_stitch(const char *const *segments, int count, const char *audio,
+						 const char *output, const MediaHooks *hooks,
+						 MediaInfo *proxy_info, char *why);
+
 #endif							/* VPROXY_MEDIA_H */

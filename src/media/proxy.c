@@ -75,7 +75,7 @@ decode_all(ProxyRun *run, char *why)
 
 	if (packet == NULL)
 		return media_fail(why, EX_TEMPFAIL, "out of memory");
-	while (status == 0)
+	while (status == 0 && !run->segment_done)
 	{
 		status = media_read_packet(&run->input, packet, why);
 		if (status == 1)
@@ -92,7 +92,8 @@ decode_all(ProxyRun *run, char *why)
 		av_packet_unref(packet);
 	}
 	av_packet_free(&packet);
-	if (status == 0)
+	/* a segment that has its frames ends there: nothing is flushed */
+	if (status == 0 && !run->segment_done)
 		status = proxy_video_end_decoding(run, why);
 	if (status == 0 && !work_queue_push(&run->queue, (WorkItem) {WORK_END, NULL, NULL}))
 		status = PROXY_ENCODER_FAILED;
@@ -123,8 +124,8 @@ decoding_thread(void *arg)
  * Encode in this thread while another decodes; return the first failure of
  * either, with its cause in why.
  */
-static int
-transcode(ProxyRun *run, char *why)
+int
+proxy_transcode(ProxyRun *run, char *why)
 {
 	pthread_t	decoder;
 	bool		done;
@@ -151,11 +152,39 @@ transcode(ProxyRun *run, char *why)
 	return status;
 }
 
+/*
+ * Open the input of a run and set what its video and audio sides share;
+ * the run is zeroed first.
+ */
+int
+proxy_open_run(ProxyRun *run, const char *input, const ProxyOptions *options,
+			   const MediaHooks *hooks, char *why)
+{
+	int			status;
+
+	memset(run, 0, sizeof(*run));
+	run->options = options;
+	status = media_input_open(input, hooks, &run->input, why);
+	if (status == 0)
+	{
+		run->duration = media_duration_seconds(&run->input);
+		/* past the duration by more than 10% + 2 s, a timestamp is damaged */
+		run->time_floor = -(run->input.duration / 10 + 2 * AV_TIME_BASE);
+		run->time_limit = media_ts_add(run->input.duration, -run->time_floor);
+		run->packet = av_packet_alloc();
+		run->frame = av_frame_alloc();
+		if (run->packet == NULL || run->frame == NULL)
+			status = media_fail(why, EX_TEMPFAIL, "out of memory");
+	}
+	return status;
+}
+
 /* Free everything of the run. */
-static void
-close_run(ProxyRun *run)
+void
+proxy_close_run(ProxyRun *run)
 {
 	proxy_output_close(run);
+	chunk_close(&run->chunk);
 	proxy_video_close(run);
 	proxy_audio_close(run);
 	av_packet_free(&run->packet);
@@ -172,21 +201,8 @@ media_make_proxy(const char *input, const char *output,
 	ProxyRun	run;
 	int			status;
 
-	memset(&run, 0, sizeof(run));
 	memset(proxy_info, 0, sizeof(*proxy_info));
-	run.options = options;
-	status = media_input_open(input, hooks, &run.input, why);
-	if (status == 0)
-	{
-		run.duration = media_duration_seconds(&run.input);
-		/* past the duration by more than 10% + 2 s, a timestamp is damaged */
-		run.time_floor = -(run.input.duration / 10 + 2 * AV_TIME_BASE);
-		run.time_limit = media_ts_add(run.input.duration, -run.time_floor);
-		run.packet = av_packet_alloc();
-		run.frame = av_frame_alloc();
-		if (run.packet == NULL || run.frame == NULL)
-			status = media_fail(why, EX_TEMPFAIL, "out of memory");
-	}
+	status = proxy_open_run(&run, input, options, hooks, why);
 	if (status == 0)
 		status = proxy_video_open(&run, why);
 	if (status == 0)
@@ -198,10 +214,10 @@ media_make_proxy(const char *input, const char *output,
 	if (status == 0)
 		status = proxy_output_start(&run, why);
 	if (status == 0)
-		status = transcode(&run, why);
+		status = proxy_transcode(&run, why);
 	if (status == 0)
 		status = proxy_output_finish(&run, why);
-	close_run(&run);
+	proxy_close_run(&run);
 	if (status == 0 && media_probe(run.temp_path, NULL, proxy_info, why) != 0)
 	{
 		char		cause[MEDIA_WHY_MAX];

@@ -6,6 +6,7 @@
 #ifndef VPROXY_PROXY_INTERNAL_H
 #define VPROXY_PROXY_INTERNAL_H
 
+#include "media/chunk_file.h"
 #include "media/frame_selection.h"
 #include "media/gop_tail.h"
 #include "media/media_internal.h"
@@ -41,6 +42,9 @@ typedef struct ProxyRun
 	int			height;
 	bool		deinterlace;
 	bool		hdr;
+	AVRational	filter_time_base;	/* of the timestamps given to the filter */
+	int64_t		filter_scale;	/* stream ticks to filter ticks */
+	int64_t		filter_shift;	/* a segment's first slot, in filter ticks */
 	FrameSelection selection;	/* which source frames the fps filter keeps;
 								 * decoding thread */
 	GopTail		gop_tail;		/* dropped reference frames held back;
@@ -71,6 +75,19 @@ typedef struct ProxyRun
 	int64_t		audio_kept_end; /* end of the last frame kept, or NOPTS */
 	int64_t		audio_rescale_last;
 
+	/*
+	 * a segment of a split proxy (segment.c), NULL for the whole proxy: its
+	 * frames go to `chunk` instead of the MP4 muxer
+	 */
+	const SegmentSpec *segment;
+	ChunkFile	chunk;
+	bool		segment_done;	/* every slot before next_slot is out */
+	bool		segment_started;	/* its first slot is the single pass's */
+	bool		segment_misaligned; /* decoding began too late: seek earlier */
+	int			clean_before_first; /* clean frames up to the first slot */
+	int64_t		preroll_start;	/* pts of the first frame decoded, stream time base */
+	int64_t		filter_rebuilds;	/* decoding thread */
+
 	/* between the threads */
 	WorkQueue	queue;
 	int			decode_status;	/* of the decoding thread */
@@ -85,7 +102,14 @@ typedef struct ProxyRun
 	char		temp_path[4096];
 } ProxyRun;
 
+/* proxy.c */
+extern int	proxy_open_run(ProxyRun *run, const char *input, const ProxyOptions *options,
+						   const MediaHooks *hooks, char *why);
+extern int	proxy_transcode(ProxyRun *run, char *why);
+extern void proxy_close_run(ProxyRun *run);
+
 /* proxy_video.c */
+extern AVRational proxy_video_rate(const MediaInput *input, const ProxyOptions *options);
 extern int	proxy_video_open(ProxyRun *run, char *why);
 extern int	proxy_video_packet(ProxyRun *run, AVPacket *packet, char *why);
 extern int	proxy_video_open_decoder(ProxyRun *run, char *why);
@@ -107,5 +131,9 @@ extern int	proxy_output_encoded(ProxyRun *run, AVCodecContext *encoder,
 								 AVStream *stream, char *why);
 extern int	proxy_output_finish(ProxyRun *run, char *why);
 extern void proxy_output_close(ProxyRun *run);
+
+/* segment.c */
+extern int	segment_check_start(ProxyRun *run, const AVFrame *frame, char *why);
+extern double segment_progress(const ProxyRun *run, int64_t pts);
 
 #endif							/* VPROXY_PROXY_INTERNAL_H */

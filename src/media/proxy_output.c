@@ -64,7 +64,6 @@ proxy_output_encoded(ProxyRun *run, AVCodecContext *encoder, AVStream *stream, c
 
 	while ((ret = avcodec_receive_packet(encoder, run->packet)) >= 0)
 	{
-		run->packet->stream_index = stream->index;
 		/*
 		 * the video is constant-rate, one frame per tick of the encoder's
 		 * time base; x264 leaves the duration 0, and the muxer would then
@@ -74,6 +73,17 @@ proxy_output_encoded(ProxyRun *run, AVCodecContext *encoder, AVStream *stream, c
 		 */
 		if (encoder->codec_type == AVMEDIA_TYPE_VIDEO && run->packet->duration == 0)
 			run->packet->duration = 1;
+		/* a unit of a split proxy keeps its packets for the stitch (chunk_file.c) */
+		if (run->chunk.file != NULL)
+		{
+			int			status = chunk_write_packet(&run->chunk, run->packet, why);
+
+			av_packet_unref(run->packet);
+			if (status != 0)
+				return status;
+			continue;
+		}
+		run->packet->stream_index = stream->index;
 		av_packet_rescale_ts(run->packet, encoder->time_base, stream->time_base);
 		ret = av_interleaved_write_frame(run->output, run->packet);
 		av_packet_unref(run->packet);

@@ -34,16 +34,26 @@ interlaced_stream(const AVCodecParameters *par)
 		par->field_order == AV_FIELD_TB || par->field_order == AV_FIELD_BT;
 }
 
+/* The proxy's frame rate: the one asked for, never above the source's. */
+AVRational
+proxy_video_rate(const MediaInput *input, const ProxyOptions *options)
+{
+	AVRational	rate = media_frame_rate(input);
+	double		fps = options->fps;
+
+	if (rate.num > 0 && rate.den > 0 && av_q2d(rate) < fps)
+		fps = av_q2d(rate);
+	return av_d2q(fps, INT_MAX);
+}
+
 /* The proxy's size and rate from the source's display size and rate. */
 static void
 choose_format(ProxyRun *run)
 {
 	AVStream   *video = run->input.video;
 	AVRational	sar = av_guess_sample_aspect_ratio(run->input.format, video, NULL);
-	AVRational	rate = media_frame_rate(&run->input);
 	int			display_width;
 	int			display_height;
-	double		fps = run->options->fps;
 
 	media_display_size(video->codecpar->width, video->codecpar->height, sar,
 					   &run->orientation, &display_width, &display_height);
@@ -52,9 +62,7 @@ choose_format(ProxyRun *run)
 	if (run->height < 2)
 		run->height = 2;
 	run->width = media_even((double) run->height * display_width / display_height);
-	if (rate.num > 0 && rate.den > 0 && av_q2d(rate) < fps)
-		fps = av_q2d(rate);
-	run->frame_rate = av_d2q(fps, INT_MAX);
+	run->frame_rate = proxy_video_rate(&run->input, run->options);
 }
 
 /* Open libx264 with the proxy settings. */
@@ -102,6 +110,9 @@ open_encoder(ProxyRun *run, char *why)
 	}
 	av_dict_set(&options, "preset", run->options->preset, 0);
 	av_dict_set_int(&options, "crf", run->options->crf, 0);
+	/* headers that do not depend on the pictures: one for all segments */
+	if (run->segment != NULL)
+		av_dict_set(&options, "x264-params", "stitchable=1", 0);
 	ret = avcodec_open2(encoder, codec, &options);
 	av_dict_free(&options);
 	if (ret < 0)
@@ -126,6 +137,9 @@ proxy_video_open(ProxyRun *run, char *why)
 	run->video_end_pts = AV_NOPTS_VALUE;
 	run->video_floor_pts = av_rescale_q(run->time_floor, AV_TIME_BASE_Q, video->time_base);
 	run->video_limit_pts = av_rescale_q(run->time_limit, AV_TIME_BASE_Q, video->time_base);
+	run->filter_time_base = video->time_base;
+	run->filter_scale = 1;
+	run->filter_shift = 0;
 	run->frame_interval = video->r_frame_rate.num > 0 && video->r_frame_rate.den > 0 ?
 		av_rescale_q(1, av_inv_q(video->r_frame_rate), video->time_base) : 0;
 	choose_format(run);
@@ -161,7 +175,8 @@ proxy_video_frame(ProxyRun *run, AVFrame *frame, char *why)
 		frame->pict_type = AV_PICTURE_TYPE_NONE;
 		run->frames_encoded++;
 		if (run->input.hooks != NULL && run->input.hooks->progress != NULL && run->duration > 0)
-			run->input.hooks->progress(fmin(1.0, frame->pts * av_q2d(run->video_encoder->time_base) / run->duration),
+			run->input.hooks->progress(run->segment != NULL ? segment_progress(run, frame->pts) :
+									   fmin(1.0, frame->pts * av_q2d(run->video_encoder->time_base) / run->duration),
 									   run->input.hooks->arg);
 	}
 	ret = avcodec_send_frame(run->video_encoder, frame);
@@ -192,6 +207,17 @@ queue_filtered(ProxyRun *run, char *why)
 			return media_fail_stopped(why);
 		}
 		frame->pts = av_rescale_q(frame->pts, sink_time_base, run->video_encoder->time_base);
+		if (run->segment != NULL)
+		{
+			/* back from the segment's shifted timeline; its end is the next one's */
+			frame->pts += run->segment->first_slot;
+			if (run->segment->next_slot >= 0 && frame->pts >= run->segment->next_slot)
+			{
+				run->segment_done = true;
+				av_frame_free(&frame);
+				continue;
+			}
+		}
 		run->frames_filtered++;
 		if (!work_queue_push(&run->queue, (WorkItem) {WORK_VIDEO_FRAME, frame, NULL}))
 		{
@@ -203,6 +229,21 @@ queue_filtered(ProxyRun *run, char *why)
 	if (ret != AVERROR(EAGAIN) && ret != AVERROR_EOF)
 		return media_fail_av(why, ret, "cannot filter the video");
 	return 0;
+}
+
+/*
+ * A frame's timestamp as the filter takes it: a segment's run on a finer
+ * time base, shifted to its first slot (see segment.c); the same for the
+ * whole proxy.
+ */
+static int64_t
+filter_pts(const ProxyRun *run, int64_t pts)
+{
+	int64_t		scaled;
+
+	if (pts == AV_NOPTS_VALUE || __builtin_mul_overflow(pts, run->filter_scale, &scaled))
+		return AV_NOPTS_VALUE;
+	return media_ts_sub(scaled, run->filter_shift);
 }
 
 /* Drain and free the filter, its input ending at end_pts (before a rebuild, or at the end). */
@@ -219,7 +260,7 @@ finish_filter(ProxyRun *run, int64_t end_pts, char *why)
 	 * not pushed through, but pulled frame by frame as the encoder takes
 	 * them, so that a long fill never piles up in the filter's queue
 	 */
-	ret = av_buffersrc_close(run->video_filter.source, end_pts, 0);
+	ret = av_buffersrc_close(run->video_filter.source, filter_pts(run, end_pts), 0);
 	if (ret < 0)
 		return media_fail_av(why, ret, "cannot filter the video");
 	status = queue_filtered(run, why);
@@ -240,7 +281,7 @@ open_filter(ProxyRun *run, const AVFrame *frame, char *why)
 		run->deinterlace = true;
 	memset(&spec, 0, sizeof(spec));
 	spec.first_frame = frame;
-	spec.time_base = video->time_base;
+	spec.time_base = run->filter_time_base;
 	spec.sample_aspect = av_guess_sample_aspect_ratio(run->input.format, video, NULL);
 	spec.orientation = &run->orientation;
 	spec.deinterlace = run->deinterlace;
@@ -293,9 +334,12 @@ filter_frame(ProxyRun *run, AVFrame *frame, char *why)
 		run->frames_decoded++;
 	if (run->video_filter_open &&
 		(frame->width != run->filter_width || frame->height != run->filter_height ||
-		 frame->format != run->filter_format) &&
-		(status = finish_filter(run, frame->pts, why)) != 0)
-		return status;
+		 frame->format != run->filter_format))
+	{
+		run->filter_rebuilds++;
+		if ((status = finish_filter(run, frame->pts, why)) != 0)
+			return status;
+	}
 	end_pts = media_ts_add(frame->pts, duration);
 	if (end_pts != AV_NOPTS_VALUE && end_pts > run->video_limit_pts)
 		end_pts = run->video_limit_pts;
@@ -304,9 +348,12 @@ filter_frame(ProxyRun *run, AVFrame *frame, char *why)
 		run->video_end_pts = end_pts;
 	if (!run->video_filter_open && (status = open_filter(run, frame, why)) != 0)
 		return status;
+	if (run->segment != NULL && (status = segment_check_start(run, frame, why)) != 0)
+		return status;
 	av_frame_unref(run->last_frame);
 	if (av_frame_ref(run->last_frame, frame) < 0)
 		return media_fail(why, EX_TEMPFAIL, "out of memory");
+	frame->pts = filter_pts(run, frame->pts);
 	ret = av_buffersrc_add_frame_flags(run->video_filter.source, frame, 0);
 	if (ret < 0)
 		return media_fail_av(why, ret, "cannot filter the video");
@@ -427,11 +474,13 @@ proxy_video_end_decoding(ProxyRun *run, char *why)
 	run->video_decoder->skip_frame = AVDISCARD_DEFAULT;
 	avcodec_send_packet(run->video_decoder, NULL);
 	status = drain_decoder(run, why);
-	if (status == 0 && run->frames_decoded == 0)
+	/* a segment that began too late is made again from further back (segment.c) */
+	if (status == 0 && run->frames_decoded == 0 && (run->segment == NULL || run->segment_started))
 		return media_fail(why, EX_DATAERR, "no frame of the video stream decodes without errors");
 	if (status == 0)
 		status = finish_filter(run, run->video_end_pts, why);
-	if (status == 0 && run->frames_filtered == 0 && run->last_frame->buf[0] != NULL)
+	if (status == 0 && run->frames_filtered == 0 && run->last_frame->buf[0] != NULL &&
+		run->segment == NULL)
 		status = filter_last_frame(run, why);
 	return status;
 }
@@ -442,7 +491,8 @@ proxy_video_finish(ProxyRun *run, char *why)
 {
 	int			status = proxy_video_frame(run, NULL, why);
 
-	if (status == 0 && run->frames_encoded == 0)
+	/* a segment planned past the video's real end has none */
+	if (status == 0 && run->frames_encoded == 0 && run->segment == NULL)
 		return media_fail(why, EX_DATAERR, "the video yields no frame at %g fps",
 						  av_q2d(run->frame_rate));
 	return status;
