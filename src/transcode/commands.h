@@ -16,17 +16,30 @@
 #include <stdbool.h>
 #include <jansson.h>
 
+#include "media/media.h"
+
 extern int	cmd_probe(int argc, char **argv);
 extern int	cmd_proxy(int argc, char **argv);
 extern int	cmd_thumbnail(int argc, char **argv);
 extern int	cmd_job(int argc, char **argv);
 extern int	cmd_storage(int argc, char **argv);
+extern int	cmd_plan(int argc, char **argv);
+extern int	cmd_segment(int argc, char **argv);
+extern int	cmd_audio(int argc, char **argv);
+extern int	cmd_stitch(int argc, char **argv);
 
 /* Print "vproxy-transcode: <cause>" as the last stderr line; return status. */
 extern int	transcode_fail(int status, const char *fmt,...) __attribute__((format(printf, 2, 3)));
 
 /* Parse a whole decimal int (an option's value); false if it is not one. */
 extern bool transcode_parse_int(const char *text, int *value);
+
+/* Parse a finite number (an option's value); false if it is not one. */
+extern bool transcode_parse_double(const char *text, double *value);
+
+/* Parse one of the proxy's options into `options`; false if `name` is none. */
+extern bool transcode_proxy_option(const char *name, const char *value,
+								   ProxyOptions *options, bool *ok);
 
 /* Print one JSON object on stdout, then a newline; steals the reference. */
 extern int	transcode_print_json(json_t *object);

@@ -21,6 +21,10 @@ static const Command commands[] = {
 	{"thumbnail", cmd_thumbnail},
 	{"job", cmd_job},
 	{"storage", cmd_storage},
+	{"plan", cmd_plan},
+	{"segment", cmd_segment},
+	{"audio", cmd_audio},
+	{"stitch", cmd_stitch},
 };
 
 static const char usage_text[] =
@@ -30,6 +34,10 @@ static const char usage_text[] =
 "       vproxy-transcode thumbnail INPUT OUTPUT [--at SECONDS] [--width N] [LIMITS]\n"
 "       vproxy-transcode job [--progress-fd N]   (job spec JSON on stdin)\n"
 "       vproxy-transcode storage get|put|head|delete|presign ...   (settings in the environment)\n"
+"       vproxy-transcode plan INPUT [--segment-seconds S] [proxy options]\n"
+"       vproxy-transcode segment INPUT CHUNK --first N [--next M] [--interlaced 0|1] [proxy options]\n"
+"       vproxy-transcode audio INPUT CHUNK [--audio-bitrate BPS]\n"
+"       vproxy-transcode stitch OUTPUT [--audio CHUNK] SEGMENT_CHUNK...\n"
 "LIMITS: --threads N (decoder, filters and x264 together; 0 = cores) --nice N (0-19)\n"
 "        --memory-limit BYTES (address space; 0 = none; default 4 GiB)\n"
 "        --yield-to-postmaster PID --yield-db-cpu PCT (pause while that server's processes\n"

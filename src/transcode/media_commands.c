@@ -15,8 +15,8 @@
 #include "transcode/process_limits.h"
 
 /* Parse a finite number; the media room checks its range. */
-static bool
-parse_double(const char *text, double *value)
+bool
+transcode_parse_double(const char *text, double *value)
 {
 	char	   *end;
 	double		parsed;
@@ -69,6 +69,28 @@ cmd_probe(int argc, char **argv)
 }
 
 /*
+ * Parse one of the proxy's options (--height, --fps, --crf, --preset,
+ * --audio-bitrate); false if `name` is none of them.
+ */
+bool
+transcode_proxy_option(const char *name, const char *value, ProxyOptions *options, bool *ok)
+{
+	if (strcmp(name, "--height") == 0)
+		*ok = transcode_parse_int(value, &options->height);
+	else if (strcmp(name, "--fps") == 0)
+		*ok = transcode_parse_double(value, &options->fps);
+	else if (strcmp(name, "--crf") == 0)
+		*ok = transcode_parse_int(value, &options->crf);
+	else if (strcmp(name, "--preset") == 0)
+		*ok = snprintf(options->preset, sizeof(options->preset), "%s", value) < (int) sizeof(options->preset);
+	else if (strcmp(name, "--audio-bitrate") == 0)
+		*ok = transcode_parse_int(value, &options->audio_bitrate);
+	else
+		return false;
+	return true;
+}
+
+/*
  * vproxy-transcode proxy INPUT OUTPUT [--height N] [--fps N] [--crf N]
  *		[--preset NAME] [--audio-bitrate BPS] [--progress-fd N]
  *		[--threads N] [--nice N] [--memory-limit BYTES]
@@ -95,19 +117,10 @@ cmd_proxy(int argc, char **argv)
 
 		if (value == NULL)
 			return transcode_fail(EX_USAGE, "option %s needs a value", name);
-		if (strcmp(name, "--height") == 0)
-			ok = transcode_parse_int(value, &options.height);
-		else if (strcmp(name, "--fps") == 0)
-			ok = parse_double(value, &options.fps);
-		else if (strcmp(name, "--crf") == 0)
-			ok = transcode_parse_int(value, &options.crf);
-		else if (strcmp(name, "--preset") == 0)
-			ok = snprintf(options.preset, sizeof(options.preset), "%s", value) < (int) sizeof(options.preset);
-		else if (strcmp(name, "--audio-bitrate") == 0)
-			ok = transcode_parse_int(value, &options.audio_bitrate);
-		else if (strcmp(name, "--progress-fd") == 0)
+		if (strcmp(name, "--progress-fd") == 0)
 			ok = transcode_progress_open(value);
-		else if (!process_limits_option(name, value, &limits, &ok))
+		else if (!transcode_proxy_option(name, value, &options, &ok) &&
+				 !process_limits_option(name, value, &limits, &ok))
 			return transcode_fail(EX_USAGE, "unknown option %s", name);
 		if (!ok)
 			return transcode_fail(EX_USAGE, "invalid value for %s: %s", name, value);
@@ -148,7 +161,7 @@ cmd_thumbnail(int argc, char **argv)
 		if (value == NULL)
 			return transcode_fail(EX_USAGE, "option %s needs a value", name);
 		if (strcmp(name, "--at") == 0)
-			ok = parse_double(value, &options.at_seconds) && options.at_seconds >= 0.0;
+			ok = transcode_parse_double(value, &options.at_seconds) && options.at_seconds >= 0.0;
 		else if (strcmp(name, "--width") == 0)
 			ok = transcode_parse_int(value, &options.width);
 		else if (!process_limits_option(name, value, &limits, &ok))
