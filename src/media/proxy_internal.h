@@ -81,7 +81,12 @@ typedef struct ProxyRun
 	 */
 	const SegmentSpec *segment;
 	ChunkFile	chunk;
-	bool		segment_done;	/* every slot before next_slot is out */
+	int64_t		origin_slot;	/* the first slot filtered and encoded: the
+								 * first one less the encoder's warm-up */
+	int64_t		end_slot;		/* the first not encoded: the next segment's
+								 * first plus the cool-down; -1: none */
+	bool		segment_passed; /* a slot at or past next_slot came */
+	bool		segment_done;	/* every slot before end_slot is out */
 	bool		segment_started;	/* its first slot is the single pass's */
 	bool		segment_misaligned; /* decoding began too late: seek earlier */
 	int			clean_before_first; /* clean frames up to the first slot */
@@ -134,6 +139,9 @@ extern void proxy_output_close(ProxyRun *run);
 
 /* segment.c */
 extern int	segment_check_start(ProxyRun *run, const AVFrame *frame, char *why);
+extern bool segment_keep_frame(ProxyRun *run, AVFrame *frame);
+extern enum AVPictureType segment_picture_type(const ProxyRun *run, int64_t pts);
+extern bool segment_keep_packet(const ProxyRun *run, const AVPacket *packet);
 extern double segment_progress(const ProxyRun *run, int64_t pts);
 
 #endif							/* VPROXY_PROXY_INTERNAL_H */

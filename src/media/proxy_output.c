@@ -76,7 +76,8 @@ proxy_output_encoded(ProxyRun *run, AVCodecContext *encoder, AVStream *stream, c
 		/* a unit of a split proxy keeps its packets for the stitch (chunk_file.c) */
 		if (run->chunk.file != NULL)
 		{
-			int			status = chunk_write_packet(&run->chunk, run->packet, why);
+			int			status = run->segment != NULL && !segment_keep_packet(run, run->packet) ? 0 :
+				chunk_write_packet(&run->chunk, run->packet, why);
 
 			av_packet_unref(run->packet);
 			if (status != 0)

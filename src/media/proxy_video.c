@@ -112,7 +112,7 @@ open_encoder(ProxyRun *run, char *why)
 	av_dict_set_int(&options, "crf", run->options->crf, 0);
 	/* headers that do not depend on the pictures: one for all segments */
 	if (run->segment != NULL)
-		av_dict_set(&options, "x264-params", "stitchable=1", 0);
+		av_dict_set(&options, "x264-params", "stitchable=1:forced-idr=1", 0);
 	ret = avcodec_open2(encoder, codec, &options);
 	av_dict_free(&options);
 	if (ret < 0)
@@ -172,7 +172,8 @@ proxy_video_frame(ProxyRun *run, AVFrame *frame, char *why)
 		if (run->last_video_pts != AV_NOPTS_VALUE && frame->pts <= run->last_video_pts)
 			return 0;
 		run->last_video_pts = frame->pts;
-		frame->pict_type = AV_PICTURE_TYPE_NONE;
+		frame->pict_type = run->segment != NULL ? segment_picture_type(run, frame->pts) :
+			AV_PICTURE_TYPE_NONE;
 		run->frames_encoded++;
 		if (run->input.hooks != NULL && run->input.hooks->progress != NULL && run->duration > 0)
 			run->input.hooks->progress(run->segment != NULL ? segment_progress(run, frame->pts) :
@@ -207,16 +208,10 @@ queue_filtered(ProxyRun *run, char *why)
 			return media_fail_stopped(why);
 		}
 		frame->pts = av_rescale_q(frame->pts, sink_time_base, run->video_encoder->time_base);
-		if (run->segment != NULL)
+		if (run->segment != NULL && !segment_keep_frame(run, frame))
 		{
-			/* back from the segment's shifted timeline; its end is the next one's */
-			frame->pts += run->segment->first_slot;
-			if (run->segment->next_slot >= 0 && frame->pts >= run->segment->next_slot)
-			{
-				run->segment_done = true;
-				av_frame_free(&frame);
-				continue;
-			}
+			av_frame_free(&frame);
+			continue;
 		}
 		run->frames_filtered++;
 		if (!work_queue_push(&run->queue, (WorkItem) {WORK_VIDEO_FRAME, frame, NULL}))

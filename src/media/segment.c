@@ -7,17 +7,28 @@
  * filter chain and x264 settings, plus x264's `stitchable`, so that every
  * segment's stream headers are the same.  What differs:
  *
- * - Decoding begins at a keyframe before the first slot (a seek), not at
- *   the start.  The fps filter gives each slot the last frame whose rounded
- *   timestamp is not after it, so the start is exact once a frame decoded
- *   without errors rounds to the first slot or earlier (two of them when
- *   deinterlacing: bwdif looks at the frame before).  That is checked on the
+ * - The encoder is warmed up on the keyframe interval of slots before the
+ *   first one and cooled down on half of one after the last, and those
+ *   packets are dropped; the first and next slots are forced to IDR
+ *   pictures, so nothing kept refers to a dropped frame.  Started cold,
+ *   x264's rate control has no history (a keyframe's quantizer follows the
+ *   recent P-frames'): the first IDR picture of a segment came out at SSIM
+ *   0.969 where the single pass had 0.976 on camera-like 480p (0.9757 after
+ *   10 frames of warm-up, 0.9762 after 20); stopped cold, its lookahead
+ *   sees no future and the last frames before a join lost up to 0.0013.
+ *   A 3-minute 720p phone-like clip in 10 s segments: overall SSIM 0.00006
+ *   below the single pass cold, equal with this warm-up and cool-down.
+ * - Decoding begins at a keyframe before the slot the filter starts at (a
+ *   seek), not at the start.  The fps filter gives each slot the last
+ *   frame whose rounded timestamp is not after it, so the start is exact
+ *   once a frame decoded without errors rounds to that slot or earlier (two
+ *   of them when deinterlacing: bwdif looks at the frame before).  That is checked on the
  *   frames themselves, since a demuxer may seek roughly and an open GOP's
  *   leading pictures do not decode; where it fails, the segment is made
  *   again from further back, at last from the start.
  * - The filter takes timestamps on a time base fine enough to hold the
- *   source's ticks and the proxy's exactly, shifted so that the first slot
- *   is 0 (the fps filter's start_time=0 there): the fps filter rounds every
+ *   source's ticks and the proxy's exactly, shifted so that the filter's
+ *   first slot is 0 (the fps filter's start_time=0 there): the fps filter rounds every
  *   frame as in the single pass, and fills nothing in before the first slot.
  * - Slots at or past next_slot are dropped and reading stops at the first of
  *   them: the fps filter is never flushed there as if the video ended.  Only
@@ -44,8 +55,8 @@ clean_frames_needed(const ProxyRun *run)
 
 /*
  * The filter's timeline: a time base dividing both the stream's and the
- * proxy's, so that stream timestamps scale to it exactly and the first slot
- * is a whole number of its ticks.
+ * proxy's, so that stream timestamps scale to it exactly and the slot it
+ * starts at is a whole number of its ticks.
  */
 static int
 set_filter_timeline(ProxyRun *run, char *why)
@@ -70,16 +81,15 @@ set_filter_timeline(ProxyRun *run, char *why)
 	};
 	run->filter_scale = in.num / common_num * (common_den / in.den);
 	slot_ticks = out.num / common_num * (common_den / out.den);
-	if (__builtin_mul_overflow(run->segment->first_slot, slot_ticks, &run->filter_shift))
+	if (__builtin_mul_overflow(run->origin_slot, slot_ticks, &run->filter_shift))
 		return media_fail(why, EX_USAGE, "the segment's first frame is out of range");
 	return 0;
 }
 
 /*
  * Check a frame about to be filtered (decoding thread): once one rounds
- * past the first slot, enough frames without errors must have come at or
- * before it, else the segment's first frames would not be the single
- * pass's.
+ * past the filter's first slot, enough frames without errors must have come
+ * at or before it, else the segment's frames would not be the single pass's.
  */
 int
 segment_check_start(ProxyRun *run, const AVFrame *frame, char *why)
@@ -92,7 +102,7 @@ segment_check_start(ProxyRun *run, const AVFrame *frame, char *why)
 		return 0;
 	slot = av_rescale_q_rnd(frame->pts, run->input.video->time_base, av_inv_q(run->frame_rate),
 							AV_ROUND_NEAR_INF | AV_ROUND_PASS_MINMAX);
-	if (slot <= run->segment->first_slot)
+	if (slot <= run->origin_slot)
 	{
 		if (media_frame_is_clean(frame))
 			run->clean_before_first++;
@@ -107,6 +117,41 @@ segment_check_start(ProxyRun *run, const AVFrame *frame, char *why)
 	return media_fail(why, EX_SOFTWARE, "decoding began after the segment's first frame");
 }
 
+/*
+ * Whether a filtered frame goes to the encoder (decoding thread); its
+ * timestamp is made the proxy's slot.  Past the end of the cool-down the
+ * segment is done and reading stops.
+ */
+bool
+segment_keep_frame(ProxyRun *run, AVFrame *frame)
+{
+	frame->pts += run->origin_slot;
+	if (run->segment->next_slot >= 0 && frame->pts >= run->segment->next_slot)
+		run->segment_passed = true;
+	if (run->end_slot >= 0 && frame->pts >= run->end_slot)
+	{
+		run->segment_done = true;
+		return false;
+	}
+	return true;
+}
+
+/* How a frame is encoded: an IDR picture at the segment's first and next slots. */
+enum AVPictureType
+segment_picture_type(const ProxyRun *run, int64_t pts)
+{
+	return pts == run->segment->first_slot || pts == run->segment->next_slot ?
+		AV_PICTURE_TYPE_I : AV_PICTURE_TYPE_NONE;
+}
+
+/* Whether a packet is the segment's own, not the warm-up's or the cool-down's. */
+bool
+segment_keep_packet(const ProxyRun *run, const AVPacket *packet)
+{
+	return packet->pts >= run->segment->first_slot &&
+		(run->segment->next_slot < 0 || packet->pts < run->segment->next_slot);
+}
+
 /* The share of the segment encoded once slot `pts` is. */
 double
 segment_progress(const ProxyRun *run, int64_t pts)
@@ -118,7 +163,7 @@ segment_progress(const ProxyRun *run, int64_t pts)
 	return end > first ? fmin(1.0, fmax(0.0, (pts - first) / (end - first))) : 1.0;
 }
 
-/* Position the input at a keyframe `margin` seconds before the slot preceding the first. */
+/* Position the input at a keyframe `margin` seconds before the slot preceding the filter's first. */
 static int
 seek_before_start(ProxyRun *run, double margin, char *why)
 {
@@ -126,7 +171,7 @@ seek_before_start(ProxyRun *run, double margin, char *why)
 	int64_t		target;
 	int			ret;
 
-	target = av_rescale_q(run->segment->first_slot - 1, av_inv_q(run->frame_rate), video->time_base);
+	target = av_rescale_q(run->origin_slot - 1, av_inv_q(run->frame_rate), video->time_base);
 	target = media_ts_sub(target, llround(margin / av_q2d(video->time_base)));
 	target = media_ts_add(target, run->video_offset);
 	ret = target == AV_NOPTS_VALUE ? AVERROR(EINVAL) :
@@ -149,9 +194,9 @@ check_frames(const ProxyRun *run, char *why)
 {
 	int64_t		planned = run->segment->next_slot - run->segment->first_slot;
 
-	if (run->segment_done && run->filter_rebuilds == 0 && run->frames_encoded != planned)
+	if (run->segment_passed && run->filter_rebuilds == 0 && run->chunk.written != planned)
 		return media_fail(why, EX_SOFTWARE, "the segment has %lld frames where its plan has %lld",
-						  (long long) run->frames_encoded, (long long) planned);
+						  (long long) run->chunk.written, (long long) planned);
 	return 0;
 }
 
@@ -161,8 +206,8 @@ describe(const ProxyRun *run, SegmentInfo *info)
 {
 	double		start = run->segment->first_slot * av_q2d(av_inv_q(run->frame_rate));
 
-	info->frames = run->frames_encoded;
-	info->reached_end = !run->segment_done;
+	info->frames = run->chunk.written;
+	info->reached_end = !run->segment_passed;
 	info->preroll_seconds = run->preroll_start == AV_NOPTS_VALUE ? 0.0 :
 		fmax(0.0, start - run->preroll_start * av_q2d(run->input.video->time_base));
 }
@@ -178,12 +223,11 @@ run_segment(const char *input, const char *temp_path, const ProxyOptions *option
 			SegmentInfo *info, bool *retry, char *why)
 {
 	ProxyRun	run;
-	bool		seek = segment->first_slot > 0 && attempt < SEEK_ATTEMPTS;
+	bool		seek = false;
 	int			status;
 
 	status = proxy_open_run(&run, input, options, hooks, why);
 	run.segment = segment;
-	run.segment_started = !seek;
 	run.preroll_start = AV_NOPTS_VALUE;
 	if (status == 0 && run.input.audio != NULL)
 	{
@@ -195,6 +239,14 @@ run_segment(const char *input, const char *temp_path, const ProxyOptions *option
 		status = proxy_video_open(&run, why);
 	if (status == 0)
 	{
+		/* in keyframe intervals, as the encoder was given them */
+		int			warmup = run.video_encoder->gop_size;
+		int			cooldown = (run.video_encoder->gop_size + 1) / 2;
+
+		run.origin_slot = segment->first_slot > warmup ? segment->first_slot - warmup : 0;
+		run.end_slot = segment->next_slot >= 0 ? segment->next_slot + cooldown : -1;
+		seek = run.origin_slot > 0 && attempt < SEEK_ATTEMPTS;
+		run.segment_started = !seek;
 		run.deinterlace = run.deinterlace || segment->interlaced;
 		status = set_filter_timeline(&run, why);
 	}
@@ -213,7 +265,7 @@ run_segment(const char *input, const char *temp_path, const ProxyOptions *option
 	if (status == 0)
 		status = check_frames(&run, why);
 	if (status == 0)
-		status = chunk_finish(&run.chunk, !run.segment_done, why);
+		status = chunk_finish(&run.chunk, !run.segment_passed, why);
 	if (status == 0)
 		describe(&run, info);
 	*retry = run.segment_misaligned;
