@@ -202,9 +202,8 @@ static int
 file_presign(void *state, const char *key, int expires_seconds, char **url, char *why)
 {
 	FileBackend *backend = state;
-	static const char hex[] = "0123456789ABCDEF";
 	char	   *path;
-	char	   *out;
+	char	   *encoded;
 	int			fd;
 	int			status;
 
@@ -213,27 +212,12 @@ file_presign(void *state, const char *key, int expires_seconds, char **url, char
 	if (status != 0)
 		return status;
 	close(fd);
-	*url = out = malloc(strlen("file://") + 3 * strlen(path) + 1);
-	if (out == NULL)
-	{
-		free(path);
-		return storage_fail(why, EX_SOFTWARE, "out of memory");
-	}
-	out += sprintf(out, "file://");
-	for (const unsigned char *c = (const unsigned char *) path; *c; c++)
-	{
-		if ((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ||
-			strchr("-._~/", *c) != NULL)
-			*out++ = (char) *c;
-		else
-		{
-			*out++ = '%';
-			*out++ = hex[*c >> 4];
-			*out++ = hex[*c & 15];
-		}
-	}
-	*out = '\0';
+	encoded = storage_percent_encode(path, true);
+	*url = encoded ? storage_format("file://%s", encoded) : NULL;
+	free(encoded);
 	free(path);
+	if (*url == NULL)
+		return storage_fail(why, EX_SOFTWARE, "out of memory");
 	return 0;
 }
 

@@ -9,6 +9,8 @@
 
 #include <curl/curl.h>
 
+#include "common/s3_location.h"
+
 #include "storage/storage_internal.h"
 
 /*
@@ -36,17 +38,13 @@
 
 typedef struct S3Client
 {
-	char	   *bucket;
-	char	   *prefix;			/* "" or "some/prefix/" */
-	char	   *region;
+	S3Location	location;		/* bucket, prefix, region, host, base path */
 	char	   *access_key_id;
 	char	   *secret_access_key;
 	char	   *session_token;	/* NULL, or sent as x-amz-security-token (signed) */
 	char	   *ca_file;		/* NULL: the system's CA store */
 	char	   *sigv4;			/* "aws:amz:REGION:s3" for CURLOPT_AWS_SIGV4 */
 	char	   *base_url;		/* scheme://host[:port][/path], up to the key */
-	char	   *base_path;		/* the path part of base_url, "" or "/.../bucket" */
-	char	   *host;			/* host[:port] as in the Host header */
 	CURLM	   *multi;			/* keeps connections open between requests */
 } S3Client;
 
@@ -126,15 +124,12 @@ extern S3Outcome s3_classify(S3Client *client, S3Request *request, CURLcode code
 /* The text of the first <element> in an XML document, entities decoded. */
 extern bool s3_xml_text(const char *document, const char *element, char *out, size_t size);
 
-/* Percent-encode for SigV4: all bytes but A-Z a-z 0-9 - . _ ~ (and '/' if kept). */
-extern char *s3_uri_encode(const char *text, bool keep_slash);
-
 /* Lowercase hex SHA-256 of a buffer, or of a byte range of a file. */
 extern void s3_sha256_hex(const void *data, size_t length, char hex[65]);
 extern int	s3_sha256_file_hex(int fd, int64_t offset, int64_t length, char hex[65]);
 
-/* A presigned GET URL of the object with full key `object_key`. */
-extern int	s3_presign_url(S3Client *client, const char *object_key, int expires_seconds,
+/* A presigned GET URL of a storage key (below the location's prefix). */
+extern int	s3_presign_url(S3Client *client, const char *key, int expires_seconds,
 						   char **url, char *why);
 
 /* HeadObject of a full key; a refusal is explained with its S3 error code. */

@@ -127,7 +127,7 @@ describe_request(S3Client *client, S3Request *request, char *out, size_t size)
 	if (request->part_number > 0)
 		snprintf(part, sizeof(part), " (part %d)", request->part_number);
 	snprintf(out, size, "%s%s of key %s in bucket %s", request->operation, part,
-			 storage_quote(request->object_key, quoted, sizeof(quoted)), client->bucket);
+			 storage_quote(request->object_key, quoted, sizeof(quoted)), client->location.bucket);
 }
 
 /* Whether a curl failure is the network's (worth another attempt). */

@@ -46,7 +46,7 @@ create_upload(S3Client *client, const char *object_key, const char *content_type
 	if (status == 0 && (!s3_xml_text(create.response, "UploadId", id, sizeof(id)) || id[0] == '\0'))
 		status = storage_fail(why, EX_SOFTWARE,
 							  "CreateMultipartUpload of key %s in bucket %s: no UploadId in the answer",
-							  storage_quote(object_key, quoted, sizeof(quoted)), client->bucket);
+							  storage_quote(object_key, quoted, sizeof(quoted)), client->location.bucket);
 	if (status == 0 && (*upload_id = strdup(id)) == NULL)
 		status = storage_fail(why, EX_SOFTWARE, "out of memory");
 	s3_request_free(&create);
@@ -109,7 +109,7 @@ upload_parts(S3Client *client, const char *object_key, const char *upload_id, in
 	int			count = (int) ((size + part_size - 1) / part_size);
 	S3Request  *parts = calloc(count, sizeof(S3Request));
 	S3Request **pointers = calloc(count, sizeof(S3Request *));
-	char	   *encoded_id = s3_uri_encode(upload_id, false);
+	char	   *encoded_id = storage_percent_encode(upload_id, false);
 	char	   *document = NULL;
 	int			made = 0;
 	int			status = 0;
@@ -136,7 +136,7 @@ upload_parts(S3Client *client, const char *object_key, const char *upload_id, in
 			status = storage_fail(why, EX_SOFTWARE,
 								  "UploadPart (part %d) of key %s in bucket %s: no ETag in the answer",
 								  i + 1, storage_quote(object_key, quoted, sizeof(quoted)),
-								  client->bucket);
+								  client->location.bucket);
 	if (status == 0 && (document = completion_document(parts, count)) == NULL)
 		status = storage_fail(why, EX_SOFTWARE, "out of memory");
 	if (status == 0)
@@ -156,7 +156,7 @@ upload_parts(S3Client *client, const char *object_key, const char *upload_id, in
 		if (status == 0 && !s3_xml_text(complete.response, "ETag", quoted, sizeof(quoted)))
 			status = storage_fail(why, EX_SOFTWARE,
 								  "CompleteMultipartUpload of key %s in bucket %s: unexpected answer",
-								  storage_quote(object_key, quoted, sizeof(quoted)), client->bucket);
+								  storage_quote(object_key, quoted, sizeof(quoted)), client->location.bucket);
 		s3_request_free(&complete);
 	}
 	for (int i = 0; i < made; i++)
@@ -174,7 +174,7 @@ abort_upload(S3Client *client, const char *object_key, const char *upload_id, ch
 {
 	char		abort_why[STORAGE_WHY_MAX];
 	char		query[1200];
-	char	   *encoded_id = s3_uri_encode(upload_id, false);
+	char	   *encoded_id = storage_percent_encode(upload_id, false);
 	S3Request	abort_request;
 	bool		gone;
 	int			status;

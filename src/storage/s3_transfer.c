@@ -47,7 +47,7 @@ int
 s3_request_init(S3Client *client, S3Request *request, const char *operation,
 				const char *method, const char *object_key, const char *query, char *why)
 {
-	char	   *encoded = s3_uri_encode(object_key, true);
+	char	   *encoded = storage_percent_encode(object_key, true);
 
 	memset(request, 0, sizeof(*request));
 	request->operation = operation;
@@ -272,7 +272,7 @@ compute_payload_hash(S3Client *client, S3Request *request, char *why)
 			return storage_fail(why, error == ENODATA ? EX_TEMPFAIL : EX_SOFTWARE,
 								"cannot read the file to upload as %s in bucket %s: %s",
 								storage_quote(request->object_key, quoted, sizeof(quoted)),
-								client->bucket,
+								client->location.bucket,
 								error == ENODATA ? "it shrank" : strerror(error));
 	}
 	else if (request->body_memory != NULL)
@@ -501,7 +501,7 @@ s3_run(S3Client *client, S3Request **requests, int count, int parallel,
 		if (storage_should_stop(hooks))
 		{
 			status = storage_fail(why, EX_TEMPFAIL, "%s of s3://%s interrupted by a stop request",
-								  requests[0]->operation, client->bucket);
+								  requests[0]->operation, client->location.bucket);
 			break;
 		}
 		for (int i = 0; i < count && status == 0; i++)

@@ -25,7 +25,7 @@ storage_open(const StorageConfig *config, Storage **storage, char *why)
 	if (strncmp(url, "file://", 7) == 0)
 		status = file_backend_open(url + 7, handle, why);
 	else if (strncmp(url, "s3://", 5) == 0)
-		status = s3_backend_open(config, url + 5, handle, why);
+		status = s3_backend_open(config, handle, why);
 	else
 		status = storage_fail(why, EX_USAGE,
 							  "storage URL must start with file:/// or s3://");

@@ -38,8 +38,7 @@ struct Storage
 
 /* Backends: fill in storage->backend and storage->state. */
 extern int	file_backend_open(const char *root, Storage *storage, char *why);
-extern int	s3_backend_open(const StorageConfig *config, const char *location,
-							Storage *storage, char *why);
+extern int	s3_backend_open(const StorageConfig *config, Storage *storage, char *why);
 
 /* Write a one-line cause into why (STORAGE_WHY_MAX bytes); return status. */
 extern int	storage_fail(char *why, int status, const char *fmt,...)
@@ -50,6 +49,9 @@ extern int	storage_fail(char *why, int status, const char *fmt,...)
  * characters and quotes escaped, cut with "..." when longer than the buffer.
  */
 extern const char *storage_quote(const char *text, char *buffer, size_t size);
+
+/* Text percent-encoded (src/common/percent_encode.h), malloc'd; NULL when out of memory. */
+extern char *storage_percent_encode(const char *text, bool keep_slash);
 
 /* A formatted, malloc'd string, or NULL when out of memory. */
 extern char *storage_format(const char *fmt,...) __attribute__((format(printf, 1, 2)));

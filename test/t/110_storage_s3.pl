@@ -140,6 +140,31 @@ for my $bad ('0', '604801', '-1', 'x')
 }
 is(storage($env, 'presign', $key, '--expires', '604800')->{exit}, 0, 'seven days is fine');
 
+# temporary credentials: the session token from AWS_SESSION_TOKEN rides in
+# every request and is signed into presigned URLs, which botocore accepts
+my $token = 'IQoJb3JpZ2luX2VjE/temporary+token==';
+my $temporary = VproxyTest::S3->start(buckets => ['media'], session_token => $token);
+my %token_env = %{ $temporary->storage_env('media') };
+$token_env{AWS_SESSION_TOKEN} = delete $token_env{VPROXY_S3_SESSION_TOKEN};
+is(storage(\%token_env, 'put', $files{small}, 'temporary/a b.bin')->{exit}, 0,
+	'put with temporary credentials');
+my $token_url = storage(\%token_env, 'presign', 'temporary/a b.bin')->{json}{url} // '';
+like($token_url, qr/&X-Amz-Security-Token=IQoJb3JpZ2luX2VjE%2Ftemporary%2Btoken%3D%3D&X-Amz-SignedHeaders=host&/,
+	'the presigned URL carries the session token, encoded, in its sorted place');
+$temporary->clear_requests;
+my $token_get = HTTP::Tiny->new->get($token_url);
+is($token_get->{status}, 200, 'botocore (the front) accepts the presigned URL with its token');
+is(($temporary->requests(method => 'GET'))[0]{auth}, 'query', 'checked as a query signature');
+ok($token_get->{content} eq do { open(my $in, '<:raw', $files{small}) or die; local $/; <$in> },
+	'it gives the object');
+(my $tokenless = $token_url) =~ s/&X-Amz-Security-Token=[^&]*//;
+is(HTTP::Tiny->new->get($tokenless)->{status}, 403, 'without its token the URL is refused');
+my %no_token_env = %token_env;
+delete $no_token_env{AWS_SESSION_TOKEN};
+is(storage(\%no_token_env, 'head', 'temporary/a b.bin')->{exit}, 77,
+	'temporary credentials without their token: refused, 77');
+$temporary->stop;
+
 # delete; a missing object or bucket is 66, named
 is(storage($env, 'delete', $key)->{exit}, 0, 'delete');
 my $gone = storage($env, 'head', $key);
