@@ -134,6 +134,10 @@ static const StorageBackend s3_backend = {
 	.head = s3_head,
 	.delete = s3_delete,
 	.presign = s3_presign,
+	.reader_open = s3_reader_open,
+	.reader_read = s3_reader_read,
+	.reader_close = s3_reader_close,
+	.delete_prefix = s3_delete_prefix,
 	.close = s3_close,
 };
 

@@ -27,6 +27,14 @@ typedef struct StorageBackend
 	int			(*delete) (void *state, const char *key, char *why);
 	int			(*presign) (void *state, const char *key, int expires_seconds,
 							char **url, char *why);
+	/* ranged reads: open (size known), read exactly length bytes, close */
+	int			(*reader_open) (void *state, const char *key, const StorageHooks *hooks,
+								void **object, int64_t *size, char *why);
+	int			(*reader_read) (void *state, void *object, int64_t offset, size_t length,
+								void *buffer, char *why);
+	void		(*reader_close) (void *state, void *object);
+	int			(*delete_prefix) (void *state, const char *prefix, const StorageHooks *hooks,
+								  int64_t *removed, char *why);
 	void		(*close) (void *state);
 } StorageBackend;
 
