@@ -19,31 +19,29 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/storage_key.h"
 #include "storage/file_keys.h"
 
-/* Refuse absolute keys and keys with empty, "." or ".." components. */
+/*
+ * Refuse what the key rule refuses (src/common/storage_key.h: absolute
+ * keys, empty, "." or ".." components...), and components longer than a
+ * file name may be.
+ */
 int
 file_key_check(const char *key, char *why)
 {
 	char		quoted[STORAGE_WHY_MAX / 2];
+	const char *problem = storage_key_problem(key);
 	const char *component = key;
 
-	if (key[0] == '/')
-		return storage_fail(why, EX_NOPERM, "absolute key %s refused: keys are relative to the storage directory",
-							storage_quote(key, quoted, sizeof(quoted)));
-	if (strlen(key) >= PATH_MAX / 2)
-		return storage_fail(why, EX_USAGE, "key too long: %s",
-							storage_quote(key, quoted, sizeof(quoted)));
+	if (problem != NULL)
+		return storage_fail(why, EX_NOPERM, "key %s refused: it %s",
+							storage_quote(key, quoted, sizeof(quoted)), problem);
 	while (component != NULL)
 	{
 		const char *slash = strchr(component, '/');
 		size_t		len = slash ? (size_t) (slash - component) : strlen(component);
 
-		if (len == 0 || (len == 1 && component[0] == '.') ||
-			(len == 2 && component[0] == '.' && component[1] == '.'))
-			return storage_fail(why, EX_NOPERM,
-								"key %s refused: empty, \".\" and \"..\" components could leave the storage directory",
-								storage_quote(key, quoted, sizeof(quoted)));
 		if (len > NAME_MAX)
 			return storage_fail(why, EX_USAGE, "key %s has a component longer than %d bytes",
 								storage_quote(key, quoted, sizeof(quoted)), NAME_MAX);

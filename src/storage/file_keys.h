@@ -8,7 +8,7 @@
 
 #include "storage/storage_internal.h"
 
-/* Refuse absolute keys and keys with empty, "." or ".." components. */
+/* Refuse what the key rule refuses, and components longer than a file name. */
 extern int	file_key_check(const char *key, char *why);
 
 /* Whether name in dir_fd is a symbolic link (not followed). */
