@@ -48,6 +48,12 @@ struct Storage
 extern int	file_backend_open(const char *root, Storage *storage, char *why);
 extern int	s3_backend_open(const StorageConfig *config, Storage *storage, char *why);
 
+/*
+ * Refuse an empty key (EX_USAGE) and what the one key rule refuses
+ * (src/common/storage_key.h; EX_NOPERM) before any backend sees the key.
+ */
+extern int	storage_check_key(const char *key, char *why);
+
 /* Write a one-line cause into why (STORAGE_WHY_MAX bytes); return status. */
 extern int	storage_fail(char *why, int status, const char *fmt,...)
 			__attribute__((format(printf, 3, 4)));
