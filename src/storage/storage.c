@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/sigv4_presign.h"
 #include "common/storage_key.h"
 #include "storage/storage_internal.h"
 
@@ -153,10 +154,10 @@ storage_presign(Storage *storage, const char *key, int expires_seconds,
 	status = storage_check_key(key, why);
 	if (status != 0)
 		return status;
-	if (expires_seconds < 1 || expires_seconds > STORAGE_PRESIGN_MAX_SECONDS)
+	if (expires_seconds < 1 || expires_seconds > SIGV4_PRESIGN_MAX_SECONDS)
 		return storage_fail(why, EX_USAGE,
 							"presign expiry must be from 1 to %d seconds, not %d",
-							STORAGE_PRESIGN_MAX_SECONDS, expires_seconds);
+							SIGV4_PRESIGN_MAX_SECONDS, expires_seconds);
 	return storage->backend->presign(storage->state, key, expires_seconds, url, why);
 }
 

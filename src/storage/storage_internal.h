@@ -12,9 +12,6 @@
 
 #include "storage/storage.h"
 
-/* Longest presign expiry S3 accepts: seven days. */
-#define STORAGE_PRESIGN_MAX_SECONDS (7 * 24 * 3600)
-
 /* The operations of one backend; `state` is the backend's own handle. */
 typedef struct StorageBackend
 {
