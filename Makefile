@@ -1,10 +1,16 @@
 # vproxy: the extension (vproxy.so, PGXS) and its child program vproxy-transcode.
 #
-#   make && make install        build and install both
+#   make && make install        build and install both (DESTDIR=… for a staged install)
+#   make WERROR=1               warnings are errors (what the test scripts build)
 #   make installcheck           pg_regress, isolation and TAP suites (as a non-root user)
 #   make asan                   build/asan/vproxy-transcode with ASan+UBSan, for the test suites
 
 EXTENSION = vproxy
+
+# -Werror only in the test builds (test/run-all and test/run-some set
+# WERROR=1): a packager's newer compiler may warn where ours does not, and a
+# release build must not break on that
+WERROR_FLAGS = $(if $(filter 1,$(WERROR)),-Werror)
 
 # the server room: MODULE_big, OBJS, DATA, REGRESS, ISOLATION
 include src/server/server.mk

@@ -5,7 +5,7 @@ TRANSCODE_PKGS = libavformat libavcodec libavfilter libswscale libswresample lib
 	libturbojpeg libcurl libcrypto jansson
 TRANSCODE_SRCS = $(sort $(wildcard src/media/*.c src/storage/*.c src/transcode/*.c src/common/*.c))
 
-TRANSCODE_CFLAGS = -std=gnu11 -g -Wall -Wextra -Werror -pthread -Isrc \
+TRANSCODE_CFLAGS = -std=gnu11 -g -Wall -Wextra $(WERROR_FLAGS) -pthread -Isrc \
 	$(shell pkg-config --cflags $(TRANSCODE_PKGS))
 TRANSCODE_LDLIBS = $(shell pkg-config --libs $(TRANSCODE_PKGS)) -lm -pthread
 
