@@ -18,6 +18,13 @@ include src/server/server.mk
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
 
+# the build flags of the environment (a distribution's hardening flags, e.g.
+# dpkg-buildflags') for the programs: PGXS replaces CFLAGS, CPPFLAGS and
+# LDFLAGS with PostgreSQL's own, which vproxy.so uses
+PROGRAM_CFLAGS := $(CFLAGS)
+PROGRAM_CPPFLAGS := $(CPPFLAGS)
+PROGRAM_LDFLAGS := $(LDFLAGS)
+
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)

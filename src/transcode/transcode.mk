@@ -21,14 +21,14 @@ all: build/release/vproxy-transcode
 asan: build/asan/vproxy-transcode
 
 build/release/vproxy-transcode: $(RELEASE_OBJS)
-	$(CC) $(RELEASE_FLAGS) -o $@ $^ $(TRANSCODE_LDLIBS)
+	$(CC) $(RELEASE_FLAGS) $(PROGRAM_CFLAGS) $(PROGRAM_LDFLAGS) -o $@ $^ $(TRANSCODE_LDLIBS)
 
 build/asan/vproxy-transcode: $(ASAN_OBJS)
 	$(CC) $(ASAN_FLAGS) -o $@ $^ $(TRANSCODE_LDLIBS)
 
 build/release/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(TRANSCODE_CFLAGS) $(RELEASE_FLAGS) -MMD -MP -c -o $@ $<
+	$(CC) $(TRANSCODE_CFLAGS) $(RELEASE_FLAGS) $(PROGRAM_CPPFLAGS) $(PROGRAM_CFLAGS) -MMD -MP -c -o $@ $<
 
 build/asan/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -16,11 +16,11 @@ WORKER_LDLIBS = $(shell pkg-config --libs $(WORKER_PKGS))
 all: build/worker/vproxy-worker
 
 build/worker/vproxy-worker: $(WORKER_OBJS)
-	$(CC) -o $@ $^ $(WORKER_LDLIBS)
+	$(CC) $(PROGRAM_CFLAGS) $(PROGRAM_LDFLAGS) -o $@ $^ $(WORKER_LDLIBS)
 
 build/worker/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(WORKER_CFLAGS) -MMD -MP -c -o $@ $<
+	$(CC) $(WORKER_CFLAGS) $(PROGRAM_CPPFLAGS) $(PROGRAM_CFLAGS) -MMD -MP -c -o $@ $<
 
 -include $(WORKER_OBJS:.o=.d)
 
