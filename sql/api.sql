@@ -30,6 +30,8 @@ SELECT vproxy_enqueue('00000000-0000-0000-0000-0000000000a1', params => '{"crf":
 SELECT vproxy_enqueue('00000000-0000-0000-0000-0000000000a1', params => '{"preset": "turbo"}');
 SELECT vproxy_enqueue('00000000-0000-0000-0000-0000000000a1', params => '{"colour": "red"}');
 SELECT vproxy_enqueue('00000000-0000-0000-0000-0000000000a1', params => '[1, 2]');
+SELECT vproxy_enqueue('00000000-0000-0000-0000-0000000000a1', params => '{"height": 17}');
+SELECT vproxy_enqueue('00000000-0000-0000-0000-0000000000a1', params => '{"height": null}');
 -- nothing was left behind by the failed calls
 SELECT count(*) AS jobs FROM processing_jobs;
 SELECT processing_status FROM videos WHERE id = '00000000-0000-0000-0000-0000000000a1';
@@ -81,7 +83,7 @@ SELECT processing_status, proxy_path FROM videos WHERE id = '00000000-0000-0000-
 
 -- two proxy jobs for a video: cancelling one keeps the video processing
 SELECT vproxy_enqueue('00000000-0000-0000-0000-0000000000a2') AS first_job \gset
-SELECT vproxy_enqueue('00000000-0000-0000-0000-0000000000a2') AS second_job \gset
+SELECT vproxy_enqueue('00000000-0000-0000-0000-0000000000a2', params => '{"crf": 30}') AS second_job \gset
 SELECT vproxy_cancel(:'first_job');
 SELECT processing_status FROM videos WHERE id = '00000000-0000-0000-0000-0000000000a2';
 SELECT vproxy_cancel(:'second_job');

@@ -21,6 +21,7 @@
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 
+#include "common/storage_key.h"
 #include "settings.h"
 
 /* S3 accepts presigned URLs valid for at most 7 days */
@@ -327,10 +328,11 @@ vproxy_presign(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a URL must expire in 1 second to 7 days, not %d seconds", expires_seconds)));
-	if (key[0] == '\0')
+	/* the one key rule: a key the child would refuse is never signed */
+	if (storage_key_problem(key) != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("storage key must not be empty")));
+				 errmsg("storage key \"%s\" %s", key, storage_key_problem(key))));
 	if (strncmp(vproxy_storage_url, "file://", 7) == 0)
 		PG_RETURN_TEXT_P(cstring_to_text(file_url(key)));
 	PG_RETURN_TEXT_P(cstring_to_text(s3_presigned_url(method, key, expires_seconds)));

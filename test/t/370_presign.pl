@@ -60,9 +60,10 @@ sub reload_until
 	ok($vp->wait_until($sql, 30), "setting in force: $sql");
 }
 
-my @keys = ('uploads/plain.mov', 'uploads/with space.mov', 'uploads/a+b=c&d.mov',
-	'uploads/100%.mov', "uploads/\x{fc}nic\x{f8}de/\x{30d5}\x{30a1}\x{30a4}\x{30eb}.mov",
-	'uploads/~tilde_(1)!*\'.mov');
+# (below the upload prefix of their tenant m1: uploads/m1/)
+my @keys = ('uploads/m1/plain.mov', 'uploads/m1/with space.mov', 'uploads/m1/a+b=c&d.mov',
+	'uploads/m1/100%.mov', "uploads/m1/\x{fc}nic\x{f8}de/\x{30d5}\x{30a1}\x{30a4}\x{30eb}.mov",
+	'uploads/m1/~tilde_(1)!*\'.mov');
 my $n = 0;
 my %video;
 for my $key (@keys)
@@ -89,9 +90,9 @@ for my $key (@keys)
 	$n++;
 }
 
-my $id = $video{'uploads/with space.mov'};
+my $id = $video{'uploads/m1/with space.mov'};
 my $get = $vp->value("SELECT vproxy.vproxy_url('$id', 'original')");
-like($get, qr{/tenant/uploads/with%20space\.mov\?}, 'a space is %20 in the path');
+like($get, qr{/tenant/uploads/m1/with%20space\.mov\?}, 'a space is %20 in the path');
 like(check('GET', $get, secret => 'not-the-secret'), qr/^SignatureDoesNotMatch/,
 	'a wrong secret is refused');
 (my $tampered = $get) =~ s/with%20space/with%20spaces/;
@@ -143,13 +144,13 @@ is($vp->node->safe_psql('vproxy', 'SHOW vproxy.s3_session_token'), '********', '
 $vp->sql("ALTER SYSTEM SET vproxy.s3_endpoint = ''");
 reload_until("SELECT vproxy.vproxy_url('$id', 'original') LIKE 'https://media.s3.%'");
 $get = $vp->value("SELECT vproxy.vproxy_url('$id', 'original')");
-like($get, qr{^https://media\.s3\.us-east-1\.amazonaws\.com/tenant/uploads/with%20space\.mov\?},
+like($get, qr{^https://media\.s3\.us-east-1\.amazonaws\.com/tenant/uploads/m1/with%20space\.mov\?},
 	'virtual-hosted URL on AWS');
 is(check('GET', $get, token => $token), 'ok', 'virtual-hosted GET verified by botocore');
 is(curl('GET', $get, "$scratch/virtual-get"), '200', 'virtual-hosted GET with curl (the test server as AWS)');
 ok(same_file("$scratch/virtual-get", "$scratch/upload-0"), 'the bytes are right');
 $put = $vp->value("SELECT vproxy.vproxy_upload_url('" . $video{ $keys[4] } . "')");
-like($put, qr{/tenant/uploads/%C3%BCnic%C3%B8de/%E3%83%95}, 'unicode keys are UTF-8, percent-encoded');
+like($put, qr{/tenant/uploads/m1/%C3%BCnic%C3%B8de/%E3%83%95}, 'unicode keys are UTF-8, percent-encoded');
 is(check('PUT', $put, token => $token), 'ok', 'virtual-hosted PUT of a unicode key verified by botocore');
 random_file("$scratch/virtual-put", 4321);
 is(curl('PUT', $put, "$scratch/virtual-put"), '200', 'virtual-hosted PUT with curl');
