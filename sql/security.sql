@@ -213,6 +213,7 @@ SET ROLE app;
 ALTER SYSTEM SET vproxy.s3_secret_access_key = 'vproxy-redact-candidate-2';
 SELECT set_config('vproxy.s3_session_token', 'vproxy-redact-candidate-3', false);
 RESET ROLE;
+DO $$BEGIN EXECUTE 'ALTER SYSTEM SET vproxy.s3_secret_access_key = ''vproxy-redact-candidate-4'''; END$$;
 RESET log_statement;
 -- the temporary instance's log: tmp_check/data's server writes log/postmaster.log
 CREATE TEMP TABLE server_log AS
@@ -223,6 +224,8 @@ SELECT position($$statement: SELECT 'vproxy-redact-1' /* vproxy.s3_secret_access
 	   position($$STATEMENT:  ALTER SYSTEM SET vproxy.s3_secret_access_key = '********';$$ IN text) > 0 AS failed_alter_logged,
 	   position($$STATEMENT:  SELECT set_config('vproxy.s3_session_token', '********', false);$$ IN text) > 0
 		   AS failed_set_config_logged,
+	   position($q$STATEMENT:  DO $$BEGIN EXECUTE 'ALTER SYSTEM SET vproxy.s3_secret_access_key = ''********'''; END$$;$q$
+				IN text) > 0 AS nested_logged,
 	   position('vproxy-redact-candidate' IN text) = 0 AS no_candidate_value,
 	   position('regress-secret-do-not-show' IN text) = 0 AS no_secret
   FROM server_log;

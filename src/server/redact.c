@@ -205,14 +205,81 @@ sets_a_value(const Token *token)
 	return token->kind == TOKEN_WORD && length == 2 && pg_strncasecmp(token->start, "to", 2) == 0;
 }
 
+/* how deep string literals inside string literals are searched (EXECUTE '…' in a DO block) */
+#define MAX_NESTING 4
+
+static char *values_starred(char *text, int depth);
+
+/* A copy of text with every quote doubled (as inside a literal quoted by it), or with doubles undone. */
+static char *
+requoted(const char *text, size_t length, char quote, bool doubled)
+{
+	StringInfoData out;
+
+	initStringInfo(&out);
+	for (size_t i = 0; i < length; i++)
+	{
+		appendStringInfoChar(&out, text[i]);
+		if (text[i] == quote && doubled)
+			appendStringInfoChar(&out, quote);
+		else if (text[i] == quote && i + 1 < length && text[i + 1] == quote)
+			i++;
+	}
+	return out.data;
+}
+
+/*
+ * A string token that names a secret setting may hold SQL that sets it (an
+ * EXECUTE of ALTER SYSTEM SET in a DO block; the CONTEXT line quoting a
+ * statement): the same starring inside it, its quotes undone and done
+ * again.  NULL if nothing changed.
+ */
+static char *
+string_starred(const Token *token, int depth)
+{
+	const char *open = token->start;
+	const char *content;
+	const char *close;
+	char		quote;
+	char	   *inner;
+	char	   *starred;
+
+	while (*open != '\'' && *open != '"' && *open != '$')
+		open++;					/* past E, B, X, N or U& */
+	if (*open == '$')
+	{
+		size_t		tag_length = strchr(open + 1, '$') + 1 - open;
+
+		content = open + tag_length;
+		close = token->end;
+		if (token->end - tag_length >= content && strncmp(token->end - tag_length, open, tag_length) == 0)
+			close = token->end - tag_length;
+		inner = pnstrdup(content, close - content);
+		starred = values_starred(inner, depth + 1);
+		if (starred == inner)
+			return NULL;
+		return psprintf("%.*s%s%.*s", (int) (content - token->start), token->start, starred,
+						(int) (token->end - close), close);
+	}
+	quote = *open;
+	content = open + 1;
+	close = token->end > content && token->end[-1] == quote ? token->end - 1 : token->end;
+	inner = requoted(content, close - content, quote, false);
+	starred = values_starred(inner, depth + 1);
+	if (starred == inner)
+		return NULL;
+	return psprintf("%.*s%s%.*s", (int) (content - token->start), token->start,
+					requoted(starred, strlen(starred), quote, true), (int) (token->end - close), close);
+}
+
 /*
  * SQL text with the value that follows each mention of a secret setting
  * (the token after "=", "TO" or ",", as in SET, ALTER SYSTEM SET and
- * set_config) starred, or text itself.  Comments are skipped, so a mention
- * there hides nothing.
+ * set_config) starred, inside string literals too, or text itself.
+ * Comments are skipped, so a mention there hides nothing.
  */
 static char *
-without_secret_values(char *text)
+values_starred(char *text, int depth)
 {
 	StringInfoData out;
 	const char *scan = text;
@@ -221,15 +288,19 @@ without_secret_values(char *text)
 	Token		token;
 	bool		changed = false;
 
-	if (text == NULL)
-		return NULL;
 	initStringInfo(&out);
 	while (next_token(&scan, &token))
 	{
+		char	   *replacement = NULL;
+
 		if (previous[0].start != NULL && names_secret_setting(&previous[0]) && sets_a_value(&previous[1]))
+			replacement = token.kind == TOKEN_STRING ? "'" STARS "'" : STARS;
+		else if (token.kind == TOKEN_STRING && depth < MAX_NESTING && names_secret_setting(&token))
+			replacement = string_starred(&token, depth);
+		if (replacement != NULL)
 		{
 			appendBinaryStringInfo(&out, copied, token.start - copied);
-			appendStringInfoString(&out, token.kind == TOKEN_STRING ? "'" STARS "'" : STARS);
+			appendStringInfoString(&out, replacement);
 			copied = token.end;
 			changed = true;
 		}
@@ -240,6 +311,13 @@ without_secret_values(char *text)
 		return text;
 	appendStringInfoString(&out, copied);
 	return out.data;
+}
+
+/* SQL text with the values given to secret settings starred, or text itself. */
+static char *
+without_secret_values(char *text)
+{
+	return text == NULL ? NULL : values_starred(text, 0);
 }
 
 /* A copy of text with the secrets in force starred, or text itself. */
