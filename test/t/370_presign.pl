@@ -12,6 +12,7 @@ use IPC::Run ();
 use PostgreSQL::Test::Utils;
 use Test::More;
 use VproxyTest::Cluster;
+use VproxyTest::Grants;
 use VproxyTest::S3 qw(random_file same_file);
 
 my $checker = File::Spec->rel2abs(dirname(__FILE__) . '/../s3/presign_check.py');
@@ -114,12 +115,10 @@ like($err, qr/video .* does not exist/, 'unknown video: an error');
 ($ret, $out, $err) = $vp->node->psql('vproxy', "SELECT vproxy.vproxy_url('$id', 'poster')");
 like($err, qr/unknown kind "poster"/, 'unknown kind: an error');
 
-# an application role with EXECUTE only gets URLs, never the secret
-$vp->sql("CREATE ROLE app LOGIN; GRANT USAGE ON SCHEMA vproxy TO app;
-	GRANT EXECUTE ON FUNCTION vproxy.vproxy_url(uuid, text, interval),
-		vproxy.vproxy_upload_url(uuid, interval) TO app;");
+# the application role of the README (its grants only) gets URLs, never the secret
+$vp->sql("CREATE ROLE app LOGIN;\n" . VproxyTest::Grants::sql('application'));
 my $app_url = $vp->node->safe_psql('vproxy', "SET ROLE app; SELECT vproxy.vproxy_url('$id', 'original')");
-is(check('GET', $app_url), 'ok', 'a role with EXECUTE only gets a valid URL');
+is(check('GET', $app_url), 'ok', 'the application role gets a valid URL');
 ($ret, $out, $err) = $vp->node->psql('vproxy', "SET ROLE app; SHOW vproxy.s3_secret_access_key");
 like($err, qr/permission denied|must be superuser/, 'but cannot read the secret');
 unlike($app_url, qr/\Q${\ $s3->secret_access_key }\E/, 'the URL does not hold the secret');
