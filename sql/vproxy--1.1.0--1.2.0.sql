@@ -738,9 +738,9 @@ BEGIN
 		RAISE EXCEPTION 'job % does not exist', vproxy_retry.job_id USING ERRCODE = 'no_data_found';
 	END IF;
 	IF job.parent_job_id IS NOT NULL THEN
-		RAISE EXCEPTION 'job % is a segment of job %', job.id, job.parent_job_id
+		RAISE EXCEPTION 'job % is a segment of a split proxy', job.id
 			USING ERRCODE = 'invalid_parameter_value',
-			HINT = 'Retry the job it is a segment of.';
+			HINT = format('Retry the job it is a segment of, %s.', job.parent_job_id);
 	END IF;
 	-- the video first, as an enqueue locks it: a deletion cannot slip in
 	SELECT v.processing_status INTO video_status FROM vproxy.videos v
