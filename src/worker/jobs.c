@@ -99,10 +99,11 @@ jobs_checkin(Worker *w)
 			 json_string_value(json_object_get(root, "extension_version")) : "");
 	w->settings.lease_seconds = json_number_value(json_object_get(root, "lease_seconds"));
 	json_decref(root);
-	if (w->settings.lease_seconds <= 0)
+	/* a vproxy before 1.2.0 answers with its settings, not its version */
+	if (w->settings.extension_version[0] == '\0' || w->settings.lease_seconds <= 0)
 	{
-		log_event("error", "checkin_failed", "worker=%s error=\"the check-in did not say the lease\"",
-				  w->options.name);
+		log_event("error", "checkin_failed", "worker=%s error=\"the database's vproxy is older than 1.2.0: "
+				  "run ALTER EXTENSION vproxy UPDATE there first\"", w->options.name);
 		w->next_checkin_ms = now + 10000;
 		return false;
 	}
