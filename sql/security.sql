@@ -19,7 +19,7 @@ SELECT count(*) > 60 AS functions_checked
 -- SECURITY DEFINER only where the owner's rights are needed
 SELECT p.oid::regprocedure AS security_definer
   FROM pg_proc p WHERE p.prosecdef AND p.pronamespace IN ('vproxy'::regnamespace, 'vproxy_internal'::regnamespace)
- ORDER BY 1::text;
+ ORDER BY p.oid::regprocedure::text;
 
 -- the roles of the README, with its grants
 CREATE ROLE app LOGIN;

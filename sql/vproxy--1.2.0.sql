@@ -387,7 +387,8 @@ END
 $$;
 
 -- Fail a running job for good, with its video, record the attempt's error
--- and notify.
+-- and notify; a unit of a split proxy fails its parent (which the caller
+-- has locked).
 CREATE FUNCTION vproxy_internal.fail_for_good(job_id uuid, code text, error text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -401,6 +402,9 @@ BEGIN
 	RETURNING * INTO job;
 	PERFORM vproxy_internal.settle_video_after_failure(job);
 	PERFORM vproxy_internal.notify_job_end(job);
+	IF job.parent_job_id IS NOT NULL THEN
+		PERFORM vproxy_internal.split_unit_failed(job);
+	END IF;
 END
 $$;
 
@@ -408,10 +412,14 @@ $$;
 -- of video_id's) with a reason; the rows cancelled.  A running job loses
 -- its lease token (its worker can write nothing) but keeps its lease until
 -- it expires: its child may still be stopping, and one writer per video
--- holds the video's next job back until then.
+-- holds the video's next job back until then.  The removal of a split
+-- proxy's temporary objects goes on.  Parents are locked before their units.
 CREATE FUNCTION vproxy_internal.cancel_jobs(only_job uuid, of_video uuid, reason text)
 	RETURNS SETOF vproxy.processing_jobs
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+	SELECT FROM vproxy.processing_jobs j
+	 WHERE (j.id = only_job OR j.video_id = of_video) AND j.parent_job_id IS NULL
+	 ORDER BY j.id FOR UPDATE;
 	UPDATE vproxy.processing_jobs j
 	   SET status = 'cancelled', completed_at = now(), error_message = reason, error_code = 'cancelled',
 		   attempt_errors = CASE WHEN j.status = 'running'
@@ -424,7 +432,335 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
 			   THEN j.lease_holder END
 	 WHERE (j.id = only_job OR j.parent_job_id = only_job OR j.video_id = of_video)
 	   AND j.status IN ('pending', 'running')
+	   AND NOT (j.job_type = 'proxy_segment' AND j.params ->> 'unit' = 'cleanup')
 	RETURNING j.*;
+$$;
+
+-- ---------------------------------------------------------------------------
+-- Split proxies.  The proxy job of a video longer than
+-- vproxy.split_min_duration ends its first attempt with a plan instead of a
+-- proxy: it becomes a parent, running without a lease, whose units are
+-- proxy_segment jobs any worker claims (params "unit"): one per segment of
+-- the video ("video"), one for the audio ("audio", which also checks the
+-- original's SHA-256 and makes the thumbnail), then the "stitch", whose
+-- completion completes the parent as a single pass would, then the
+-- "cleanup" of the intermediate objects under the run's temporary prefix
+-- (also after a failure or a cancel).  Writers of a parent and its units
+-- lock the parent first.
+-- ---------------------------------------------------------------------------
+
+-- The temporary prefix of one run (attempt) of a split proxy.
+CREATE FUNCTION vproxy_internal.split_prefix(parent uuid, attempt int) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT format('vproxy-split/%s/%s/', parent, attempt);
+$$;
+
+-- The storage keys a unit writes (a cleanup: the prefix it removes); the
+-- stitch writes its parent's proxy and thumbnail.
+CREATE FUNCTION vproxy_internal.split_unit_outputs(unit vproxy.processing_jobs) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT CASE unit.params ->> 'unit'
+		WHEN 'video' THEN jsonb_build_object('chunk_key', (unit.params ->> 'prefix')
+			|| format('video-%s.chunk', lpad(unit.params ->> 'index', 5, '0')))
+		WHEN 'audio' THEN jsonb_build_object('audio_key', (unit.params ->> 'prefix') || 'audio.chunk',
+											 'thumbnail_key', (unit.params ->> 'prefix') || 'thumbnail.jpg')
+		WHEN 'stitch' THEN (SELECT jsonb_build_object('proxy_key', p.planned_outputs -> 'proxy_key',
+													  'thumbnail_key', p.planned_outputs -> 'thumbnail_key')
+							  FROM vproxy.processing_jobs p WHERE p.id = unit.parent_job_id)
+		WHEN 'cleanup' THEN jsonb_build_object('prefix', unit.params ->> 'prefix') END;
+$$;
+
+-- Whether job may run beside other, another job of the same video that
+-- holds a lease or runs: the units of one parent beside each other and
+-- beside their parent; nothing but its run's units holds a cleanup back,
+-- and a cleanup (which touches only its temporary prefix) holds nothing
+-- back.
+CREATE FUNCTION vproxy_internal.split_may_run_beside(job vproxy.processing_jobs,
+	other vproxy.processing_jobs) RETURNS boolean
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT coalesce(CASE
+		WHEN job.params ->> 'unit' = 'cleanup' AND job.job_type = 'proxy_segment'
+			THEN NOT (other.parent_job_id IS NOT DISTINCT FROM job.parent_job_id
+					  AND other.params ->> 'prefix' IS NOT DISTINCT FROM job.params ->> 'prefix')
+		WHEN other.params ->> 'unit' = 'cleanup' AND other.job_type = 'proxy_segment' THEN true
+		WHEN job.job_type = 'proxy_segment'
+			THEN other.id = job.parent_job_id OR other.parent_job_id = job.parent_job_id
+		ELSE false END, false);
+$$;
+
+-- The share of a split proxy's work done: 2% for the plan, the rest by
+-- weight (a segment its frames, the audio 5% of them, the stitch 2%), a
+-- unit counting whole when completed, by its progress while it runs.
+CREATE FUNCTION vproxy_internal.split_progress(parent vproxy.processing_jobs) RETURNS real
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT least(1, 0.02 + 0.98 * coalesce(sum((u.params ->> 'weight')::double precision
+		* CASE u.status WHEN 'completed' THEN 1 WHEN 'running' THEN u.progress ELSE 0 END), 0)
+		/ greatest((parent.planned_outputs #>> '{split,work}')::double precision, 1))::real
+	  FROM vproxy.processing_jobs u
+	 WHERE u.parent_job_id = parent.id
+	   AND u.params ->> 'prefix' = parent.planned_outputs #>> '{split,prefix}';
+$$;
+
+-- What a unit's child reads beside the common spec ("unit"): its kind,
+-- prefix and slots; the stitch also the original's metadata and what the
+-- segments and the audio unit made.
+CREATE FUNCTION vproxy_internal.split_unit_spec(unit vproxy.processing_jobs) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT (unit.params - 'params' - 'weight')
+		|| CASE WHEN unit.params ->> 'unit' = 'stitch' THEN jsonb_build_object(
+			'original', (SELECT p.planned_outputs #> '{split,original}'
+						   FROM vproxy.processing_jobs p WHERE p.id = unit.parent_job_id),
+			'segments', (SELECT jsonb_agg(u.planned_outputs || (u.result_data - 'status')
+										  || jsonb_build_object('first_slot', u.params -> 'first_slot',
+																'next_slot', u.params -> 'next_slot')
+										  ORDER BY (u.params ->> 'index')::int)
+						   FROM vproxy.processing_jobs u
+						  WHERE u.parent_job_id = unit.parent_job_id AND u.params ->> 'unit' = 'video'
+							AND u.params ->> 'prefix' = unit.params ->> 'prefix'),
+			'audio', (SELECT u.planned_outputs || (u.result_data - 'status')
+						FROM vproxy.processing_jobs u
+					   WHERE u.parent_job_id = unit.parent_job_id AND u.params ->> 'unit' = 'audio'
+						 AND u.params ->> 'prefix' = unit.params ->> 'prefix'))
+		ELSE '{}'::jsonb END;
+$$;
+
+-- Whether a run's temporary prefix is still to be removed: no cleanup of
+-- it completed.
+CREATE FUNCTION vproxy_internal.split_prefix_left(parent_id uuid, prefix text) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT NOT EXISTS (SELECT FROM vproxy.processing_jobs c
+						WHERE c.parent_job_id = parent_id AND c.params ->> 'unit' = 'cleanup'
+						  AND c.params ->> 'prefix' = prefix AND c.status = 'completed');
+$$;
+
+-- The temporary prefixes of a video's split proxies not yet removed (a
+-- deletion removes them with the video).
+CREATE FUNCTION vproxy_internal.split_prefixes_left(video_id uuid) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT coalesce(jsonb_agg(DISTINCT u.params ->> 'prefix'), '[]')
+	  FROM vproxy.processing_jobs u
+	 WHERE u.video_id = split_prefixes_left.video_id AND u.job_type = 'proxy_segment'
+	   AND vproxy_internal.split_prefix_left(u.parent_job_id, u.params ->> 'prefix');
+$$;
+
+-- Whether the pruner must keep a job: a parent with a unit queued or
+-- running, or a temporary prefix not yet removed.
+CREATE FUNCTION vproxy_internal.split_keeps(job vproxy.processing_jobs) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT EXISTS (SELECT FROM vproxy.processing_jobs u
+					WHERE u.parent_job_id = job.id
+					  AND (u.status IN ('pending', 'running')
+						   OR vproxy_internal.split_prefix_left(job.id, u.params ->> 'prefix')));
+$$;
+
+-- Queue the removal of a run's temporary prefix, unless one is queued or
+-- running, or the video is being deleted (its deletion removes it).
+CREATE FUNCTION vproxy_internal.split_queue_cleanup(parent vproxy.processing_jobs, prefix text)
+	RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF EXISTS (SELECT FROM vproxy.processing_jobs c
+				WHERE c.parent_job_id = parent.id AND c.params ->> 'unit' = 'cleanup'
+				  AND c.params ->> 'prefix' = prefix AND c.status IN ('pending', 'running'))
+		OR EXISTS (SELECT FROM vproxy.videos v
+					WHERE v.id = parent.video_id AND v.processing_status = 'deleting') THEN
+		RETURN;
+	END IF;
+	INSERT INTO vproxy.processing_jobs (video_id, job_type, priority, params, max_attempts, parent_job_id)
+	VALUES (parent.video_id, 'proxy_segment', parent.priority,
+			jsonb_build_object('unit', 'cleanup', 'prefix', prefix, 'weight', 0),
+			current_setting('vproxy.max_attempts')::int, parent.id);
+	PERFORM vproxy_internal.wake_workers_at_commit(NULL);
+END
+$$;
+
+-- The end of a proxy job's first attempt with a plan ("status": "split"):
+-- queue its segments and its audio at the parent's priority, keep the plan
+-- and the original's metadata, and let the lease go; the job stays running.
+CREATE FUNCTION vproxy_internal.split_start(job vproxy.processing_jobs, result jsonb) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	plan constant jsonb := result -> 'plan';
+	prefix constant text := vproxy_internal.split_prefix(job.id, job.attempts);
+	slots double precision;
+BEGIN
+	IF jsonb_typeof(plan -> 'segments') IS DISTINCT FROM 'array'
+		OR jsonb_array_length(plan -> 'segments') = 0
+		OR jsonb_typeof(plan -> 'slots') IS DISTINCT FROM 'number'
+		OR jsonb_typeof(result #> '{metadata,original}') IS DISTINCT FROM 'object' THEN
+		RAISE EXCEPTION 'the split plan of job % names no segments, frames or metadata', job.id
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	slots := greatest((plan ->> 'slots')::double precision, 1);
+	INSERT INTO vproxy.processing_jobs (video_id, job_type, priority, params, max_attempts, parent_job_id)
+	SELECT job.video_id, 'proxy_segment', job.priority,
+		   jsonb_build_object('unit', 'video', 'prefix', prefix, 'index', s.n - 1,
+							  'count', jsonb_array_length(plan -> 'segments'),
+							  'first_slot', (s.segment ->> 'first_slot')::bigint,
+							  'next_slot', (s.segment ->> 'next_slot')::bigint,
+							  'interlaced', coalesce((plan ->> 'interlaced')::boolean, false),
+							  'weight', CASE WHEN (s.segment ->> 'next_slot')::bigint >= 0
+								  THEN (s.segment ->> 'next_slot')::bigint - (s.segment ->> 'first_slot')::bigint
+								  ELSE greatest(slots - (s.segment ->> 'first_slot')::bigint, 1) END,
+							  'params', job.params),
+		   current_setting('vproxy.max_attempts')::int, job.id
+	  FROM jsonb_array_elements(plan -> 'segments') WITH ORDINALITY AS s (segment, n);
+	INSERT INTO vproxy.processing_jobs (video_id, job_type, priority, params, max_attempts, parent_job_id)
+	VALUES (job.video_id, 'proxy_segment', job.priority,
+			jsonb_build_object('unit', 'audio', 'prefix', prefix, 'weight', 0.05 * slots,
+							   'params', job.params),
+			current_setting('vproxy.max_attempts')::int, job.id);
+	UPDATE vproxy.processing_jobs j
+	   SET planned_outputs = j.planned_outputs || jsonb_build_object('split', jsonb_build_object(
+			   'prefix', prefix, 'segments', jsonb_array_length(plan -> 'segments'),
+			   'slots', plan -> 'slots', 'work', 1.07 * slots,
+			   'original', result #> '{metadata,original}')),
+		   progress = 0.02, lease_token = NULL, lease_expires_at = NULL, lease_holder = NULL
+	 WHERE j.id = job.id;
+	PERFORM vproxy_internal.wake_workers_at_commit(NULL);
+END
+$$;
+
+-- The stitch of a split proxy completed: complete its parent as a single
+-- pass completes (job, video, one NOTIFY), result_data with "segments",
+-- and queue the removal of the temporary objects.
+CREATE FUNCTION vproxy_internal.split_complete(parent vproxy.processing_jobs, result jsonb) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	whole constant jsonb := result || jsonb_build_object('segments', parent.planned_outputs #> '{split,segments}');
+	prefix constant text := parent.planned_outputs #>> '{split,prefix}';
+BEGIN
+	UPDATE vproxy.processing_jobs j
+	   SET status = 'completed', completed_at = now(), progress = 1,
+		   result_data = vproxy_internal.recorded_result(j, whole),
+		   error_code = NULL, error_message = NULL
+	 WHERE j.id = parent.id
+	RETURNING * INTO parent;
+	PERFORM vproxy_internal.record_result(parent, whole);
+	PERFORM vproxy_internal.notify_job_end(parent);
+	PERFORM vproxy_internal.split_queue_cleanup(parent, prefix);
+END
+$$;
+
+-- A unit completed (its parent is locked): the stitch once the segments
+-- and the audio are all done; the parent's completion after the stitch.
+-- A unit of an ended run (cancelled meanwhile) changes nothing.
+CREATE FUNCTION vproxy_internal.split_unit_finished(unit vproxy.processing_jobs, result jsonb)
+	RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	parent vproxy.processing_jobs;
+	prefix constant text := unit.params ->> 'prefix';
+BEGIN
+	SELECT * INTO parent FROM vproxy.processing_jobs p WHERE p.id = unit.parent_job_id FOR UPDATE;
+	IF unit.params ->> 'unit' = 'cleanup' OR parent.status <> 'running'
+		OR parent.planned_outputs #>> '{split,prefix}' IS DISTINCT FROM prefix THEN
+		RETURN;
+	END IF;
+	IF unit.params ->> 'unit' = 'stitch' THEN
+		PERFORM vproxy_internal.split_complete(parent, result);
+		RETURN;
+	END IF;
+	IF NOT EXISTS (SELECT FROM vproxy.processing_jobs u
+					WHERE u.parent_job_id = parent.id AND u.params ->> 'prefix' = prefix
+					  AND u.params ->> 'unit' IN ('video', 'audio', 'stitch')
+					  AND (u.status <> 'completed' OR u.params ->> 'unit' = 'stitch')) THEN
+		INSERT INTO vproxy.processing_jobs (video_id, job_type, priority, params, max_attempts, parent_job_id)
+		VALUES (parent.video_id, 'proxy_segment', parent.priority,
+				jsonb_build_object('unit', 'stitch', 'prefix', prefix,
+								   'count', parent.planned_outputs #> '{split,segments}',
+								   'weight', 0.02 * (parent.planned_outputs #>> '{split,slots}')::double precision,
+								   'params', parent.params),
+				current_setting('vproxy.max_attempts')::int, parent.id);
+		PERFORM vproxy_internal.wake_workers_at_commit(NULL);
+	END IF;
+	UPDATE vproxy.processing_jobs p
+	   SET progress = greatest(p.progress, vproxy_internal.split_progress(p))
+	 WHERE p.id = parent.id;
+END
+$$;
+
+-- A unit failed for good (its parent is locked): the parent fails with the
+-- unit's error code and message, its other units stop, and the temporary
+-- objects are removed.
+CREATE FUNCTION vproxy_internal.split_unit_failed(unit vproxy.processing_jobs) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	parent vproxy.processing_jobs;
+	prefix constant text := unit.params ->> 'prefix';
+	sibling vproxy.processing_jobs;
+	reason constant text := format('%s of the split proxy failed', CASE unit.params ->> 'unit'
+		WHEN 'video' THEN format('segment %s of %s', (unit.params ->> 'index')::int + 1, unit.params ->> 'count')
+		ELSE 'the ' || (unit.params ->> 'unit') END);
+BEGIN
+	SELECT * INTO parent FROM vproxy.processing_jobs p WHERE p.id = unit.parent_job_id FOR UPDATE;
+	IF unit.params ->> 'unit' = 'cleanup' OR parent.status <> 'running'
+		OR parent.planned_outputs #>> '{split,prefix}' IS DISTINCT FROM prefix THEN
+		RETURN;
+	END IF;
+	FOR sibling IN
+		UPDATE vproxy.processing_jobs j
+		   SET status = 'cancelled', completed_at = now(), error_code = 'cancelled',
+			   error_message = reason,
+			   attempt_errors = CASE WHEN j.status = 'running'
+				   THEN j.attempt_errors || vproxy_internal.attempt_error(j, 'cancelled', reason)
+				   ELSE j.attempt_errors END,
+			   lease_token = NULL,
+			   lease_expires_at = CASE WHEN j.status = 'running' THEN j.lease_expires_at END,
+			   lease_holder = CASE WHEN j.status = 'running' THEN j.lease_holder END
+		 WHERE j.parent_job_id = parent.id AND j.params ->> 'prefix' = prefix
+		   AND j.status IN ('pending', 'running')
+		RETURNING j.*
+	LOOP
+		IF sibling.lease_expires_at IS NOT NULL THEN
+			PERFORM vproxy_internal.wake_workers_at_commit(sibling.id);
+		END IF;
+	END LOOP;
+	PERFORM vproxy_internal.fail_for_good(parent.id, coalesce(unit.error_code, 'internal'),
+										  reason || ': ' || coalesce(unit.error_message, 'unknown error'));
+	PERFORM vproxy_internal.split_queue_cleanup(parent, prefix);
+END
+$$;
+
+-- What the pruner does for split proxies besides: a parent whose run has no
+-- unit left queued or running fails (nothing would complete it), and an
+-- ended run whose temporary prefix is still there gets a cleanup again (its
+-- last one failed, a retry delay ago).
+CREATE FUNCTION vproxy_internal.split_sweep() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	parent vproxy.processing_jobs;
+	parent_id uuid;
+	prefix text;
+BEGIN
+	FOR parent IN
+		SELECT * FROM vproxy.processing_jobs p
+		 WHERE p.status = 'running' AND p.lease_expires_at IS NULL AND p.planned_outputs ? 'split'
+		   AND NOT EXISTS (SELECT FROM vproxy.processing_jobs u
+							WHERE u.parent_job_id = p.id AND u.status IN ('pending', 'running')
+							  AND u.params ->> 'prefix' = p.planned_outputs #>> '{split,prefix}')
+		   FOR UPDATE SKIP LOCKED
+	LOOP
+		PERFORM vproxy_internal.fail_for_good(parent.id, 'internal',
+											  'the units of the split proxy ended without completing it');
+		PERFORM vproxy_internal.split_queue_cleanup(parent, parent.planned_outputs #>> '{split,prefix}');
+	END LOOP;
+	FOR parent_id, prefix IN
+		SELECT DISTINCT p.id, u.params ->> 'prefix'
+		  FROM vproxy.processing_jobs u
+		  JOIN vproxy.processing_jobs p ON p.id = u.parent_job_id
+		 WHERE (p.status <> 'running' OR p.planned_outputs #>> '{split,prefix}' IS DISTINCT FROM u.params ->> 'prefix')
+		   AND vproxy_internal.split_prefix_left(p.id, u.params ->> 'prefix')
+		   AND NOT EXISTS (SELECT FROM vproxy.processing_jobs o
+							WHERE o.parent_job_id = p.id AND o.params ->> 'prefix' = u.params ->> 'prefix'
+							  AND (o.status IN ('pending', 'running')
+								   OR (o.params ->> 'unit' = 'cleanup'
+									   AND o.completed_at > now() - current_setting('vproxy.retry_delay')::interval)))
+	LOOP
+		SELECT * INTO parent FROM vproxy.processing_jobs p WHERE p.id = parent_id;
+		PERFORM vproxy_internal.split_queue_cleanup(parent, prefix);
+	END LOOP;
+END
 $$;
 
 -- ---------------------------------------------------------------------------
@@ -442,15 +778,17 @@ $$;
 
 -- Whether another job of the job's video may still be writing what the job
 -- would write: running, or holding a lease not yet expired (the child of a
--- cancelled attempt may still be stopping).
+-- cancelled attempt may still be stopping); a split proxy's parent runs
+-- without a lease while its units run.
 CREATE FUNCTION vproxy_internal.video_busy_for(job vproxy.processing_jobs) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 	SELECT EXISTS (
 		SELECT FROM vproxy.processing_jobs o
 		 WHERE o.video_id = job.video_id AND o.id <> job.id
-		   AND o.lease_expires_at IS NOT NULL
-		   AND (o.status = 'running' OR o.lease_expires_at > now())
-		   AND NOT vproxy_internal.may_run_beside(job.job_type, o.job_type));
+		   AND ((o.lease_expires_at IS NOT NULL AND (o.status = 'running' OR o.lease_expires_at > now()))
+				OR (o.status = 'running' AND o.lease_expires_at IS NULL))
+		   AND NOT vproxy_internal.may_run_beside(job.job_type, o.job_type)
+		   AND NOT vproxy_internal.split_may_run_beside(job, o));
 $$;
 
 -- ---------------------------------------------------------------------------
@@ -475,9 +813,11 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 
 -- What a deletion removes: the original, the outputs under the current
--- templates, and the outputs the row names under other keys ("stale_keys");
--- a key that is unsafe or outside the tenant's prefixes is skipped and said
--- so in "skipped_keys" ({"key", "reason"}): the row still goes.
+-- templates, the outputs the row names under other keys ("stale_keys") and
+-- the temporary prefixes of its split proxies not yet removed
+-- ("stale_prefixes"); a key that is unsafe or outside the tenant's prefixes
+-- is skipped and said so in "skipped_keys" ({"key", "reason"}): the row
+-- still goes.
 CREATE FUNCTION vproxy_internal.deletion_plan(video vproxy.videos) RETURNS jsonb
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 	WITH named AS (
@@ -496,7 +836,8 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 								 WHERE n.what = 'stale' AND n.problem IS NULL
 								   AND n.key NOT IN (SELECT m.key FROM named m WHERE m.what <> 'stale')), '[]'),
 		'skipped_keys', coalesce((SELECT jsonb_agg(jsonb_build_object('key', n.key, 'reason', n.problem) ORDER BY n.n)
-								   FROM named n WHERE n.problem IS NOT NULL), '[]'));
+								   FROM named n WHERE n.problem IS NOT NULL), '[]'),
+		'stale_prefixes', vproxy_internal.split_prefixes_left(video.id));
 $$;
 
 -- The keys a claimed job may write (or, for a deletion, remove), as the
@@ -511,6 +852,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 		WHEN 'thumbnail_generation' THEN jsonb_build_object(
 			'thumbnail_key', vproxy_internal.output_key('vproxy.thumbnail_key_template', video))
 		WHEN 'video_deletion' THEN vproxy_internal.deletion_plan(video)
+		WHEN 'proxy_segment' THEN vproxy_internal.split_unit_outputs(job)
 		ELSE '{}'::jsonb END;
 $$;
 
@@ -546,15 +888,19 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 			ELSE jsonb_build_object('key', video.original_path,
 									'size_bytes', video.file_size_bytes,
 									'sha256', video.checksum_sha256) END,
-		'outputs', jsonb_strip_nulls(jsonb_build_object(
-			'proxy_key', job.planned_outputs -> 'proxy_key',
-			'thumbnail_key', job.planned_outputs -> 'thumbnail_key')),
-		'params', job.params)
+		'outputs', CASE WHEN job.job_type = 'proxy_segment' THEN job.planned_outputs
+			ELSE jsonb_strip_nulls(jsonb_build_object(
+				'proxy_key', job.planned_outputs -> 'proxy_key',
+				'thumbnail_key', job.planned_outputs -> 'thumbnail_key')) END,
+		'params', CASE WHEN job.job_type = 'proxy_segment' THEN coalesce(job.params -> 'params', '{}')
+			ELSE job.params END)
 		|| CASE job.job_type
 			WHEN 'proxy_generation' THEN jsonb_build_object('split', jsonb_build_object(
 				'min_duration_seconds', vproxy_internal.setting_seconds('vproxy.split_min_duration'),
 				'segment_duration_seconds', vproxy_internal.setting_seconds('vproxy.segment_duration')))
-			WHEN 'video_deletion' THEN jsonb_build_object('stale_keys', job.planned_outputs -> 'stale_keys')
+			WHEN 'video_deletion' THEN jsonb_build_object('stale_keys', job.planned_outputs -> 'stale_keys',
+														  'stale_prefixes', job.planned_outputs -> 'stale_prefixes')
+			WHEN 'proxy_segment' THEN jsonb_build_object('unit', vproxy_internal.split_unit_spec(job))
 			ELSE '{}'::jsonb END;
 $$;
 
@@ -569,7 +915,8 @@ BEGIN
 		RAISE EXCEPTION 'the result of job % is not a JSON object', job.id
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	IF job.job_type NOT IN ('proxy_generation', 'thumbnail_generation', 'metadata_extraction') THEN
+	IF job.job_type NOT IN ('proxy_generation', 'thumbnail_generation', 'metadata_extraction')
+		AND NOT (job.job_type = 'proxy_segment' AND job.params ->> 'unit' = 'stitch') THEN
 		RETURN;
 	END IF;
 	FOR field, planned IN VALUES ('proxy_path', job.planned_outputs ->> 'proxy_key'),
@@ -585,8 +932,9 @@ END
 $$;
 
 -- What result_data keeps of a child's result: not the original's SHA-256
--- (it goes to the video); of a deletion, the planned keys it removed and
--- the ones skipped.
+-- (it goes to the video; a split proxy's audio unit keeps it for the
+-- stitch); of a deletion, the planned keys and prefixes it removed and the
+-- keys skipped.
 CREATE FUNCTION vproxy_internal.recorded_result(job vproxy.processing_jobs, result jsonb) RETURNS jsonb
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 	SELECT CASE WHEN job.job_type = 'video_deletion' THEN jsonb_build_object(
@@ -597,7 +945,12 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 								   WHERE k IN (job.planned_outputs ->> 'original', job.planned_outputs ->> 'proxy_key',
 											   job.planned_outputs ->> 'thumbnail_key')
 									  OR job.planned_outputs -> 'stale_keys' ? k), '[]'),
-		'skipped_keys', coalesce(job.planned_outputs -> 'skipped_keys', '[]'))
+		'skipped_keys', coalesce(job.planned_outputs -> 'skipped_keys', '[]'),
+		'deleted_prefixes', coalesce((SELECT jsonb_agg(k ORDER BY n)
+										FROM jsonb_array_elements_text(coalesce(result -> 'deleted_prefixes', '[]'))
+											 WITH ORDINALITY AS d (k, n)
+									   WHERE coalesce(job.planned_outputs -> 'stale_prefixes', '[]') ? k), '[]'))
+	WHEN job.job_type = 'proxy_segment' THEN result
 	ELSE result - 'original_sha256' END;
 $$;
 
@@ -762,13 +1115,20 @@ $$;
 
 -- Cancel a queued or running job (and its segments): true if this call
 -- cancelled it, false if it had ended.  The worker running it stops its
--- child at commit; its lease lingers until it expires.
+-- child at commit; its lease lingers until it expires.  A split proxy's
+-- temporary objects are removed once its units' leases have expired.
 CREATE FUNCTION vproxy_internal.vproxy_cancel(job_id uuid) RETURNS boolean
 LANGUAGE plpgsql STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	job vproxy.processing_jobs;
 	cancelled boolean := false;
 BEGIN
+	IF EXISTS (SELECT FROM vproxy.processing_jobs j
+				WHERE j.id = vproxy_cancel.job_id AND j.parent_job_id IS NOT NULL) THEN
+		RAISE EXCEPTION 'job % is a segment of a split proxy', vproxy_cancel.job_id
+			USING ERRCODE = 'invalid_parameter_value',
+			HINT = 'Cancel the job it is a segment of.';
+	END IF;
 	FOR job IN SELECT * FROM vproxy_internal.cancel_jobs(vproxy_cancel.job_id, NULL,
 														 'cancelled by vproxy_cancel()')
 	LOOP
@@ -776,6 +1136,9 @@ BEGIN
 		PERFORM vproxy_internal.settle_video_after_failure(job);
 		PERFORM vproxy_internal.notify_job_end(job);
 		PERFORM vproxy_internal.wake_workers_at_commit(job.id);
+		IF job.planned_outputs ? 'split' THEN
+			PERFORM vproxy_internal.split_queue_cleanup(job, job.planned_outputs #>> '{split,prefix}');
+		END IF;
 	END LOOP;
 	IF cancelled THEN
 		RETURN true;
@@ -1039,7 +1402,9 @@ $$;
 -- video that exists is kept whatever its age: it is the record of how the
 -- video got its proxy, thumbnail and metadata (or why it failed).  A job
 -- whose lease still runs (a cancelled attempt's child may be stopping) is
--- kept until it expires; segments go with their parent.  No row is locked
+-- kept until it expires; segments go with their parent, which is kept while
+-- a unit of it is queued or running or its temporary objects are still to
+-- be removed (split_sweep, run first, sees to those).  No row is locked
 -- before its removal (that would write it twice): a prune that meets a row
 -- another prune removes waits for it, then passes it over.
 CREATE FUNCTION vproxy_internal.prune_batch(job_retention interval, failed_job_retention interval,
@@ -1048,6 +1413,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	removed bigint;
 BEGIN
+	PERFORM vproxy_internal.split_sweep();
 	IF batch IS NULL THEN
 		WITH keep AS (
 			SELECT DISTINCT ON (n.video_id) n.id
@@ -1062,6 +1428,7 @@ BEGIN
 			   AND j.parent_job_id IS NULL
 			   AND (j.lease_expires_at IS NULL OR j.lease_expires_at <= now())
 			   AND NOT EXISTS (SELECT FROM keep k WHERE k.id = j.id)
+			   AND NOT vproxy_internal.split_keeps(j)
 			RETURNING 1)
 		SELECT count(*) INTO removed FROM gone;
 		RETURN removed;
@@ -1073,6 +1440,7 @@ BEGIN
 				OR (j.status = 'failed' AND j.completed_at < now() - failed_job_retention))
 		   AND j.parent_job_id IS NULL
 		   AND (j.lease_expires_at IS NULL OR j.lease_expires_at <= now())
+		   AND NOT vproxy_internal.split_keeps(j)
 		   AND (NOT EXISTS (SELECT FROM vproxy.videos v WHERE v.id = j.video_id)
 				OR EXISTS (SELECT FROM vproxy.processing_jobs n
 						   WHERE n.video_id = j.video_id AND n.parent_job_id IS NULL
@@ -1128,6 +1496,8 @@ $$;
 -- holds it).  A job whose video row someone else has locked is passed over
 -- too, never waited for.  An attempt whose worker vanished (its lease
 -- expired) is recorded as worker_lost; after the last one the job fails.
+-- A worker that takes proxy_generation jobs takes the units of split
+-- proxies (proxy_segment) too.
 CREATE FUNCTION vproxy.claim_job(holder text, job_types text[] DEFAULT NULL,
 	OUT job_id uuid, OUT video_id uuid, OUT job_type text, OUT attempt int,
 	OUT lease_token uuid, OUT lease_seconds double precision,
@@ -1149,7 +1519,8 @@ BEGIN
 		 WHERE j.status IN ('pending', 'running')
 		   AND ((j.status = 'pending' AND j.run_at <= now())
 				OR (j.status = 'running' AND j.lease_expires_at <= now()))
-		   AND (claim_job.job_types IS NULL OR j.job_type = ANY (claim_job.job_types))
+		   AND (claim_job.job_types IS NULL OR j.job_type = ANY (claim_job.job_types)
+				OR (j.job_type = 'proxy_segment' AND 'proxy_generation' = ANY (claim_job.job_types)))
 		   AND j.id <> ALL (passed)
 		   AND NOT vproxy_internal.video_busy_for(j)
 		 ORDER BY j.priority, j.run_at, j.created_at
@@ -1171,6 +1542,15 @@ BEGIN
 		IF job.status = 'running' THEN
 			lost := format('attempt %s of %s was abandoned (lease expired)', job.attempts, job.max_attempts);
 			IF job.attempts >= job.max_attempts THEN
+				-- a unit fails its parent, to be locked first: never waited for here
+				IF job.parent_job_id IS NOT NULL THEN
+					PERFORM FROM vproxy.processing_jobs p WHERE p.id = job.parent_job_id
+					   FOR UPDATE SKIP LOCKED;
+					IF NOT FOUND THEN
+						passed := passed || job.id;
+						CONTINUE;
+					END IF;
+				END IF;
 				-- the worker of its last attempt vanished: nothing is left to try
 				PERFORM vproxy_internal.fail_for_good(job.id, 'worker_lost', lost);
 				CONTINUE;
@@ -1217,7 +1597,8 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 		SELECT j.run_at
 		  FROM vproxy.processing_jobs j
 		 WHERE j.status = 'pending'
-		   AND (next_claim_at.job_types IS NULL OR j.job_type = ANY (next_claim_at.job_types))
+		   AND (next_claim_at.job_types IS NULL OR j.job_type = ANY (next_claim_at.job_types)
+				OR (j.job_type = 'proxy_segment' AND 'proxy_generation' = ANY (next_claim_at.job_types)))
 		   AND NOT (j.run_at <= now() AND vproxy_internal.video_busy_for(j))
 		UNION ALL
 		SELECT j.lease_expires_at
@@ -1232,36 +1613,55 @@ $$;
 
 -- Extend the lease by vproxy.lease_duration from now and record progress
 -- (never lowered); the lease granted in seconds, NULL when it is lost
--- (cancelled, or taken over after expiry): the worker must stop.
+-- (cancelled, or taken over after expiry): the worker must stop.  A unit's
+-- progress moves its split proxy's, unless another writer holds the parent
+-- (never waited for: writers lock the parent first).
 CREATE FUNCTION vproxy.heartbeat_job(job_id uuid, lease_token uuid, progress real)
 	RETURNS double precision
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-	WITH lease AS (
-		SELECT vproxy_internal.setting_seconds('vproxy.lease_duration') AS seconds),
-	extended AS (
-		UPDATE vproxy.processing_jobs j
-		   SET lease_expires_at = now() + make_interval(secs => (SELECT l.seconds FROM lease l)),
-			   progress = greatest(j.progress, least(greatest(heartbeat_job.progress, 0), 1))
-		 WHERE j.id = heartbeat_job.job_id AND j.lease_token = heartbeat_job.lease_token
-		   AND j.status = 'running'
-		RETURNING 1)
-	SELECT l.seconds FROM lease l WHERE EXISTS (SELECT FROM extended);
+	UPDATE vproxy.processing_jobs j
+	   SET lease_expires_at = now() + make_interval(secs => vproxy_internal.setting_seconds('vproxy.lease_duration')),
+		   progress = greatest(j.progress, least(greatest(heartbeat_job.progress, 0), 1))
+	 WHERE j.id = heartbeat_job.job_id AND j.lease_token = heartbeat_job.lease_token
+	   AND j.status = 'running';
+	UPDATE vproxy.processing_jobs p
+	   SET progress = greatest(p.progress, vproxy_internal.split_progress(p))
+	 WHERE p.id IN (SELECT q.id FROM vproxy.processing_jobs q
+					 WHERE q.id = (SELECT j.parent_job_id FROM vproxy.processing_jobs j
+								   WHERE j.id = heartbeat_job.job_id AND j.lease_token = heartbeat_job.lease_token
+									 AND j.status = 'running')
+					   AND q.status = 'running'
+					   FOR UPDATE SKIP LOCKED);
+	SELECT vproxy_internal.setting_seconds('vproxy.lease_duration')
+	 WHERE EXISTS (SELECT FROM vproxy.processing_jobs j
+				   WHERE j.id = heartbeat_job.job_id AND j.lease_token = heartbeat_job.lease_token
+					 AND j.status = 'running');
 $$;
 
 -- Record a successful attempt: the job, its video and the NOTIFY in one
 -- transaction.  False (and nothing written) when the lease was lost; an
--- error when the result names other keys than the claim planned.
+-- error when the result names other keys than the claim planned.  A proxy
+-- job's plan ("status": "split") queues its units instead (it goes on
+-- running); a unit's success may queue the stitch or complete the parent.
 CREATE FUNCTION vproxy.finish_job(job_id uuid, lease_token uuid, result jsonb) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	job vproxy.processing_jobs;
 BEGIN
+	-- a unit's parent first, as every writer of both locks them
+	PERFORM FROM vproxy.processing_jobs p
+	 WHERE p.id = (SELECT j.parent_job_id FROM vproxy.processing_jobs j WHERE j.id = finish_job.job_id)
+	   FOR UPDATE;
 	SELECT * INTO job FROM vproxy.processing_jobs j
 	 WHERE j.id = finish_job.job_id AND j.lease_token = finish_job.lease_token
 	   AND j.status = 'running'
 	   FOR UPDATE;
 	IF NOT FOUND THEN
 		RETURN false;
+	END IF;
+	IF job.job_type = 'proxy_generation' AND result ->> 'status' = 'split' THEN
+		PERFORM vproxy_internal.split_start(job, result);
+		RETURN true;
 	END IF;
 	PERFORM vproxy_internal.check_result_keys(job, result);
 	UPDATE vproxy.processing_jobs j
@@ -1271,6 +1671,10 @@ BEGIN
 		   lease_token = NULL, lease_expires_at = NULL, lease_holder = NULL
 	 WHERE j.id = job.id
 	RETURNING * INTO job;
+	IF job.parent_job_id IS NOT NULL THEN
+		PERFORM vproxy_internal.split_unit_finished(job, result);
+		RETURN true;
+	END IF;
 	PERFORM vproxy_internal.record_result(job, result);
 	PERFORM vproxy_internal.notify_job_end(job);
 	RETURN true;
@@ -1297,6 +1701,10 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 			HINT = 'Error codes: ' || array_to_string(vproxy_internal.error_codes(), ', ') || '.';
 	END IF;
+	-- a unit's parent first, as every writer of both locks them
+	PERFORM FROM vproxy.processing_jobs p
+	 WHERE p.id = (SELECT j.parent_job_id FROM vproxy.processing_jobs j WHERE j.id = fail_job.job_id)
+	   FOR UPDATE;
 	SELECT * INTO job FROM vproxy.processing_jobs j
 	 WHERE j.id = fail_job.job_id AND j.lease_token = fail_job.lease_token
 	   AND j.status = 'running'
@@ -1402,7 +1810,8 @@ CREATE VIEW vproxy.workers AS
 		   a.progress, a.stage, a.state_since, a.job_started_at, v.filename,
 		   'in-server'::text AS kind, format('vproxy worker %s', a.worker) AS name,
 		   NULL::text AS host,
-		   j.lease_expires_at - make_interval(secs => s.lease_seconds) AS last_heartbeat
+		   j.lease_expires_at - make_interval(secs => s.lease_seconds) AS last_heartbeat,
+		   j.parent_job_id
 	  FROM vproxy.worker_activity() a
 	  LEFT JOIN vproxy.videos v ON v.id = a.video_id
 	  LEFT JOIN vproxy.processing_jobs j ON j.id = a.job_id AND j.status = 'running'
@@ -1413,13 +1822,36 @@ CREATE VIEW vproxy.workers AS
 		   j.id, j.video_id, j.job_type, j.attempts, j.progress, NULL,
 		   CASE WHEN j.id IS NULL THEN w.started_at ELSE j.started_at END, j.started_at,
 		   v.filename, 'external', w.name, w.host,
-		   coalesce(j.lease_expires_at - make_interval(secs => s.lease_seconds), w.last_seen)
+		   coalesce(j.lease_expires_at - make_interval(secs => s.lease_seconds), w.last_seen),
+		   j.parent_job_id
 	  FROM vproxy.external_workers w
 	 CROSS JOIN (SELECT p.setting::double precision AS lease_seconds FROM pg_settings p
 				  WHERE p.name = 'vproxy.lease_duration') s
 	  LEFT JOIN vproxy.processing_jobs j ON j.status = 'running' AND j.lease_holder = w.holder
 	  LEFT JOIN vproxy.videos v ON v.id = j.video_id
 	 WHERE w.last_seen > now() - make_interval(secs => s.lease_seconds);
+
+-- split proxies, one row per run of a parent, with the state of its units
+-- (the segments, the audio, the stitch, the removal of the temporary
+-- objects)
+CREATE VIEW vproxy.split_jobs AS
+	SELECT p.id AS job_id, p.video_id, v.filename, p.status, p.progress, p.started_at, p.completed_at,
+		   u.params ->> 'prefix' AS temporary_prefix,
+		   count(*) FILTER (WHERE u.params ->> 'unit' = 'video') AS segments,
+		   count(*) FILTER (WHERE u.params ->> 'unit' = 'video' AND u.status = 'completed') AS segments_done,
+		   count(*) FILTER (WHERE u.params ->> 'unit' = 'video' AND u.status = 'running') AS segments_running,
+		   count(*) FILTER (WHERE u.params ->> 'unit' = 'video' AND u.status = 'pending') AS segments_pending,
+		   count(*) FILTER (WHERE u.params ->> 'unit' = 'video' AND u.status IN ('failed', 'cancelled'))
+			   AS segments_ended_otherwise,
+		   max(u.status) FILTER (WHERE u.params ->> 'unit' = 'audio') AS audio_status,
+		   max(u.status) FILTER (WHERE u.params ->> 'unit' = 'stitch') AS stitch_status,
+		   (array_agg(u.status ORDER BY u.created_at DESC) FILTER (WHERE u.params ->> 'unit' = 'cleanup'))[1]
+			   AS cleanup_status,
+		   sum(u.attempts) AS unit_attempts
+	  FROM vproxy.processing_jobs p
+	  JOIN vproxy.processing_jobs u ON u.parent_job_id = p.id
+	  LEFT JOIN vproxy.videos v ON v.id = p.video_id
+	 GROUP BY p.id, v.filename, u.params ->> 'prefix';
 
 -- per job type and status: how many, and how long the ended ones took
 CREATE VIEW vproxy.job_statistics AS
@@ -1565,7 +1997,9 @@ COMMENT ON COLUMN vproxy.external_workers.started_at IS 'when it first checked i
 COMMENT ON COLUMN vproxy.external_workers.last_seen IS 'its latest check-in';
 
 COMMENT ON VIEW vproxy.workers IS
-	'the workers, in-server and external, side by side: state, job, progress, last heartbeat';
+	'the workers, in-server and external, side by side: state, job, progress, last heartbeat, the split proxy a unit is part of';
+COMMENT ON VIEW vproxy.split_jobs IS
+	'split proxies: one row per run of a parent job, with the state of its segments, audio, stitch and cleanup';
 COMMENT ON VIEW vproxy.job_statistics IS
 	'per job type and status: how many jobs, how long the ended ones took, attempts';
 COMMENT ON VIEW vproxy.recent_failures IS 'failed jobs, newest first, with the video and the reasons';

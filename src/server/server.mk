@@ -18,7 +18,7 @@ PG_CFLAGS = -Wall -Wextra $(WERROR_FLAGS) -Wno-unused-parameter -Wno-missing-fie
 PG_CPPFLAGS = -MMD -MP -Isrc
 EXTRA_CLEAN = $(OBJS:.o=.d)
 
-REGRESS = api queue_calls queue_features privileges settings video_life operations security
+REGRESS = api queue_calls queue_features privileges settings video_life operations security split
 REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/regress.conf
 
 ISOLATION = claim_skip_locked cancel_vs_finish lease_takeover enqueue_vs_failure \
