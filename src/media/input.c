@@ -176,7 +176,7 @@ free_probe_options(AVDictionary **options, unsigned count)
  * demuxers only, bounded probing, `hooks` able to interrupt any read.  The
  * I/O context is our own, so it outlives a failed open (its error tells a
  * refused read from bad bytes): close both with avformat_close_input and
- * avio_closep.  Returns 0 or a libav error; *pb is NULL when the file could
+ * media_close_io.  Returns 0 or a libav error; *pb is NULL when the file could
  * not even be opened, *detected (if not NULL) the format recognised, if any.
  */
 int
@@ -203,7 +203,11 @@ media_open_container(const char *path, const MediaHooks *hooks,
 		return AVERROR(ENOMEM);
 	}
 	av_dict_set(&options, "protocol_whitelist", "file", 0);
-	ret = avio_open2(pb, url, AVIO_FLAG_READ, &(*format)->interrupt_callback, &options);
+	/* an original read through ranged reads (source.c) */
+	if (media_source_for(path) != NULL)
+		ret = media_source_open_io(media_source_for(path), pb);
+	else
+		ret = avio_open2(pb, url, AVIO_FLAG_READ, &(*format)->interrupt_callback, &options);
 	av_dict_free(&options);
 	if (ret < 0)
 	{
@@ -250,9 +254,11 @@ media_input_open(const char *path, const MediaHooks *hooks,
 	memset(input, 0, sizeof(*input));
 	input->hooks = hooks;
 	media_limit_resources();
-	if (stat(path, &st) != 0)
+	if (media_source_for(path) != NULL)
+		st.st_size = media_source_for(path)->size;
+	else if (stat(path, &st) != 0)
 		return media_fail(why, EX_NOINPUT, "input %s does not exist", path);
-	if (!S_ISREG(st.st_mode))
+	else if (!S_ISREG(st.st_mode))
 		return media_fail(why, EX_DATAERR, "input %s is not a regular file", path);
 	if (st.st_size == 0)
 		return media_fail(why, EX_DATAERR, "input %s is empty", path);
@@ -304,7 +310,7 @@ void
 media_input_close(MediaInput *input)
 {
 	avformat_close_input(&input->format);
-	avio_closep(&input->pb);
+	media_close_io(&input->pb);
 	input->video = NULL;
 	input->audio = NULL;
 }

@@ -38,6 +38,21 @@ typedef struct MediaHooks
 	void	   *arg;
 } MediaHooks;
 
+/*
+ * An input read through ranged reads instead of a file (source.c): its size
+ * and a read of up to `size` bytes at `offset`, which returns the count (0
+ * only at the end) or a negated <sysexits.h> status.
+ */
+typedef struct MediaSource
+{
+	int64_t		size;
+	int			(*read_at) (void *arg, int64_t offset, uint8_t *buffer, int size);
+	void	   *arg;
+} MediaSource;
+
+/* Let `source` stand in for the file `path` in the media calls that follow (NULL: none). */
+extern void media_set_source(const char *path, const MediaSource *source);
+
 /* What probe reports of a file (the "original" or "proxy" object). */
 typedef struct MediaInfo
 {

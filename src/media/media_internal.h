@@ -71,6 +71,11 @@ extern int	media_read_packet(MediaInput *input, AVPacket *packet, char *why);
 extern bool media_stop_requested(const MediaHooks *hooks);
 extern int	media_fail_stopped(char *why);
 
+/* source.c */
+extern const MediaSource *media_source_for(const char *path);
+extern int	media_source_open_io(const MediaSource *source, AVIOContext **pb);
+extern void media_close_io(AVIOContext **pb);
+
 /* timing.c */
 extern int	media_input_timing(const char *path, MediaInput *input, char *why);
 extern AVRational media_frame_rate(const MediaInput *input);

@@ -203,14 +203,14 @@ scan_file(const char *path, MediaInput *input, bool tail, PacketScan *scan, char
 		{
 			/* nothing near the end: the whole file, from a fresh opening */
 			avformat_close_input(&format);
-			avio_closep(&pb);
+			media_close_io(&pb);
 			return scan_file(path, input, false, scan, why);
 		}
 	}
 	else if (status == 0)
 		status = scan_to_end(input, format, pb, scan, why);
 	avformat_close_input(&format);
-	avio_closep(&pb);
+	media_close_io(&pb);
 	return status;
 }
 
