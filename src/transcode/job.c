@@ -20,6 +20,7 @@
 #include "transcode/job_spec.h"
 #include "transcode/job_workspace.h"
 #include "transcode/media_json.h"
+#include "transcode/split_job.h"
 
 #define JOB_WHY_MAX 512
 #define EXTENSION_MAX 8
@@ -34,7 +35,8 @@
 #define OUTPUT_SLACK_BYTES (16 * 1024 * 1024)
 
 _Static_assert(MEDIA_WHY_MAX <= JOB_WHY_MAX && STORAGE_WHY_MAX <= JOB_WHY_MAX &&
-			   WORKSPACE_WHY_MAX <= JOB_WHY_MAX && JOB_SPEC_WHY_MAX <= JOB_WHY_MAX,
+			   WORKSPACE_WHY_MAX <= JOB_WHY_MAX && JOB_SPEC_WHY_MAX <= JOB_WHY_MAX &&
+			   SPLIT_JOB_WHY_MAX == JOB_WHY_MAX,
 			   "why buffers fit");
 
 /* One stage of the job and its share of the progress bar. */
@@ -61,6 +63,8 @@ typedef struct JobRun
 	char		proxy_sha256[SHA256_HEX_LEN + 1];	/* of what was stored */
 	char		thumbnail_sha256[SHA256_HEX_LEN + 1];
 	json_t	   *deleted;		/* video_deletion: the keys removed */
+	json_t	   *deleted_prefixes;	/* and the temporary prefixes emptied */
+	json_t	   *result;			/* a split proxy's plan or unit: its result */
 	Stage		stage;
 	char		why[JOB_WHY_MAX];
 } JobRun;
@@ -101,7 +105,7 @@ job_should_stop(void *arg)
 }
 
 /* "original" plus the key's extension when it is short and plain, for demuxer probing. */
-static void
+void
 original_file_name(const char *key, char *name, size_t size)
 {
 	const char *dot = strrchr(key, '.');
@@ -226,6 +230,52 @@ store_outputs(JobRun *run, const StorageHooks *storage_hooks, double start, doub
 	return 0;
 }
 
+/* SplitJob's fetch of the whole original: fetched (or in place) and checked. */
+static int
+split_fetch_original(void *arg, const char **path, const char **sha256)
+{
+	JobRun	   *run = arg;
+	StorageHooks storage_hooks = {job_should_stop, storage_progress, run};
+	int			rc = fetch_original(run, &storage_hooks);
+
+	if (rc == 0)
+		rc = verify_original(run);
+	*path = run->input;
+	*sha256 = run->sha256;
+	return rc;
+}
+
+/* What a split proxy's plan or unit borrows of the run. */
+static SplitJob
+split_job_of(JobRun *run, const MediaHooks *media_hooks, const StorageHooks *storage_hooks)
+{
+	return (SplitJob)
+	{
+		&run->spec, run->storage, &run->workspace, media_hooks, storage_hooks,
+			split_fetch_original, run, run->why
+	};
+}
+
+/* A unit of a split proxy (split_job.c): in a workspace, with the storage open. */
+static int
+run_unit(JobRun *run)
+{
+	MediaHooks	media_hooks = {job_should_stop, media_progress, run};
+	StorageHooks storage_hooks = {job_should_stop, storage_progress, run};
+	SplitJob	split;
+	int			rc;
+
+	if ((rc = workspace_create(run->spec.temp_directory, &run->workspace, run->why)) != 0 ||
+		(rc = storage_open(&run->spec.storage, &run->storage, run->why)) != 0)
+		return rc;
+	split = split_job_of(run, &media_hooks, &storage_hooks);
+	enter_stage(run, json_string_value(json_object_get(run->spec.unit, "unit")), 0.0, 1.0);
+	if ((rc = split_job_unit(&split, &run->result)) != 0)
+		return rc;
+	transcode_progress_report(1.0, "done");
+	return 0;
+}
+
 /* The job's steps, in order; progress shares depend on what the job does. */
 static int
 run_steps(JobRun *run)
@@ -248,6 +298,15 @@ run_steps(JobRun *run)
 	{
 		snprintf(run->why, JOB_WHY_MAX, "temp directory path is too long");
 		return EX_SOFTWARE;
+	}
+	/* a long video: a plan instead of a proxy, from its index alone (split_job.c) */
+	if (job_makes_proxy(&run->spec) && run->spec.split_min_duration_seconds > 0)
+	{
+		SplitJob	split = split_job_of(run, &media_hooks, &storage_hooks);
+
+		enter_stage(run, "plan", 0.0, 0.0);
+		if ((rc = split_job_plan(&split, &run->result)) != 0 || run->result != NULL)
+			return rc;
 	}
 	enter_stage(run, "fetch", 0.0, fetch_span * 0.8);
 	if ((rc = fetch_original(run, &storage_hooks)) != 0)
@@ -303,7 +362,8 @@ run_deletion(JobRun *run)
 	int			rc;
 
 	run->deleted = json_array();
-	if (run->deleted == NULL)
+	run->deleted_prefixes = json_array();
+	if (run->deleted == NULL || run->deleted_prefixes == NULL)
 	{
 		snprintf(run->why, JOB_WHY_MAX, "out of memory");
 		return EX_SOFTWARE;
@@ -324,6 +384,17 @@ run_deletion(JobRun *run)
 		transcode_progress_report((3.0 + i) / total, "delete");
 		if ((rc = delete_object(run, json_string_value(key), run->deleted)) != 0)
 			return rc;
+	}
+	/* what split proxies of the video left under their temporary prefixes */
+	json_array_foreach(run->spec.stale_prefixes, i, key)
+	{
+		StorageHooks hooks = {job_should_stop, NULL, run};
+		int64_t		removed;
+
+		if ((rc = storage_delete_prefix(run->storage, json_string_value(key), &hooks, &removed,
+										run->why)) != 0)
+			return rc;
+		json_array_append(run->deleted_prefixes, key);
 	}
 	transcode_progress_report(1.0, "done");
 	return 0;
@@ -347,6 +418,7 @@ build_result(const JobRun *run)
 	{
 		json_decref(metadata);
 		json_object_set(result, "deleted_keys", run->deleted);
+		json_object_set(result, "deleted_prefixes", run->deleted_prefixes);
 		return result;
 	}
 	if (job_makes_proxy(&run->spec))
@@ -397,7 +469,8 @@ cmd_job(int argc, char **argv)
 	{
 		/* before anything else runs: the database comes first */
 		process_limits_apply(&run->spec.limits);
-		rc = job_deletes_video(&run->spec) ? run_deletion(run) : run_steps(run);
+		rc = job_deletes_video(&run->spec) ? run_deletion(run) :
+			run->spec.type == JOB_PROXY_SEGMENT ? run_unit(run) : run_steps(run);
 	}
 	if (transcode_stop_requested(NULL))
 	{
@@ -409,11 +482,15 @@ cmd_job(int argc, char **argv)
 		close(run->original_fd);
 	if (run->storage != NULL)
 		storage_close(run->storage);
-	if (rc == 0)
+	if (rc == 0 && run->result != NULL)
+		rc = transcode_print_json(json_incref(run->result));
+	else if (rc == 0)
 		rc = transcode_print_json(build_result(run));
 	else
 		rc = transcode_fail(rc, "%s", run->why);
+	json_decref(run->result);
 	json_decref(run->deleted);
+	json_decref(run->deleted_prefixes);
 	job_spec_free(&run->spec);
 	free(run);
 	return rc;

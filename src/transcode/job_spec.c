@@ -33,6 +33,7 @@ static const JobTypeName job_types[] = {
 	{"metadata_extraction", JOB_METADATA_EXTRACTION},
 	{"thumbnail_generation", JOB_THUMBNAIL_GENERATION},
 	{"video_deletion", JOB_VIDEO_DELETION},
+	{"proxy_segment", JOB_PROXY_SEGMENT},
 };
 
 /* Format the reason into why and return EX_USAGE. */
@@ -171,10 +172,43 @@ get_optional_key(json_t *object, const char *field, const char **key, char *why)
 }
 
 /*
+ * "stale_prefixes" of a video_deletion: prefixes ending in '/' whose keys,
+ * without that slash, the rule accepts; absent means none.
+ */
+static int
+parse_stale_prefixes(json_t *root, JobSpec *spec, char *why)
+{
+	json_t	   *prefixes = json_object_get(root, "stale_prefixes");
+	json_t	   *prefix;
+	size_t		i;
+
+	if (prefixes == NULL || json_is_null(prefixes))
+		return 0;
+	if (!json_is_array(prefixes))
+		return refuse(why, "job spec: \"%s\" must be an array of prefixes", "stale_prefixes");
+	json_array_foreach(prefixes, i, prefix)
+	{
+		const char *text = json_string_value(prefix);
+		size_t		length = text != NULL ? strlen(text) : 0;
+		char		key[1024];
+
+		if (length < 2 || length > sizeof(key) || text[length - 1] != '/' ||
+			length != json_string_length(prefix))
+			return refuse(why, "job spec: \"%s\" must be an array of prefixes", "stale_prefixes");
+		memcpy(key, text, length - 1);
+		key[length - 1] = '\0';
+		if (check_key("stale_prefixes", key, false, why) != 0)
+			return EX_USAGE;
+	}
+	spec->stale_prefixes = prefixes;
+	return 0;
+}
+
+/*
  * What a video_deletion removes: the original, the output keys (as the
- * templates name them) and "stale_keys", outputs stored under other keys;
- * each may be absent (the claim skipped a key the rules refuse).  Nothing
- * to read for other job types.
+ * templates name them), "stale_keys", outputs stored under other keys, and
+ * "stale_prefixes"; each key may be absent (the claim skipped a key the
+ * rules refuse).  Nothing to read for other job types.
  */
 static int
 parse_deletion(json_t *root, json_t *original, json_t *outputs, JobSpec *spec, char *why)
@@ -188,7 +222,8 @@ parse_deletion(json_t *root, json_t *original, json_t *outputs, JobSpec *spec, c
 		return 0;
 	if ((rc = get_optional_key(original, "key", &spec->original_key, why)) != 0 ||
 		(rc = get_optional_key(outputs, "proxy_key", &spec->proxy_key, why)) != 0 ||
-		(rc = get_optional_key(outputs, "thumbnail_key", &spec->thumbnail_key, why)) != 0)
+		(rc = get_optional_key(outputs, "thumbnail_key", &spec->thumbnail_key, why)) != 0 ||
+		(rc = parse_stale_prefixes(root, spec, why)) != 0)
 		return rc;
 	if (stale == NULL || json_is_null(stale))
 		return 0;
@@ -225,6 +260,14 @@ parse_job_type(json_t *root, json_t *outputs, JobSpec *spec, char *why)
 		return EX_USAGE;
 	}
 	spec->type = job_types[i].type;
+	/* a unit's outputs depend on what it is (split_job.c reads them) */
+	if (spec->type == JOB_PROXY_SEGMENT)
+	{
+		spec->unit = json_object_get(root, "unit");
+		if (!json_is_object(spec->unit))
+			return refuse(why, "job spec: \"%s\" must be an object", "unit");
+		return 0;
+	}
 	if (job_makes_proxy(spec) &&
 		((rc = get_required_string(outputs, "proxy_key", &spec->proxy_key, why)) != 0 ||
 		 (rc = check_key("proxy_key", spec->proxy_key, true, why)) != 0))

@@ -21,7 +21,8 @@ typedef enum JobType
 	JOB_PROXY_GENERATION,
 	JOB_METADATA_EXTRACTION,
 	JOB_THUMBNAIL_GENERATION,
-	JOB_VIDEO_DELETION
+	JOB_VIDEO_DELETION,
+	JOB_PROXY_SEGMENT			/* a unit of a split proxy (split_job.c) */
 } JobType;
 
 typedef struct JobSpec
@@ -36,6 +37,9 @@ typedef struct JobSpec
 	const char *proxy_key;		/* NULL unless the job type makes (or deletes) a proxy */
 	const char *thumbnail_key;	/* NULL unless it makes (or deletes) a thumbnail */
 	json_t	   *stale_keys;		/* video_deletion: other keys to remove (array) */
+	json_t	   *stale_prefixes; /* video_deletion: split proxies' temporary
+								 * prefixes to empty (array) */
+	json_t	   *unit;			/* proxy_segment: what the unit is ("unit") */
 	double		split_min_duration_seconds; /* "split" of a proxy job; 0: never split */
 	double		segment_duration_seconds;
 	ProxyOptions proxy;

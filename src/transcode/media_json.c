@@ -69,3 +69,19 @@ thumbnail_info_json(const ThumbnailInfo *info)
 					 "file_size_bytes", (json_int_t) info->file_size_bytes,
 					 "timestamp_seconds", rounded_real(info->timestamp_seconds, 3));
 }
+
+/* A split proxy's plan: the rate, the frame count and each segment's slots. */
+json_t *
+split_plan_json(const SplitPlan *plan)
+{
+	json_t	   *segments = json_array();
+
+	for (int i = 0; i < plan->segments; i++)
+		json_array_append_new(segments,
+							  json_pack("{s:I,s:I}", "first_slot", (json_int_t) (i * plan->segment_slots),
+										"next_slot", (json_int_t) (i + 1 < plan->segments ?
+																   (i + 1) * plan->segment_slots : -1)));
+	return json_pack("{s:i,s:i,s:I,s:I,s:b,s:o}", "fps_num", plan->fps_num, "fps_den", plan->fps_den,
+					 "slots", (json_int_t) plan->slots, "segment_slots", (json_int_t) plan->segment_slots,
+					 "interlaced", plan->interlaced, "segments", segments);
+}

@@ -106,22 +106,6 @@ prepare(SplitArgs *args)
 	return 0;
 }
 
-/* The plan as JSON: the rate, the frame count and each segment's slots. */
-static json_t *
-plan_json(const SplitPlan *plan)
-{
-	json_t	   *segments = json_array();
-
-	for (int i = 0; i < plan->segments; i++)
-		json_array_append_new(segments,
-							  json_pack("{s:I,s:I}", "first_slot", (json_int_t) (i * plan->segment_slots),
-										"next_slot", (json_int_t) (i + 1 < plan->segments ?
-																   (i + 1) * plan->segment_slots : -1)));
-	return json_pack("{s:i,s:i,s:I,s:I,s:b,s:o}", "fps_num", plan->fps_num, "fps_den", plan->fps_den,
-					 "slots", (json_int_t) plan->slots, "segment_slots", (json_int_t) plan->segment_slots,
-					 "interlaced", plan->interlaced, "segments", segments);
-}
-
 /* vproxy-transcode plan INPUT [--segment-seconds S] [proxy options] */
 int
 cmd_plan(int argc, char **argv)
@@ -139,7 +123,7 @@ cmd_plan(int argc, char **argv)
 	status = media_plan_split(argv[1], &args.options, args.segment_seconds, &hooks, &plan, why);
 	if (status != 0)
 		return transcode_fail(status, "%s", why);
-	return transcode_print_json(plan_json(&plan));
+	return transcode_print_json(split_plan_json(&plan));
 }
 
 /* vproxy-transcode segment INPUT CHUNK --first N [--next M] [--interlaced 0|1] [options] */
