@@ -1,0 +1,135 @@
+/*
+ * db.c
+ *		vproxy-dashboard's connections: opened with a read-only session that
+ *		cannot hold anything for long, and the check at start that the role
+ *		reads the queue (a failure is one line and an exit status, as for
+ *		vproxy-worker).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include "dashboard/dashboard.h"
+
+/*
+ * The session every dashboard connection gets, whatever the role or database
+ * set: read-only, no statement longer than 10 s, no lock waited for long,
+ * times in UTC, no JIT (the same short queries run again and again).
+ */
+static const char *const session_setup =
+"SET default_transaction_read_only = on; SET statement_timeout = '10s'; "
+"SET lock_timeout = '2s'; SET idle_in_transaction_session_timeout = '10s'; "
+"SET TimeZone = 'UTC'; SET jit = off";
+
+/* The first line of libpq's message, without trailing blanks. */
+void
+db_first_line(const char *message, char *buffer, size_t size)
+{
+	size_t		len;
+
+	snprintf(buffer, size, "%s", message ? message : "");
+	len = strcspn(buffer, "\n");
+	buffer[len] = '\0';
+	while (len > 0 && buffer[len - 1] == ' ')
+		buffer[--len] = '\0';
+}
+
+/*
+ * Connect and set the session up; NULL with the reason in why on failure,
+ * *refused telling an authentication failure from an unreachable server.
+ */
+PGconn *
+db_connect(const char *conninfo, char *why, size_t why_size, bool *refused)
+{
+	const char *keywords[] = {"dbname", "fallback_application_name", NULL};
+	const char *values[] = {conninfo, "vproxy-dashboard", NULL};
+	PGconn	   *conn = PQconnectdbParams(keywords, values, 1);
+	PGresult   *result;
+
+	*refused = false;
+	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
+	{
+		*refused = conn && (PQconnectionNeedsPassword(conn) || PQconnectionUsedPassword(conn));
+		db_first_line(conn ? PQerrorMessage(conn) : "out of memory", why, why_size);
+		PQfinish(conn);
+		return NULL;
+	}
+	result = PQexec(conn, session_setup);
+	if (PQresultStatus(result) != PGRES_COMMAND_OK)
+	{
+		db_first_line(PQerrorMessage(conn), why, why_size);
+		PQclear(result);
+		PQfinish(conn);
+		return NULL;
+	}
+	PQclear(result);
+	return conn;
+}
+
+/*
+ * At start: connect, and check that the role reads the queue.  0, or the
+ * exit status after one log line: 69 when the server cannot be reached or
+ * holds no vproxy, 77 when it refused the role or the role lacks the
+ * monitor grants.  A role that could write the queue gets a warning: the
+ * dashboard needs only to read.
+ */
+int
+db_check_first(const char *conninfo)
+{
+	static const char *const check =
+		"SELECT to_regnamespace('vproxy') IS NOT NULL "
+		"       AND has_schema_privilege('vproxy', 'USAGE') "
+		"       AND has_table_privilege('vproxy.processing_jobs', 'SELECT') "
+		"       AND has_table_privilege('vproxy.videos', 'SELECT') "
+		"       AND has_table_privilege('vproxy.workers', 'SELECT') "
+		"       AND has_function_privilege('vproxy.worker_activity()', 'EXECUTE'), "
+		"       to_regnamespace('vproxy') IS NOT NULL, "
+		"       (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) "
+		"       OR (to_regnamespace('vproxy') IS NOT NULL "
+		"           AND has_table_privilege('vproxy.processing_jobs', 'INSERT, UPDATE, DELETE')), "
+		"       current_user, current_database()";
+	char		why[512];
+	char		quoted[600];
+	bool		refused;
+	PGconn	   *conn = db_connect(conninfo, why, sizeof(why), &refused);
+	PGresult   *result;
+	int			status = 0;
+
+	if (conn == NULL)
+	{
+		dash_log("error", "connect_failed", "error=%s", dash_log_quote(why, quoted, sizeof(quoted)));
+		return refused ? EX_NOPERM : EX_UNAVAILABLE;
+	}
+	result = PQexec(conn, check);
+	if (PQresultStatus(result) != PGRES_TUPLES_OK || PQntuples(result) != 1)
+	{
+		db_first_line(PQerrorMessage(conn), why, sizeof(why));
+		dash_log("error", "connect_failed", "error=%s", dash_log_quote(why, quoted, sizeof(quoted)));
+		status = EX_UNAVAILABLE;
+	}
+	else if (strcmp(PQgetvalue(result, 0, 1), "t") != 0)
+	{
+		dash_log("error", "no_vproxy", "database=%s note=\"no schema vproxy: CREATE EXTENSION vproxy, or connect to the database that has it\"",
+				 PQgetvalue(result, 0, 4));
+		status = EX_UNAVAILABLE;
+	}
+	else if (strcmp(PQgetvalue(result, 0, 0), "t") != 0)
+	{
+		dash_log("error", "not_allowed", "role=%s note=\"the role needs pg_monitor, USAGE on schema vproxy, SELECT on its tables and views, EXECUTE on vproxy.worker_activity()\"",
+				 dash_log_quote(PQgetvalue(result, 0, 3), quoted, sizeof(quoted)));
+		status = EX_NOPERM;
+	}
+	else
+	{
+		if (strcmp(PQgetvalue(result, 0, 2), "t") == 0)
+			dash_log("warning", "role_can_write", "role=%s note=\"the dashboard only reads: give it a role with the monitor grants alone\"",
+					 dash_log_quote(PQgetvalue(result, 0, 3), quoted, sizeof(quoted)));
+		dash_log("info", "connected", "database=%s role=%s",
+				 dash_log_quote(PQgetvalue(result, 0, 4), why, sizeof(why)),
+				 dash_log_quote(PQgetvalue(result, 0, 3), quoted, sizeof(quoted)));
+	}
+	PQclear(result);
+	PQfinish(conn);
+	return status;
+}
