@@ -112,7 +112,8 @@ extern void events_progress(json_t *workers);
 
 /* metrics.c */
 extern const char *metrics_bounds_literal(void);
-extern char *metrics_text(json_t *summary, json_t *workers, size_t *len);
+extern char *metrics_text(json_t *summary, json_t *workers, double summary_age,
+						  double workers_age, size_t *len);
 
 /* media.c */
 extern void media_init(void);

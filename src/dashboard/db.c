@@ -77,18 +77,22 @@ db_connect(const char *conninfo, char *why, size_t why_size, bool *refused)
 int
 db_check_first(const char *conninfo)
 {
+	/* by oid: a name would raise "permission denied for schema" instead */
 	static const char *const check =
-		"SELECT to_regnamespace('vproxy') IS NOT NULL "
-		"       AND has_schema_privilege('vproxy', 'USAGE') "
-		"       AND has_table_privilege('vproxy.processing_jobs', 'SELECT') "
-		"       AND has_table_privilege('vproxy.videos', 'SELECT') "
-		"       AND has_table_privilege('vproxy.workers', 'SELECT') "
-		"       AND has_function_privilege('vproxy.worker_activity()', 'EXECUTE'), "
-		"       to_regnamespace('vproxy') IS NOT NULL, "
+		"SELECT coalesce(has_schema_privilege(n.oid, 'USAGE') "
+		"       AND (SELECT count(*) = 3 AND bool_and(has_table_privilege(c.oid, 'SELECT')) "
+		"              FROM pg_catalog.pg_class c WHERE c.relnamespace = n.oid "
+		"               AND c.relname IN ('processing_jobs', 'videos', 'workers')) "
+		"       AND (SELECT bool_and(has_function_privilege(p.oid, 'EXECUTE')) "
+		"              FROM pg_catalog.pg_proc p WHERE p.pronamespace = n.oid "
+		"               AND p.proname = 'worker_activity'), false), "
+		"       n.oid IS NOT NULL, "
 		"       (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) "
-		"       OR (to_regnamespace('vproxy') IS NOT NULL "
-		"           AND has_table_privilege('vproxy.processing_jobs', 'INSERT, UPDATE, DELETE')), "
-		"       current_user, current_database()";
+		"       OR coalesce((SELECT bool_or(has_table_privilege(c.oid, 'INSERT, UPDATE, DELETE')) "
+		"                      FROM pg_catalog.pg_class c WHERE c.relnamespace = n.oid "
+		"                       AND c.relkind = 'r'), false), "
+		"       current_user, current_database() "
+		"  FROM (SELECT) AS one LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = 'vproxy'";
 	char		why[512];
 	char		quoted[600];
 	bool		refused;

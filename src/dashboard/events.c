@@ -165,10 +165,11 @@ client_read(void *cls, uint64_t pos, char *buf, size_t max)
 		static const char ping_frame[] = ": ping\n\n";
 		bool		ok = true;
 
+		/* fallen out of the ring: say so, then go on with what it still holds */
 		if (c->next < oldest_seq())
 		{
 			c->resync = true;
-			c->next = next_seq;
+			c->next = oldest_seq();
 		}
 		if (c->resync)
 		{

@@ -222,10 +222,10 @@ put_workers(FILE *out, json_t *workers)
 
 /*
  * The whole exposition; malloc'd, its length in *len.  summary and workers
- * are the parsed snapshots.
+ * are the parsed snapshots, taken the given number of seconds ago.
  */
 char *
-metrics_text(json_t *summary, json_t *workers, size_t *len)
+metrics_text(json_t *summary, json_t *workers, double summary_age, double workers_age, size_t *len)
 {
 	char	   *text = NULL;
 	FILE	   *out = open_memstream(&text, len);
@@ -241,6 +241,10 @@ metrics_text(json_t *summary, json_t *workers, size_t *len)
 		  "vproxy_queue_oldest_pending_seconds ", out);
 	put_number(out, json_is_object(oldest) ? member_number(oldest, "waiting_seconds") : 0);
 	put_workers(out, workers);
+	fprintf(out, "# HELP vproxy_dashboard_data_age_seconds How old the snapshot these values come from is, by view.\n"
+			"# TYPE vproxy_dashboard_data_age_seconds gauge\n"
+			"vproxy_dashboard_data_age_seconds{view=\"summary\"} %.3f\n"
+			"vproxy_dashboard_data_age_seconds{view=\"workers\"} %.3f\n", summary_age, workers_age);
 	fprintf(out, "# HELP vproxy_dashboard_events_clients Browsers and other clients connected to /events.\n"
 			"# TYPE vproxy_dashboard_events_clients gauge\n"
 			"vproxy_dashboard_events_clients %d\n", events_clients());

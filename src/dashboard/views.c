@@ -48,6 +48,7 @@ typedef struct View
 	Snapshot   *current;		/* NULL until the first refresh */
 	int64_t		refreshed_ms;	/* monotonic start of the last refresh */
 	int64_t		took_ms;		/* how long it took */
+	int64_t		took_before_ms; /* ... and the one before */
 	int64_t		wanted_ms;		/* monotonic time of the last request */
 	int64_t		waiting_since_ms;	/* first waiter's arrival, 0 = none waits */
 	WaitNode   *waiters;
@@ -73,11 +74,16 @@ same_spec(const ViewSpec *a, const ViewSpec *b)
 		strcmp(a->job_id, b->job_id) == 0;
 }
 
-/* The least time between two refreshes of a view, from its last query's time. */
+/*
+ * The least time between two refreshes of a view: ten times its query's
+ * time, the shorter of the last two (a first query on a cold connection is
+ * slower than the ones after it).
+ */
 static int64_t
 interval_ms(const View *view)
 {
-	int64_t		interval = view->took_ms * 10;
+	int64_t		took = view->took_ms < view->took_before_ms ? view->took_ms : view->took_before_ms;
+	int64_t		interval = took * 10;
 
 	if (interval < MIN_INTERVAL_MS)
 		return MIN_INTERVAL_MS;
@@ -413,6 +419,7 @@ reader_main(void *arg)
 
 		pthread_mutex_lock(&lock);
 		view->refreshing = false;
+		view->took_before_ms = view->took_ms;
 		view->took_ms = dash_monotonic_ms() - now;
 		if (snapshot != NULL)
 		{
@@ -459,7 +466,10 @@ struct MHD_Response *
 views_metrics(Snapshot *summary, Snapshot *workers)
 {
 	size_t		len = 0;
-	char	   *text = metrics_text(summary->data, workers->data, &len);
+	int64_t		now = dash_now_ms();
+	char	   *text = metrics_text(summary->data, workers->data,
+									(now - summary->taken_at_ms) / 1000.0,
+									(now - workers->taken_at_ms) / 1000.0, &len);
 	struct MHD_Response *response;
 
 	if (text == NULL)

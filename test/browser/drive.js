@@ -10,7 +10,7 @@
 //   {"cmd": "eval", "expression": "window.pwned"}     a page expression's value
 //   {"cmd": "fill", "selector": "#token", "value": "..."}, {"cmd": "click", "selector": "button"}
 //   {"cmd": "screenshot", "path": "/tmp/x.png", "full_page": true}
-//   {"cmd": "console"}                                  console errors and CSP violations so far
+//   {"cmd": "console", "clear": true}                   console errors and CSP violations so far (then forget them)
 //   {"cmd": "quit"}
 'use strict';
 
@@ -48,7 +48,7 @@ async function main() {
     fill: async (c) => { await page.fill(c.selector, c.value); return true; },
     click: async (c) => { await Promise.all([c.navigation ? page.waitForNavigation() : null, page.click(c.selector)]); return true; },
     screenshot: async (c) => { await page.screenshot({ path: c.path, fullPage: !!c.full_page }); return c.path; },
-    console: async () => problems.slice(),
+    console: async (c) => (c.clear ? problems.splice(0) : problems.slice()),
     quit: async () => { await browser.close(); return true; },
   };
 

@@ -23,7 +23,7 @@ function h(tag, attrs, ...children) {
     else if (k === 'hidden') el.hidden = true;
     else el.setAttribute(k, v);
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -88,7 +88,7 @@ function timeCell(iso, now) {
   return h('td', { title: iso || '' }, clock(iso), h('div', { class: 'muted' }, ago(iso, now)));
 }
 
-const fileName = (name) => (name === null || name === undefined ? '(no video)' : name);
+const fileName = (name) => (name === null || name === undefined ? '(no file name)' : name);
 
 // ---------------------------------------------------------------- data
 
@@ -117,15 +117,16 @@ function showError(error) {
 
 // ---------------------------------------------------------------- chart
 
-// A stacked area chart of series [{label, color, values}] over the last hour.
-function stackedChart(series, height, title) {
+// A stacked chart of series [{label, color, values}] over the last hour's
+// 61 points: areas, or bars (the minute before each point).
+function stackedChart(series, height, title, bars) {
   const width = 760;
   const left = 40;
   const bottom = 18;
   const top = 8;
   const n = series.length ? series[0].values.length : 61;
   const totals = Array.from({ length: n }, (_, i) => series.reduce((a, x) => a + Number(x.values[i] || 0), 0));
-  const max = niceMax(Math.max(1, ...totals));
+  const max = 4 * niceStep(Math.max(1, ...totals) / 4);
   const x = (i) => left + (i * (width - left - 4)) / Math.max(1, n - 1);
   const y = (v) => top + (height - top - bottom) * (1 - v / max);
   const svg = s('svg', { viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': title });
@@ -138,13 +139,23 @@ function stackedChart(series, height, title) {
     svg.append(s('text', { class: 'axis', x: x(i), y: height - 4, 'text-anchor': i === 0 ? 'start' : i === n - 1 ? 'end' : 'middle' }, label));
   }
   const base = new Array(n).fill(0);
+  const step = (width - left - 4) / Math.max(1, n - 1);
   for (const serie of series) {
     const upper = base.map((b, i) => b + Number(serie.values[i] || 0));
-    let d = `M${x(0)},${y(upper[0])}`;
-    for (let i = 1; i < n; i++) d += `L${x(i)},${y(upper[i])}`;
-    for (let i = n - 1; i >= 0; i--) d += `L${x(i)},${y(base[i])}`;
-    svg.append(s('path', { d: d + 'Z', fill: serie.color, 'fill-opacity': serie.opacity || 0.85, stroke: serie.color, 'stroke-width': 0.5 },
-      s('title', {}, serie.label)));
+    if (bars) {
+      // the value at point i is what ended in the minute before it
+      const g = s('g', { fill: serie.color, 'fill-opacity': serie.opacity || 0.85 }, s('title', {}, serie.label));
+      for (let i = 1; i < n; i++) {
+        if (upper[i] > base[i]) g.append(s('rect', { x: x(i) - step * 0.9, y: y(upper[i]), width: step * 0.8, height: y(base[i]) - y(upper[i]) }));
+      }
+      svg.append(g);
+    } else {
+      let d = `M${x(0)},${y(upper[0])}`;
+      for (let i = 1; i < n; i++) d += `L${x(i)},${y(upper[i])}`;
+      for (let i = n - 1; i >= 0; i--) d += `L${x(i)},${y(base[i])}`;
+      svg.append(s('path', { d: d + 'Z', fill: serie.color, 'fill-opacity': serie.opacity || 0.85, stroke: serie.color, 'stroke-width': 0.5 },
+        s('title', {}, serie.label)));
+    }
     upper.forEach((v, i) => { base[i] = v; });
   }
   // one hover target per minute, its tooltip listing the values
@@ -156,9 +167,11 @@ function stackedChart(series, height, title) {
   return svg;
 }
 
-function niceMax(v) {
-  const p = Math.pow(10, Math.floor(Math.log10(v)));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+// The step of four gridlines that reach v: 1, 1.5, 2, 2.5 or 5 times a power of
+// ten, and a whole number (the values are counts).
+function niceStep(v) {
+  const p = Math.pow(10, Math.floor(Math.log10(Math.max(v, 1))));
+  for (const m of [1, 1.5, 2, 2.5, 5, 10]) if (m * p >= v && (Number.isInteger(m) || p >= 10)) return m * p;
   return 10 * p;
 }
 
@@ -236,7 +249,7 @@ function endedChart(summary) {
     .map((x) => ({ label: x.status, color: colors[x.status], values: [0, ...x.jobs] }));
   return h('section', { class: 'panel chart', id: 'ended' },
     h('h2', {}, 'Jobs ended per minute'),
-    series.length ? [stackedChart(series, 220, 'jobs ended per minute'), legend(series)] : h('p', { class: 'empty' }, 'No job ended in the last hour.'));
+    series.length ? [stackedChart(series, 220, 'jobs ended per minute', true), legend(series)] : h('p', { class: 'empty' }, 'No job ended in the last hour.'));
 }
 
 function durationTable(summary) {
