@@ -9,6 +9,9 @@
  *		/api/job/UUID		one job, its video, its media links
  *		/api/session		whether a token is required, the version
  *		/metrics			Prometheus text format
+ *
+ *		?after_event=ID (an /events id) asks for data taken after that event
+ *		was published: the page shows a job's end that way.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -127,6 +130,7 @@ api_handle(struct MHD_Connection *connection, const char *url, Waiter *waiter)
 	ViewSpec	specs[2];
 	Snapshot   *snapshots[2] = {NULL, NULL};
 	int			n = 1;
+	const char *after_event = MHD_lookup_connection_value(connection, MHD_GET_ARGUMENT_KIND, "after_event");
 	enum MHD_Result ret;
 
 	memset(specs, 0, sizeof(specs));
@@ -159,7 +163,7 @@ api_handle(struct MHD_Connection *connection, const char *url, Waiter *waiter)
 	else
 		return send_error(connection, MHD_HTTP_NOT_FOUND, "no such page");
 
-	if (!views_fetch(specs, n, snapshots, waiter))
+	if (!views_fetch(specs, n, after_event ? events_published_ms(after_event) : 0, snapshots, waiter))
 		return MHD_YES;			/* suspended until the views are refreshed */
 	if (snapshots[0] == NULL || (n == 2 && snapshots[1] == NULL))
 		ret = send_error(connection, MHD_HTTP_SERVICE_UNAVAILABLE,

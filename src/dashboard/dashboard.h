@@ -71,7 +71,6 @@ typedef struct Waiter
 {
 	struct MHD_Connection *connection;	/* suspended until pending is 0 */
 	int			pending;		/* views still to refresh; under the views lock */
-	bool		woken;			/* resumed: take the views as they are now */
 } Waiter;
 
 /* main.c */
@@ -97,7 +96,8 @@ extern const char *queries_listen(void);
 /* views.c */
 extern void views_start(const char *conninfo);
 extern void views_stop(void);
-extern bool views_fetch(const ViewSpec *specs, int n, Snapshot **out, Waiter *waiter);
+extern bool views_fetch(const ViewSpec *specs, int n, int64_t after_ms, Snapshot **out,
+						Waiter *waiter);
 extern void views_release(Snapshot **snapshots, int n);
 extern struct MHD_Response *views_metrics(Snapshot *summary, Snapshot *workers);
 extern bool views_stopping(void);
@@ -108,6 +108,7 @@ extern void events_stop(void);
 extern struct MHD_Response *events_response(struct MHD_Connection *connection,
 											const char *last_event_id);
 extern int	events_clients(void);
+extern int64_t events_published_ms(const char *event_id);
 extern void events_progress(json_t *workers);
 
 /* metrics.c */

@@ -59,6 +59,7 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_t listener;
 static char *ring[RING_SIZE];	/* frames by sequence number modulo RING_SIZE */
 static size_t ring_len[RING_SIZE];
+static int64_t ring_published_ms[RING_SIZE];	/* wall clock */
 static uint64_t next_seq = 1;
 static char run_id[9];			/* this process's part of the event ids */
 static Client *clients;
@@ -125,6 +126,7 @@ publish(const char *type, const char *data)
 	free(ring[next_seq % RING_SIZE]);
 	ring[next_seq % RING_SIZE] = frame;
 	ring_len[next_seq % RING_SIZE] = len;
+	ring_published_ms[next_seq % RING_SIZE] = dash_now_ms();
 	next_seq++;
 	resume_clients();
 	pthread_mutex_unlock(&lock);
@@ -233,6 +235,41 @@ client_free(void *cls)
 }
 
 /*
+ * The sequence number of an event id of this run ("<run>-<seq>") that this
+ * process has published, or 0 (under the lock).
+ */
+static uint64_t
+parse_event_id(const char *event_id)
+{
+	size_t		run_len = strlen(run_id);
+	unsigned long long seq;
+	char	   *end;
+
+	if (event_id == NULL || strncmp(event_id, run_id, run_len) != 0 || event_id[run_len] != '-')
+		return 0;
+	seq = strtoull(event_id + run_len + 1, &end, 10);
+	return *end == '\0' && seq > 0 && seq < next_seq ? seq : 0;
+}
+
+/*
+ * When the event of this id was published (wall clock, ms), or 0 when it is
+ * not one of this process's or has left the ring.
+ */
+int64_t
+events_published_ms(const char *event_id)
+{
+	int64_t		published = 0;
+	uint64_t	seq;
+
+	pthread_mutex_lock(&lock);
+	seq = parse_event_id(event_id);
+	if (seq != 0 && seq >= oldest_seq())
+		published = ring_published_ms[seq % RING_SIZE];
+	pthread_mutex_unlock(&lock);
+	return published;
+}
+
+/*
  * A new /events client: its stream starts with the reconnection delay and
  * then the events after last_event_id (the EventSource's Last-Event-ID) when
  * this process still has them, else only new ones (with a resync first when
@@ -253,19 +290,10 @@ events_response(struct MHD_Connection *connection, const char *last_event_id)
 	c->pinged = ping_round;
 	if (last_event_id != NULL && last_event_id[0] != '\0')
 	{
-		size_t		run_len = strlen(run_id);
-		unsigned long long seen;
-		char	   *end;
+		uint64_t	seen = parse_event_id(last_event_id);
 
-		if (strncmp(last_event_id, run_id, run_len) == 0 && last_event_id[run_len] == '-' &&
-			(seen = strtoull(last_event_id + run_len + 1, &end, 10)) > 0 && *end == '\0' &&
-			seen < next_seq)
-		{
-			if (seen + 1 >= oldest_seq())
-				c->next = seen + 1;
-			else
-				c->resync = true;
-		}
+		if (seen != 0 && seen + 1 >= oldest_seq())
+			c->next = seen + 1;
 		else
 			c->resync = true;
 	}

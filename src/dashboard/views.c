@@ -4,16 +4,19 @@
  *
  *		A view is one statement of queries.c with its parameters (the
  *		summary, the workers, a page of the job list, a job).  A request
- *		takes the view's current snapshot when it is fresh enough; else it
- *		registers as a waiter, its connection is suspended (libmicrohttpd
- *		keeps serving everybody else), and the reader thread resumes it once
- *		the view has been refreshed.  However many requests wait, one query
- *		refreshes a view, and a view is refreshed at most once a second: at
- *		most once every ten times its last query took, so that a large
- *		table costs the database at most a tenth of one backend per view.
- *		One connection runs every query, one at a time, oldest demand
- *		first.  While /events has clients, the workers view is refreshed
- *		every interval for their progress events.
+ *		takes the view's latest snapshot at once: while somebody asks for a
+ *		view (in the last WARM_MS), the reader thread keeps it fresh,
+ *		refreshing it at most once a second, and at most once every ten
+ *		times its query took (so that a large table costs the database at
+ *		most a tenth of one backend per view), whether one client asks or a
+ *		thousand.  A request waits only for a view's first snapshot, for one
+ *		gone cold, or for one taken after a given /events event (the page
+ *		asks so after a job's end, to show it); then it registers as a
+ *		waiter, its connection is suspended (libmicrohttpd keeps serving
+ *		everybody else) and the reader thread resumes it once the view has
+ *		such a snapshot.  One connection runs every query, one at a time,
+ *		views with waiters first.  While /events has clients, the workers
+ *		view is refreshed every interval for their progress events.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -31,6 +34,8 @@
 #define IDLE_VIEW_MS 60000
 /* views kept at once (job pages and list pages are views too) */
 #define MAX_VIEWS 512
+/* a view asked for within this long is kept fresh */
+#define WARM_MS 30000
 /* reconnect backoff of the reader connection */
 #define BACKOFF_FIRST_MS 250
 #define BACKOFF_MAX_MS 10000
@@ -39,6 +44,7 @@
 typedef struct WaitNode
 {
 	Waiter	   *waiter;
+	int64_t		after_ms;		/* it needs a snapshot taken at or after this */
 	struct WaitNode *next;
 } WaitNode;
 
@@ -146,15 +152,27 @@ find_view(const ViewSpec *spec, int64_t now)
 }
 
 /*
+ * Whether the view's snapshot will do for a request that needs one taken at
+ * or after after_ms (wall clock; 0: any): there is one, it is new enough,
+ * and the view has not gone cold (unrefreshed for a while: nobody asked).
+ */
+static bool
+will_do(const View *view, int64_t after_ms, int64_t now)
+{
+	return view->current != NULL && view->current->taken_at_ms >= after_ms &&
+		now - view->refreshed_ms < interval_ms(view) + WARM_MS;
+}
+
+/*
  * Take the snapshots of n views into out (each to be given back with
- * views_release) and return true; or, when one of them is missing or older
- * than its interval, register the waiter, suspend its connection and
- * return false: the reader thread resumes it after the refresh, and the
- * request asks again.  A view that cannot be kept (too many) or a stopping
- * dashboard gives a NULL snapshot.
+ * views_release) and return true; or, when one of them will not do (see
+ * will_do), register the waiter, suspend its connection and return false:
+ * the reader thread resumes it once the views have snapshots that do, and
+ * the request asks again.  A view that cannot be kept (too many) or a
+ * stopping dashboard gives a NULL snapshot.
  */
 bool
-views_fetch(const ViewSpec *specs, int n, Snapshot **out, Waiter *waiter)
+views_fetch(const ViewSpec *specs, int n, int64_t after_ms, Snapshot **out, Waiter *waiter)
 {
 	int64_t		now = dash_monotonic_ms();
 	bool		ready = true;
@@ -163,32 +181,28 @@ views_fetch(const ViewSpec *specs, int n, Snapshot **out, Waiter *waiter)
 	for (int i = 0; i < n; i++)
 	{
 		View	   *view = find_view(&specs[i], now);
+		WaitNode   *node;
 
 		out[i] = NULL;
 		if (view == NULL || stopping)
 			continue;
 		view->wanted_ms = now;
-		/* fresh: refreshed within its interval, or since this request waited */
-		if (view->current != NULL &&
-			(waiter->woken || now - view->refreshed_ms < interval_ms(view)))
+		if (will_do(view, after_ms, now))
 		{
 			out[i] = view->current;
 			out[i]->refs++;
 			continue;
 		}
-		{
-			WaitNode   *node = malloc(sizeof(WaitNode));
-
-			if (node == NULL)
-				continue;
-			node->waiter = waiter;
-			node->next = view->waiters;
-			view->waiters = node;
-			if (view->waiting_since_ms == 0)
-				view->waiting_since_ms = now;
-			waiter->pending++;
-			ready = false;
-		}
+		if ((node = malloc(sizeof(WaitNode))) == NULL)
+			continue;
+		node->waiter = waiter;
+		node->after_ms = after_ms;
+		node->next = view->waiters;
+		view->waiters = node;
+		if (view->waiting_since_ms == 0)
+			view->waiting_since_ms = now;
+		waiter->pending++;
+		ready = false;
 	}
 	if (!ready)
 	{
@@ -226,30 +240,38 @@ views_stopping(void)
 	return result;
 }
 
-/* Resume every waiter of a view whose last view this was (under the lock). */
+/*
+ * Resume the waiters the view's new snapshot does for (all of them when
+ * stopping), each once its last view does (under the lock).
+ */
 static void
 wake_waiters(View *view)
 {
-	while (view->waiters != NULL)
-	{
-		WaitNode   *node = view->waiters;
+	WaitNode  **link = &view->waiters;
 
-		view->waiters = node->next;
-		if (--node->waiter->pending == 0)
+	while (*link != NULL)
+	{
+		WaitNode   *node = *link;
+
+		if (!stopping && view->current != NULL && view->current->taken_at_ms < node->after_ms)
 		{
-			node->waiter->woken = true;
-			MHD_resume_connection(node->waiter->connection);
+			link = &node->next;
+			continue;
 		}
+		*link = node->next;
+		if (--node->waiter->pending == 0)
+			MHD_resume_connection(node->waiter->connection);
 		free(node);
 	}
-	view->waiting_since_ms = 0;
+	if (view->waiters == NULL)
+		view->waiting_since_ms = 0;
 }
 
 /*
- * The view to refresh now (under the lock): the one whose first waiter came
- * first among those past their interval, else the workers view when
- * /events has clients and it is due.  Otherwise NULL, and *sleep_ms says
- * when to look again.
+ * The view to refresh now (under the lock), among those past their interval
+ * that somebody waits for, asked for lately, or (the workers) follows on
+ * /events: the one whose first waiter came first, else any.  Otherwise
+ * NULL, and *sleep_ms says when to look again.
  */
 static View *
 next_view(int64_t now, int64_t *sleep_ms)
@@ -261,10 +283,10 @@ next_view(int64_t now, int64_t *sleep_ms)
 	for (View *view = views; view != NULL; view = view->next)
 	{
 		int64_t		due = view->refreshed_ms + interval_ms(view);
-		bool		wanted = view->waiters != NULL ||
+		bool		wanted = view->waiters != NULL || now - view->wanted_ms < WARM_MS ||
 			(watched && view->spec.kind == VIEW_WORKERS);
 
-		if (!wanted)
+		if (!wanted || view->refreshing)
 			continue;
 		if (view->current != NULL && due > now)
 		{

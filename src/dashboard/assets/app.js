@@ -94,7 +94,10 @@ const fileName = (name) => (name === null || name === undefined ? '(no file name
 
 class HttpError extends Error {}
 
+// GET an API path; during a render that follows a job's end, ask for data
+// taken after that event (the dashboard waits for it).
 async function api(path) {
+  if (state.renderAfter) path += (path.includes('?') ? '&' : '?') + 'after_event=' + encodeURIComponent(state.renderAfter);
   const response = await fetch(path, { credentials: 'same-origin', cache: 'no-store' });
   if (response.status === 401) {
     location.reload();
@@ -463,7 +466,7 @@ async function renderJob(main, id) {
 
 // ---------------------------------------------------------------- routing and live updates
 
-const state = { knownJobs: new Set(), pageVideo: null, timer: null, rendering: false, again: false };
+const state = { knownJobs: new Set(), pageVideo: null, afterEvent: null, renderAfter: null, timer: null, rendering: false, again: false };
 
 function route() {
   const path = location.hash.replace(/^#/, '').split('?')[0] || '/';
@@ -478,6 +481,8 @@ async function render() {
     return;
   }
   state.rendering = true;
+  state.renderAfter = state.afterEvent;
+  state.afterEvent = null;
   const main = document.getElementById('main');
   const r = route();
   for (const a of document.querySelectorAll('[data-nav]')) a.classList.toggle('current', a.dataset.nav === (r.name === 'job' ? 'jobs' : r.name));
@@ -490,6 +495,7 @@ async function render() {
     if (!(error instanceof HttpError && error.message === 'logged out')) showError(error);
   } finally {
     state.rendering = false;
+    state.renderAfter = null;
     if (state.again) {
       state.again = false;
       render();
@@ -514,7 +520,10 @@ function onJobEnd(event) {
     return;
   }
   const r = route();
-  if (r.name !== 'job' || r.id === payload.job_id || (payload.video_id && payload.video_id === state.pageVideo)) refreshSoon(200);
+  if (r.name !== 'job' || r.id === payload.job_id || (payload.video_id && payload.video_id === state.pageVideo)) {
+    state.afterEvent = event.lastEventId;
+    refreshSoon(100);
+  }
 }
 
 function onProgress(event) {
