@@ -11,7 +11,7 @@ DASHBOARD_OBJS = $(DASHBOARD_SRCS:%.c=build/dashboard/%.o)
 DASHBOARD_ASSETS = $(sort $(wildcard src/dashboard/assets/*))
 DASHBOARD_VERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" vproxy.control)
 
-DASHBOARD_CFLAGS = -std=gnu11 -g -O2 -D_FORTIFY_SOURCE=2 -Wall -Wextra -Werror \
+DASHBOARD_CFLAGS = -std=gnu11 -g -O2 -D_FORTIFY_SOURCE=2 -Wall -Wextra $(WERROR_FLAGS) \
 	-Wno-unused-parameter -Isrc -DVPROXY_VERSION='"$(DASHBOARD_VERSION)"' \
 	$(shell pkg-config --cflags $(DASHBOARD_PKGS))
 DASHBOARD_LDLIBS = $(shell pkg-config --libs $(DASHBOARD_PKGS)) -pthread
@@ -19,11 +19,11 @@ DASHBOARD_LDLIBS = $(shell pkg-config --libs $(DASHBOARD_PKGS)) -pthread
 all: build/dashboard/vproxy-dashboard
 
 build/dashboard/vproxy-dashboard: $(DASHBOARD_OBJS)
-	$(CC) -o $@ $^ $(DASHBOARD_LDLIBS)
+	$(CC) $(PROGRAM_CFLAGS) $(PROGRAM_LDFLAGS) -o $@ $^ $(DASHBOARD_LDLIBS)
 
 build/dashboard/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(DASHBOARD_CFLAGS) -MMD -MP -c -o $@ $<
+	$(CC) $(DASHBOARD_CFLAGS) $(PROGRAM_CPPFLAGS) $(PROGRAM_CFLAGS) -MMD -MP -c -o $@ $<
 
 # .incbin reads the assets when assets.c is assembled
 build/dashboard/src/dashboard/assets.o: $(DASHBOARD_ASSETS)
