@@ -116,10 +116,13 @@ extern const char *metrics_bounds_literal(void);
 extern char *metrics_text(json_t *summary, json_t *workers, double summary_age,
 						  double workers_age, size_t *len);
 
-/* media.c */
+/* media.c; S3_ORIGIN_MAX bounds "scheme://host[:port]" */
+#define S3_ORIGIN_MAX 320
 extern void media_init(void);
-extern char *media_splice_urls(const char *job_json, const char *storage_url,
-							   const char *proxy_key, const char *thumbnail_key);
+extern void media_storage(const char *url, const char *endpoint, const char *region);
+extern const char *media_origin(char *buffer, size_t size);
+extern char *media_splice_urls(const char *job_json, const char *proxy_key,
+							   const char *thumbnail_key);
 extern enum MHD_Result media_serve(struct MHD_Connection *connection);
 
 /* auth.c */

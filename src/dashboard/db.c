@@ -68,7 +68,8 @@ db_connect(const char *conninfo, char *why, size_t why_size, bool *refused)
 }
 
 /*
- * At start: connect, and check that the role reads the queue.  0, or the
+ * At start: connect, check that the role reads the queue, and take the
+ * storage settings (the media links and the CSP need them).  0, or the
  * exit status after one log line: 69 when the server cannot be reached or
  * holds no vproxy, 77 when it refused the role or the role lacks the
  * monitor grants.  A role that could write the queue gets a warning: the
@@ -91,7 +92,9 @@ db_check_first(const char *conninfo)
 		"       OR coalesce((SELECT bool_or(has_table_privilege(c.oid, 'INSERT, UPDATE, DELETE')) "
 		"                      FROM pg_catalog.pg_class c WHERE c.relnamespace = n.oid "
 		"                       AND c.relkind = 'r'), false), "
-		"       current_user, current_database() "
+		"       current_user, current_database(), "
+		"       current_setting('vproxy.storage_url', true), "
+		"       current_setting('vproxy.s3_endpoint', true), current_setting('vproxy.s3_region', true) "
 		"  FROM (SELECT) AS one LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = 'vproxy'";
 	char		why[512];
 	char		quoted[600];
@@ -132,6 +135,9 @@ db_check_first(const char *conninfo)
 		dash_log("info", "connected", "database=%s role=%s",
 				 dash_log_quote(PQgetvalue(result, 0, 4), why, sizeof(why)),
 				 dash_log_quote(PQgetvalue(result, 0, 3), quoted, sizeof(quoted)));
+		/* the S3 origin must be in the CSP of the first page served */
+		media_storage(PQgetisnull(result, 0, 5) ? NULL : PQgetvalue(result, 0, 5),
+					  PQgetvalue(result, 0, 6), PQgetvalue(result, 0, 7));
 	}
 	PQclear(result);
 	PQfinish(conn);

@@ -20,10 +20,6 @@
 #define CONNECTION_TIMEOUT_S 30
 #define LOGIN_FIELD_MAX 4096
 
-static const char *const csp =
-"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-"media-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
-"base-uri 'none'";
 
 /* What a request keeps between the calls of the access handler. */
 typedef struct Request
@@ -35,10 +31,23 @@ typedef struct Request
 	bool		token_too_long;
 } Request;
 
-/* Set the content type and the security headers every answer carries. */
+/*
+ * Set the content type and the security headers every answer carries.  The
+ * CSP lets images and media come from the S3 storage too (its presigned
+ * URLs), and everything else from this origin only.
+ */
 void
 http_add_headers(struct MHD_Response *response, const char *content_type)
 {
+	char		origin[S3_ORIGIN_MAX];
+	char		csp[512 + 2 * S3_ORIGIN_MAX];
+
+	media_origin(origin, sizeof(origin));
+	snprintf(csp, sizeof(csp),
+			 "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'%s%s; "
+			 "media-src 'self'%s%s; connect-src 'self'; form-action 'self'; "
+			 "frame-ancestors 'none'; base-uri 'none'",
+			 origin[0] ? " " : "", origin, origin[0] ? " " : "", origin);
 	MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
 	MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_SECURITY_POLICY, csp);
 	MHD_add_response_header(response, MHD_HTTP_HEADER_X_CONTENT_TYPE_OPTIONS, "nosniff");

@@ -1,15 +1,27 @@
 /*
  * media.c
- *		The proxy and the thumbnail on a job's page.  With file:// storage
- *		the dashboard serves the object itself, at /media?key=…&expires=…&
- *		signature=…: the link is signed with a key this process draws at
- *		start (HMAC-SHA256 of key and expiry), so the page can only show the
- *		objects the database named, and only for an hour.  The file is
- *		opened below the storage directory with openat2(RESOLVE_BENEATH |
+ *		The proxy and the thumbnail on a job's page, under links valid for an
+ *		hour, made when the job's view is refreshed.
+ *
+ *		S3 storage: URLs presigned by the one SigV4 presigner of src/common
+ *		with the dashboard's own credentials (AWS_ACCESS_KEY_ID,
+ *		AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN of its environment, as
+ *		vproxy-worker takes them; read-only ones will do), never the
+ *		database's.  The page's Content-Security-Policy lets images and
+ *		media come from that S3 origin too.
+ *
+ *		file:// storage: the dashboard serves the object itself, at
+ *		/media?key=…&expires=…&signature=…: the link is signed with a key this
+ *		process draws at start (HMAC-SHA256 of key and expiry), so the page
+ *		can only show the objects the database named.  The key must pass the
+ *		one key rule of src/common/storage_key.h, and the file is opened below
+ *		the storage directory with openat2(RESOLVE_BENEATH |
  *		RESOLVE_NO_SYMLINKS): no "..", no absolute path, no symbolic link
  *		leads out of it.  Range requests are answered (a <video> seeks with
- *		them).  S3 storage gets no link: presigning needs the shared
- *		presigner (issue 22's src/common).
+ *		them).
+ *
+ *		The storage settings (vproxy.storage_url, s3_endpoint, s3_region) are
+ *		the database's, read at start and with every job's view.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -29,18 +41,52 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "common/percent_encode.h"
+#include "common/s3_location.h"
+#include "common/sigv4_presign.h"
+#include "common/storage_key.h"
 #include "dashboard/dashboard.h"
 
 /* how long a media link works */
 #define LINK_SECONDS 3600
 
 static unsigned char link_key[32];
+static SigV4Credentials credentials;	/* from the environment; NULL members when unset */
 
-/* the storage directory the links of the latest job view point into */
-static pthread_mutex_t root_lock = PTHREAD_MUTEX_INITIALIZER;
-static char storage_root[4096];
+/* the storage the links point into, as last read from the database */
+static pthread_mutex_t storage_lock = PTHREAD_MUTEX_INITIALIZER;
+static char storage_root[4096];	/* file://: the directory; else "" */
+static S3Location s3;			/* s3://: where the objects are ... */
+static const char *s3_problem;	/* ... or why not (NULL when s3 is valid) */
+static char s3_origin[S3_ORIGIN_MAX];	/* "scheme://host", or "" */
 
-/* Draw the key that signs this process's media links. */
+/* SHA-256 for the presigner, by OpenSSL. */
+static bool
+openssl_sha256(const void *data, size_t length, unsigned char digest[SIGV4_DIGEST_LENGTH], void *arg)
+{
+	return EVP_Digest(data, length, digest, NULL, EVP_sha256(), NULL) == 1;
+}
+
+/* HMAC-SHA256 for the presigner, by OpenSSL. */
+static bool
+openssl_hmac_sha256(const void *key, size_t key_length, const void *data, size_t length,
+					unsigned char mac[SIGV4_DIGEST_LENGTH], void *arg)
+{
+	unsigned int mac_length = SIGV4_DIGEST_LENGTH;
+
+	return HMAC(EVP_sha256(), key, (int) key_length, data, length, mac, &mac_length) != NULL;
+}
+
+/* An environment variable, or NULL when unset or empty. */
+static const char *
+env_value(const char *name)
+{
+	const char *value = getenv(name);
+
+	return value != NULL && value[0] != '\0' ? value : NULL;
+}
+
+/* Draw the key that signs the file links; take the S3 credentials of the environment. */
 void
 media_init(void)
 {
@@ -49,6 +95,35 @@ media_init(void)
 		dash_log("error", "no_randomness", "error=\"getrandom failed\"");
 		exit(1);
 	}
+	credentials.access_key_id = env_value("AWS_ACCESS_KEY_ID");
+	credentials.secret_access_key = env_value("AWS_SECRET_ACCESS_KEY");
+	credentials.session_token = env_value("AWS_SESSION_TOKEN");
+}
+
+/* Take the database's storage settings (NULL: unknown). */
+void
+media_storage(const char *url, const char *endpoint, const char *region)
+{
+	pthread_mutex_lock(&storage_lock);
+	storage_root[0] = '\0';
+	s3_origin[0] = '\0';
+	s3_problem = "the storage is not S3";
+	if (url != NULL && strncmp(url, "file:///", 8) == 0)
+		snprintf(storage_root, sizeof(storage_root), "%s", url + strlen("file://"));
+	else if (url != NULL && strncmp(url, "s3://", 5) == 0 &&
+			 (s3_problem = s3_location_parse(&s3, url, endpoint, region)) == NULL)
+		snprintf(s3_origin, sizeof(s3_origin), "%s://%s", s3.scheme, s3.host);
+	pthread_mutex_unlock(&storage_lock);
+}
+
+/* The S3 origin the page's media may come from, or "" (into buffer). */
+const char *
+media_origin(char *buffer, size_t size)
+{
+	pthread_mutex_lock(&storage_lock);
+	snprintf(buffer, size, "%s", s3_origin);
+	pthread_mutex_unlock(&storage_lock);
+	return buffer;
 }
 
 /* The hex HMAC-SHA256 of "key\nexpires" under the link key. */
@@ -69,75 +144,85 @@ sign(const char *key, const char *expires, char hex[65])
 		sprintf(hex + 2 * i, "%02x", mac[i]);
 }
 
-/* Append text percent-encoded for a query string (RFC 3986 unreserved kept). */
-static void
-put_encoded(FILE *out, const char *text)
-{
-	for (const unsigned char *c = (const unsigned char *) text; *c; c++)
-	{
-		if ((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ||
-			*c == '-' || *c == '_' || *c == '.' || *c == '~' || *c == '/')
-			fputc(*c, out);
-		else
-			fprintf(out, "%%%02X", *c);
-	}
-}
-
-/* A signed /media link of a key, as a JSON string value (escaped by jansson). */
+/* A signed /media link of a file:// key, or NULL. */
 static json_t *
-media_link(const char *key)
+file_link(const char *key)
 {
 	char		expires[32];
 	char		signature[65];
+	char	   *encoded = malloc(percent_encoded_length(key, true) + 1);
 	char	   *url = NULL;
-	size_t		len;
-	FILE	   *out;
-	json_t	   *value;
+	json_t	   *value = NULL;
 
+	if (encoded == NULL)
+		return NULL;
+	percent_encode(encoded, key, true);
 	snprintf(expires, sizeof(expires), "%lld", (long long) (time(NULL) + LINK_SECONDS));
 	sign(key, expires, signature);
-	out = open_memstream(&url, &len);
-	if (out == NULL)
-		return json_null();
-	fputs("/media?key=", out);
-	put_encoded(out, key);
-	fprintf(out, "&expires=%s&signature=%s", expires, signature);
-	fclose(out);
-	value = json_string(url);
+	if (asprintf(&url, "/media?key=%s&expires=%s&signature=%s", encoded, expires, signature) >= 0)
+		value = json_string(url);
 	free(url);
-	return value ? value : json_null();
+	free(encoded);
+	return value;
+}
+
+/* A presigned GET URL of an S3 key (under the storage's prefix), or NULL. */
+static json_t *
+s3_link(const S3Location *location, const char *key)
+{
+	static const SigV4Hashes hashes = {openssl_sha256, openssl_hmac_sha256, NULL};
+	SigV4PresignRequest request = {"GET", key, time(NULL), LINK_SECONDS};
+	size_t		size = sigv4_presign_size(location, &credentials, &request);
+	char	   *url = malloc(size);
+	json_t	   *value = NULL;
+	const char *problem;
+
+	if (url == NULL)
+		return NULL;
+	problem = sigv4_presign_url(url, size, location, &credentials, &hashes, &request);
+	if (problem == NULL)
+		value = json_string(url);
+	else
+		dash_log("warning", "presign_failed", "error=\"%s\"", problem);
+	free(url);
+	return value;
 }
 
 /*
  * The job view's document with "media": {"proxy", "thumbnail", "note"} put
- * first: signed links when the storage is a directory this process can
- * serve, else null with a note saying why.  job_json is the object the job
- * query made; the keys and storage URL come beside it.  malloc'd.
+ * first: links to the keys the database gave (NULL: none yet), or null with
+ * a note saying why there are none.  job_json is the object the job query
+ * made.  malloc'd.
  */
 char *
-media_splice_urls(const char *job_json, const char *storage_url, const char *proxy_key,
-				  const char *thumbnail_key)
+media_splice_urls(const char *job_json, const char *proxy_key, const char *thumbnail_key)
 {
+	const char *keys[2] = {proxy_key, thumbnail_key};
+	const char *names[2] = {"proxy", "thumbnail"};
 	json_t	   *media = json_object();
+	const char *note = NULL;
 	char	   *media_text;
 	char	   *text = NULL;
+	S3Location	location;
+	bool		file;
 
-	if (storage_url != NULL && strncmp(storage_url, "file:///", 8) == 0)
+	pthread_mutex_lock(&storage_lock);
+	file = storage_root[0] != '\0';
+	location = s3;
+	if (!file && s3_problem != NULL)
+		note = "this dashboard cannot show media of this storage: its URL is neither file:// nor a valid s3:// location";
+	else if (!file && (credentials.access_key_id == NULL || credentials.secret_access_key == NULL))
+		note = "the dashboard signs S3 media with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY of its environment: none are set";
+	pthread_mutex_unlock(&storage_lock);
+	for (int i = 0; i < 2; i++)
 	{
-		pthread_mutex_lock(&root_lock);
-		snprintf(storage_root, sizeof(storage_root), "%s", storage_url + strlen("file://"));
-		pthread_mutex_unlock(&root_lock);
-		json_object_set_new(media, "proxy", proxy_key ? media_link(proxy_key) : json_null());
-		json_object_set_new(media, "thumbnail", thumbnail_key ? media_link(thumbnail_key) : json_null());
-		json_object_set_new(media, "note", json_null());
+		json_t	   *link = NULL;
+
+		if (note == NULL && keys[i] != NULL && storage_key_problem(keys[i]) == NULL)
+			link = file ? file_link(keys[i]) : s3_link(&location, keys[i]);
+		json_object_set_new(media, names[i], link ? link : json_null());
 	}
-	else
-	{
-		json_object_set_new(media, "proxy", json_null());
-		json_object_set_new(media, "thumbnail", json_null());
-		json_object_set_new(media, "note",
-							json_string("this dashboard shows media of file:// storage only"));
-	}
+	json_object_set_new(media, "note", note ? json_string(note) : json_null());
 	media_text = json_dumps(media, JSON_COMPACT);
 	json_decref(media);
 	/* job_json is an object: {"media":…, then its own members */
@@ -251,7 +336,8 @@ media_serve(struct MHD_Connection *connection)
 	enum MHD_Result ret;
 	int			fd;
 
-	if (key == NULL || expires == NULL || signature == NULL || strlen(signature) != 64)
+	if (key == NULL || expires == NULL || signature == NULL || strlen(signature) != 64 ||
+		storage_key_problem(key) != NULL)
 		return http_send(connection, MHD_HTTP_FORBIDDEN, "text/plain; charset=utf-8", "bad media link\n");
 	sign(key, expires, expected);
 	if (CRYPTO_memcmp(expected, signature, 64) != 0)
@@ -259,9 +345,9 @@ media_serve(struct MHD_Connection *connection)
 	if (atoll(expires) < (long long) time(NULL))
 		return http_send(connection, MHD_HTTP_FORBIDDEN, "text/plain; charset=utf-8",
 						 "media link expired: reload the job's page\n");
-	pthread_mutex_lock(&root_lock);
+	pthread_mutex_lock(&storage_lock);
 	memcpy(root, storage_root, sizeof(root));
-	pthread_mutex_unlock(&root_lock);
+	pthread_mutex_unlock(&storage_lock);
 	fd = root[0] ? open_beneath(root, key) : -1;
 	if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
 	{

@@ -171,7 +171,7 @@ static const char *const jobs_sql =
 /*
  * One job ($1) with its video and the video's other jobs; the lease token
  * (the fencing token of the attempt in progress) is left out.  Then the
- * storage location and the keys the media links are made of.
+ * keys the media links are made of and the storage settings (none secret).
  */
 static const char *const job_sql =
 "SELECT json_build_object("
@@ -184,7 +184,8 @@ static const char *const job_sql =
 "							 FROM vproxy.processing_jobs o"
 "							WHERE o.video_id = j.video_id"
 "							ORDER BY o.created_at DESC, o.id LIMIT 20) o)),"
-"	   current_setting('vproxy.storage_url', true), v.proxy_path, v.thumbnail_path"
+"	   v.proxy_path, v.thumbnail_path, current_setting('vproxy.storage_url', true),"
+"	   current_setting('vproxy.s3_endpoint', true), current_setting('vproxy.s3_region', true)"
 "  FROM vproxy.processing_jobs j"
 "  LEFT JOIN vproxy.videos v ON v.id = j.video_id"
 " WHERE j.id = $1";
@@ -261,10 +262,13 @@ queries_run(PGconn *conn, const ViewSpec *spec, unsigned int *status, char *why,
 		return error_json("no such job (it may have been pruned)");
 	}
 	if (spec->kind == VIEW_JOB)
+	{
+		media_storage(PQgetisnull(result, 0, 3) ? NULL : PQgetvalue(result, 0, 3),
+					  PQgetvalue(result, 0, 4), PQgetvalue(result, 0, 5));
 		text = media_splice_urls(PQgetvalue(result, 0, 0),
 								 PQgetisnull(result, 0, 1) ? NULL : PQgetvalue(result, 0, 1),
-								 PQgetisnull(result, 0, 2) ? NULL : PQgetvalue(result, 0, 2),
-								 PQgetisnull(result, 0, 3) ? NULL : PQgetvalue(result, 0, 3));
+								 PQgetisnull(result, 0, 2) ? NULL : PQgetvalue(result, 0, 2));
+	}
 	else
 		text = strdup(PQgetvalue(result, 0, 0));
 	PQclear(result);
