@@ -6,7 +6,7 @@
 # CSP violation.  The queue is served by two vproxy-workers: the real
 # vproxy-transcode for proxies, the fake one (timed by the test) for the
 # other types.  Set DASHBOARD_SCREENSHOT=/path.png to keep the overview's
-# screenshot (the README's).
+# screenshot and the job page's beside it (/path-job.png): the README's.
 use strict;
 use warnings;
 use File::Copy qw(copy);
@@ -123,6 +123,11 @@ ok($browser->value({ cmd => 'eval', expression => q{(async () => {
 })()} }) > 0, 'the thumbnail shows');
 ok($browser->ok({ cmd => 'wait', selector => '#metadata', text => 'duration_seconds' }), 'the metadata');
 ok($browser->ok({ cmd => 'wait', selector => '#params' }), 'and the parameters');
+if ($ENV{DASHBOARD_SCREENSHOT})
+{
+	(my $job_shot = $ENV{DASHBOARD_SCREENSHOT}) =~ s/(\.png)?$/-job.png/;
+	ok($browser->value({ cmd => 'screenshot', path => $job_shot, full_page => 1 }), "the job's page: $job_shot");
+}
 
 # --- a job ends while its page is open: the page follows without a reload
 my $live_video = control(named_video('m3', 'opening-day.mov'), 5, 0);

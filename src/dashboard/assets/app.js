@@ -377,10 +377,14 @@ function facts(pairs) {
   return h('dl', { class: 'facts' }, pairs.filter((p) => p).map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
 }
 
+// The metadata of result_data: one column per part (original, proxy,
+// thumbnail), the documented fields first.
 function metadataTable(metadata) {
   if (!metadata || typeof metadata !== 'object') return null;
-  const parts = Object.keys(metadata);
-  const fields = [...new Set(parts.flatMap((p) => Object.keys(metadata[p] || {})))];
+  const first = ['width', 'height', 'fps', 'duration_seconds', 'codec', 'bitrate', 'file_size_bytes', 'timestamp_seconds'];
+  const parts = ['original', 'proxy', 'thumbnail'].filter((p) => metadata[p]).concat(Object.keys(metadata).filter((p) => !['original', 'proxy', 'thumbnail'].includes(p)));
+  const all = [...new Set(parts.flatMap((p) => Object.keys(metadata[p] || {})))];
+  const fields = first.filter((f) => all.includes(f)).concat(all.filter((f) => !first.includes(f)).sort());
   return h('table', { id: 'metadata' }, h('thead', {}, h('tr', {}, h('th', {}, ''), parts.map((p) => h('th', {}, p)))),
     h('tbody', {}, fields.map((f) => h('tr', {}, h('th', {}, f), parts.map((p) => h('td', {}, formatValue((metadata[p] || {})[f])))))));
 }
