@@ -28,6 +28,7 @@ dash_version(void)
 	return VPROXY_VERSION;
 }
 
+/* The --help text. */
 static void
 usage(FILE *out)
 {
@@ -156,6 +157,7 @@ raise_file_limit(void)
 	}
 }
 
+/* Check, start the threads, serve until SIGTERM or SIGINT, stop them. */
 int
 main(int argc, char **argv)
 {
