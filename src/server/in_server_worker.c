@@ -146,43 +146,34 @@ reload_if_asked(void)
 	}
 }
 
-/* The job spec of the claim with the storage part and temp directory added. */
+/*
+ * What the child reads on stdin (src/transcode/job-protocol.md): line 1,
+ * the claim's spec as it came; line 2, this worker's local part, the
+ * credentials (from the superuser-only settings, never from the tables),
+ * the CA file, the temp directory and the limits the child bounds itself
+ * with (the database comes first).
+ */
 static StringInfo
-full_spec(const ClaimedJob *job)
+child_input(const ClaimedJob *job)
 {
-	StringInfo	spec = makeStringInfo();
-	size_t		len = strlen(job->spec);
+	StringInfo	input = makeStringInfo();
 
-	/* the claim's spec is a JSON object: reopen it before its closing brace */
-	Assert(len > 2 && job->spec[len - 1] == '}');
-	appendBinaryStringInfo(spec, job->spec, len - 1);
-	appendStringInfoString(spec, ", \"storage\": {\"url\": ");
-	escape_json(spec, vproxy_storage_url);
-	appendStringInfoString(spec, ", \"s3_endpoint\": ");
-	escape_json(spec, vproxy_s3_endpoint);
-	appendStringInfoString(spec, ", \"s3_region\": ");
-	escape_json(spec, vproxy_s3_region);
-	appendStringInfoString(spec, ", \"access_key_id\": ");
-	escape_json(spec, vproxy_s3_access_key_id);
-	appendStringInfoString(spec, ", \"secret_access_key\": ");
-	escape_json(spec, vproxy_s3_secret_access_key);
-	if (vproxy_s3_session_token[0] != '\0')
-	{
-		appendStringInfoString(spec, ", \"session_token\": ");
-		escape_json(spec, vproxy_s3_session_token);
-	}
-	appendStringInfoString(spec, ", \"ca_file\": ");
-	escape_json(spec, vproxy_s3_ca_file);
-	appendStringInfoString(spec, "}, \"temp_directory\": ");
-	escape_json(spec, vproxy_temp_directory);
-	/* the database comes first: the child bounds itself with these */
-	appendStringInfo(spec, ", \"limits\": {\"nice\": %d, \"threads\": %d, \"memory_limit_bytes\": " INT64_FORMAT
-					 ", \"yield_to_postmaster\": %d, \"yield_db_cpu\": %d}",
+	appendStringInfo(input, "%s\n{\"credentials\": {\"access_key_id\": ", job->spec);
+	escape_json(input, vproxy_s3_access_key_id);
+	appendStringInfoString(input, ", \"secret_access_key\": ");
+	escape_json(input, vproxy_s3_secret_access_key);
+	appendStringInfoString(input, ", \"session_token\": ");
+	escape_json(input, vproxy_s3_session_token);
+	appendStringInfoString(input, "}, \"ca_file\": ");
+	escape_json(input, vproxy_s3_ca_file);
+	appendStringInfoString(input, ", \"temp_directory\": ");
+	escape_json(input, vproxy_temp_directory);
+	appendStringInfo(input, ", \"limits\": {\"nice\": %d, \"threads\": %d, \"memory_limit_bytes\": " INT64_FORMAT
+					 ", \"yield_to_postmaster\": %d, \"yield_db_cpu\": %d}}\n",
 					 vproxy_child_nice, vproxy_transcode_threads,
 					 (int64) vproxy_child_memory_limit * 1024 * 1024,
 					 (int) PostmasterPid, vproxy_child_yield_db_cpu);
-	appendStringInfoString(spec, "}\n");
-	return spec;
+	return input;
 }
 
 /* Show the job in the slot and in pg_stat_activity. */
@@ -250,13 +241,13 @@ lease_check_asked(void)
  * worker told to stop while the database was in the way hands it back.
  */
 static void
-record_failure(const ClaimedJob *job, const char *cause, bool retryable)
+record_failure(const ClaimedJob *job, const char *error_code, const char *cause, bool retryable)
 {
 	char	   *status = NULL;
 	char	   *error = NULL;
 	const char *job_text = job->job_id_text;
 
-	switch (jobs_fail(job, cause, retryable, &status, &error))
+	switch (jobs_fail(job, error_code, cause, retryable, &status, &error))
 	{
 		case CALL_DONE:
 			if (strcmp(status, "pending") == 0)
@@ -305,11 +296,11 @@ record_result(const ClaimedJob *job, SupChild *child, double seconds)
 								 job->job_id_text)));
 			break;
 		case CALL_BAD_DATA:
-			record_failure(job, psprintf("cannot record the result: %s", error), false);
+			record_failure(job, "internal", psprintf("cannot record the result: %s", error), false);
 			break;
 		case CALL_FAILED:
 			if (!got_sigterm)
-				record_failure(job, psprintf("cannot record the result: %s", error), true);
+				record_failure(job, "internal", psprintf("cannot record the result: %s", error), true);
 			else if (jobs_release(job))
 				ereport(LOG, (errmsg("vproxy: job %s handed back on shutdown, attempt not counted "
 									 "(its result could not be recorded: %s)", job->job_id_text, error)));
@@ -321,7 +312,7 @@ record_result(const ClaimedJob *job, SupChild *child, double seconds)
 static void
 run_job(ClaimedJob *job)
 {
-	StringInfo	spec = full_spec(job);
+	StringInfo	input = child_input(job);
 	const char *program = transcode_program();
 	SupRun		run;
 	SupOutcome	outcome;
@@ -330,9 +321,9 @@ run_job(ClaimedJob *job)
 	ereport(LOG, (errmsg("vproxy: job %s (%s) of video %s started, attempt %d",
 						 job->job_id_text, job->job_type,
 						 job->video_id_text, job->attempt)));
-	if (!sup_run_start(&run, program, spec->data, spec->len, vproxy_job_timeout))
+	if (!sup_run_start(&run, program, input->data, input->len, (int) job->timeout_seconds))
 	{
-		record_failure(job, psprintf("cannot start %s: %m", program), true);
+		record_failure(job, "internal", psprintf("cannot start %s: %m", program), true);
 		return;
 	}
 	current_child = &run.child;
@@ -351,7 +342,8 @@ run_job(ClaimedJob *job)
 		if (sup_run_heartbeat_due(&run, now))
 		{
 			char	   *error;
-			CallOutcome call = jobs_heartbeat(job, run.child.progress, &error);
+			double		lease_seconds;
+			CallOutcome call = jobs_heartbeat(job, run.child.progress, &lease_seconds, &error);
 
 			if (call != CALL_DONE && call != CALL_LEASE_LOST)
 				ereport(LOG, (errmsg("vproxy: job %s: heartbeat failed, trying again: %s",
@@ -375,7 +367,7 @@ run_job(ClaimedJob *job)
 				break;
 			case SUP_RETRY:
 			case SUP_FAIL:
-				record_failure(job, outcome.message, outcome.verdict == SUP_RETRY);
+				record_failure(job, outcome.error_code, outcome.message, outcome.verdict == SUP_RETRY);
 				break;
 			case SUP_ABANDON:
 				ereport(LOG, (errmsg("vproxy: job %s was cancelled or taken over; its child was stopped",

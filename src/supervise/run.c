@@ -165,6 +165,25 @@ sup_exit_status_retryable(int code)
 	}
 }
 
+/* The error code of an exit status. */
+const char *
+sup_exit_status_error_code(int code)
+{
+	switch (code)
+	{
+		case EX_DATAERR:
+			return "bad_media";
+		case EX_NOINPUT:
+			return "missing_original";
+		case EX_TEMPFAIL:
+			return "storage_unavailable";
+		case EX_NOPERM:
+			return "storage_refused";
+		default:
+			return "internal";
+	}
+}
+
 /* What a finished run comes to, by the failure policy. */
 void
 sup_run_outcome(const SupRun *run, SupOutcome *outcome)
@@ -175,6 +194,7 @@ sup_run_outcome(const SupRun *run, SupOutcome *outcome)
 	const char *last_line = sup_child_last_error_line(child, line_buffer, sizeof(line_buffer));
 
 	outcome->message[0] = '\0';
+	snprintf(outcome->error_code, sizeof(outcome->error_code), "internal");
 	if (child->exited && WIFEXITED(status) && WEXITSTATUS(status) == 0)
 	{
 		outcome->verdict = SUP_SUCCEEDED;
@@ -186,6 +206,8 @@ sup_run_outcome(const SupRun *run, SupOutcome *outcome)
 					 "vproxy-transcode succeeded but printed no result" :
 					 "vproxy-transcode printed a result over 1 MB");
 		}
+		else
+			outcome->error_code[0] = '\0';
 	}
 	else if (run->stop == SUP_STOP_LEASE_LOST)
 		outcome->verdict = SUP_ABANDON;
@@ -194,12 +216,15 @@ sup_run_outcome(const SupRun *run, SupOutcome *outcome)
 	else if (run->stop == SUP_STOP_TIMEOUT)
 	{
 		outcome->verdict = SUP_RETRY;
+		snprintf(outcome->error_code, sizeof(outcome->error_code), "timeout");
 		snprintf(outcome->message, sizeof(outcome->message),
 				 "timed out after %d s (vproxy.job_timeout)", run->timeout_seconds);
 	}
 	else if (child->exited && WIFEXITED(status))
 	{
 		outcome->verdict = sup_exit_status_retryable(WEXITSTATUS(status)) ? SUP_RETRY : SUP_FAIL;
+		snprintf(outcome->error_code, sizeof(outcome->error_code), "%s",
+				 sup_exit_status_error_code(WEXITSTATUS(status)));
 		if (last_line[0])
 			snprintf(outcome->message, sizeof(outcome->message), "%s", last_line);
 		else
@@ -209,6 +234,7 @@ sup_run_outcome(const SupRun *run, SupOutcome *outcome)
 	else if (child->exited && WIFSIGNALED(status))
 	{
 		outcome->verdict = SUP_RETRY;
+		snprintf(outcome->error_code, sizeof(outcome->error_code), "crashed");
 		snprintf(outcome->message, sizeof(outcome->message),
 				 "vproxy-transcode was killed by signal %d (%s)%s%s",
 				 WTERMSIG(status), strsignal(WTERMSIG(status)),

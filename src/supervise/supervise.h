@@ -157,6 +157,7 @@ typedef enum SupVerdict
 typedef struct SupOutcome
 {
 	SupVerdict	verdict;
+	char		error_code[32]; /* processing_jobs.error_code, for RETRY and FAIL */
 	char		message[SUP_STDERR_TAIL + 256]; /* why, for RETRY and FAIL */
 } SupOutcome;
 
@@ -166,6 +167,13 @@ typedef struct SupOutcome
  * (transient), 70 (internal) and anything else are retried.
  */
 extern bool sup_exit_status_retryable(int code);
+
+/*
+ * The error code of an exit status: 64 and 70 internal, 65 bad_media, 66
+ * missing_original, 75 storage_unavailable, 77 storage_refused, any other
+ * internal.
+ */
+extern const char *sup_exit_status_error_code(int code);
 
 /* What a finished run comes to, by the failure policy. */
 extern void sup_run_outcome(const SupRun *run, SupOutcome *outcome);

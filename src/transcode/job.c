@@ -21,7 +21,6 @@
 #include "transcode/job_workspace.h"
 #include "transcode/media_json.h"
 
-#define SPEC_MAX_BYTES (1024 * 1024)
 #define JOB_WHY_MAX 512
 #define EXTENSION_MAX 8
 
@@ -99,54 +98,6 @@ job_should_stop(void *arg)
 {
 	(void) arg;
 	return transcode_stop_requested(NULL);
-}
-
-/* Read the whole spec from stdin. */
-static int
-read_spec(char **text, char *why)
-{
-	size_t		used = 0;
-	size_t		size = 4096;
-	char	   *buffer = malloc(size);
-
-	while (buffer != NULL)
-	{
-		ssize_t		got = read(STDIN_FILENO, buffer + used, size - used - 1);
-
-		if (got == 0)
-		{
-			buffer[used] = '\0';
-			*text = buffer;
-			return 0;
-		}
-		if (got < 0 && errno == EINTR && !transcode_stop_requested(NULL))
-			continue;
-		if (got < 0)
-		{
-			snprintf(why, JOB_WHY_MAX, "cannot read the job spec: %s", strerror(errno));
-			free(buffer);
-			return EX_USAGE;
-		}
-		used += (size_t) got;
-		if (used + 1 == size)
-		{
-			char	   *bigger;
-
-			if (size >= SPEC_MAX_BYTES)
-			{
-				snprintf(why, JOB_WHY_MAX, "job spec is larger than %d bytes", SPEC_MAX_BYTES);
-				free(buffer);
-				return EX_USAGE;
-			}
-			size *= 2;
-			bigger = realloc(buffer, size);
-			if (bigger == NULL)
-				free(buffer);
-			buffer = bigger;
-		}
-	}
-	snprintf(why, JOB_WHY_MAX, "out of memory reading the job spec");
-	return EX_SOFTWARE;
 }
 
 /* "original" plus the key's extension when it is short and plain, for demuxer probing. */
@@ -327,8 +278,12 @@ run_steps(JobRun *run)
 static int
 delete_object(JobRun *run, const char *key, json_t *deleted)
 {
-	int			rc = storage_delete(run->storage, key, run->why);
+	int			rc;
 
+	/* a key the claim skipped (the rules refuse it) is not in the spec */
+	if (key == NULL)
+		return 0;
+	rc = storage_delete(run->storage, key, run->why);
 	if (rc == 0)
 		json_array_append_new(deleted, json_string(key));
 	return rc;
@@ -423,7 +378,6 @@ int
 cmd_job(int argc, char **argv)
 {
 	JobRun	   *run;
-	char	   *text = NULL;
 	int			rc;
 
 	if (argc == 3 && strcmp(argv[1], "--progress-fd") == 0)
@@ -438,10 +392,7 @@ cmd_job(int argc, char **argv)
 	if (run == NULL)
 		return transcode_fail(EX_SOFTWARE, "out of memory");
 	run->original_fd = -1;
-	rc = read_spec(&text, run->why);
-	if (rc == 0)
-		rc = job_spec_parse(text, &run->spec, run->why);
-	free(text);
+	rc = job_spec_read(STDIN_FILENO, &run->spec, run->why);
 	if (rc == 0)
 	{
 		/* before anything else runs: the database comes first */
