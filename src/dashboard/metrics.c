@@ -77,7 +77,46 @@ put_number(FILE *out, double value)
 		fprintf(out, "%.17g\n", value);
 }
 
-/* vproxy_jobs and vproxy_job_attempts from the summary's counts. */
+/*
+ * One gauge of the summary's counts, summed over the error codes: its rows
+ * come ordered by type, status and error code, so those of one type and
+ * status are consecutive.
+ */
+static void
+put_by_status(FILE *out, json_t *counts, const char *name, const char *member)
+{
+	size_t		n = json_array_size(counts);
+	size_t		i = 0;
+
+	while (i < n)
+	{
+		json_t	   *row = json_array_get(counts, i);
+		const char *type = member_text(row, "job_type");
+		const char *status = member_text(row, "status");
+		double		sum = 0;
+
+		for (; i < n; i++)
+		{
+			json_t	   *next = json_array_get(counts, i);
+
+			if (strcmp(member_text(next, "job_type"), type) != 0 ||
+				strcmp(member_text(next, "status"), status) != 0)
+				break;
+			sum += member_number(next, member);
+		}
+		fprintf(out, "%s{status=\"", name);
+		put_label(out, status);
+		fputs("\",job_type=\"", out);
+		put_label(out, type);
+		fputs("\"} ", out);
+		put_number(out, sum);
+	}
+}
+
+/*
+ * The summary's counts: vproxy_jobs and vproxy_job_attempts by status and
+ * type, vproxy_job_failures (failed jobs) by type and error code.
+ */
 static void
 put_counts(FILE *out, json_t *counts)
 {
@@ -86,23 +125,40 @@ put_counts(FILE *out, json_t *counts)
 
 	fputs("# HELP vproxy_jobs Jobs in vproxy.processing_jobs now, by status and type.\n"
 		  "# TYPE vproxy_jobs gauge\n", out);
+	put_by_status(out, counts, "vproxy_jobs", "jobs");
+	fputs("# HELP vproxy_job_attempts Attempts spent by the jobs in vproxy.processing_jobs now, by status and type.\n"
+		  "# TYPE vproxy_job_attempts gauge\n", out);
+	put_by_status(out, counts, "vproxy_job_attempts", "attempts");
+	fputs("# HELP vproxy_job_failures Failed jobs in vproxy.processing_jobs now, by type and error code (empty: none recorded).\n"
+		  "# TYPE vproxy_job_failures gauge\n", out);
 	json_array_foreach(counts, i, row)
 	{
-		fputs("vproxy_jobs{status=\"", out);
-		put_label(out, member_text(row, "status"));
-		fputs("\",job_type=\"", out);
+		if (strcmp(member_text(row, "status"), "failed") != 0)
+			continue;
+		fputs("vproxy_job_failures{job_type=\"", out);
 		put_label(out, member_text(row, "job_type"));
+		fputs("\",error_code=\"", out);
+		put_label(out, member_text(row, "error_code"));
 		fputs("\"} ", out);
 		put_number(out, member_number(row, "jobs"));
 	}
-	fputs("# HELP vproxy_job_attempts Attempts spent by the jobs in vproxy.processing_jobs now, by status and type.\n"
-		  "# TYPE vproxy_job_attempts gauge\n", out);
-	json_array_foreach(counts, i, row)
+}
+
+/* vproxy_job_attempt_failures: the failed attempts the jobs record, by type and code. */
+static void
+put_attempt_errors(FILE *out, json_t *attempt_errors)
+{
+	json_t	   *row;
+	size_t		i;
+
+	fputs("# HELP vproxy_job_attempt_failures Failed attempts recorded in the attempt_errors of the jobs in vproxy.processing_jobs now, by type and error code.\n"
+		  "# TYPE vproxy_job_attempt_failures gauge\n", out);
+	json_array_foreach(attempt_errors, i, row)
 	{
-		fputs("vproxy_job_attempts{status=\"", out);
-		put_label(out, member_text(row, "status"));
-		fputs("\",job_type=\"", out);
+		fputs("vproxy_job_attempt_failures{job_type=\"", out);
 		put_label(out, member_text(row, "job_type"));
+		fputs("\",error_code=\"", out);
+		put_label(out, member_text(row, "error_code"));
 		fputs("\"} ", out);
 		put_number(out, member_number(row, "attempts"));
 	}
@@ -234,6 +290,7 @@ metrics_text(json_t *summary, json_t *workers, double summary_age, double worker
 	if (out == NULL)
 		return NULL;
 	put_counts(out, json_object_get(summary, "counts"));
+	put_attempt_errors(out, json_object_get(summary, "attempt_errors"));
 	put_durations(out, json_object_get(summary, "durations"));
 	oldest = json_object_get(summary, "oldest_pending");
 	fputs("# HELP vproxy_queue_oldest_pending_seconds How long the runnable pending job that waited longest has waited (since its run_at); 0 when none waits.\n"

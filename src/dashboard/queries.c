@@ -19,7 +19,9 @@
 
 /*
  * The overview, over one snapshot of the table:
- * - counts: jobs by type and status now, with their attempts;
+ * - counts: jobs by type, status and error code now, with their attempts;
+ * - attempt_errors: the failed attempts the jobs record (attempt_errors),
+ *   by type and error code, and how many of them in the last hour;
  * - durations: completed jobs by type and by how many of the histogram's
  *   bounds ($1, ascending) their run time does not exceed (width_bucket of
  *   the negated time over the negated bounds counts the bounds >= it);
@@ -36,6 +38,7 @@
  * - oldest_pending: the runnable job that has waited longest (from its
  *   run_at: a retry waits from when it became due), found by one probe of
  *   the queue index per priority (0 to 9) instead of a sort of the queue;
+ * - failed_last_hour: jobs failed in the last hour by error code;
  * - recent_failures: the 20 newest failed jobs with their cause.
  */
 static const char *const summary_sql =
@@ -44,9 +47,21 @@ static const char *const summary_sql =
 "		   array(SELECT now() - interval '60 minutes' + k * interval '1 minute'"
 "				   FROM generate_series(0, 60) k ORDER BY k) AS points),"
 "counts AS ("
-"	SELECT j.job_type, j.status, count(*) AS jobs, sum(j.attempts) AS attempts"
+"	SELECT j.job_type, j.status, j.error_code, count(*) AS jobs, sum(j.attempts) AS attempts"
 "	  FROM vproxy.processing_jobs j"
-"	 GROUP BY j.job_type, j.status),"
+"	 GROUP BY j.job_type, j.status, j.error_code),"
+"attempt_errors AS ("
+"	SELECT j.job_type, e.value ->> 'code' AS error_code, count(*) AS attempts,"
+"		   count(*) FILTER (WHERE (e.value ->> 'at')::timestamptz > c.t0) AS last_hour"
+"	  FROM clock c"
+"	  JOIN vproxy.processing_jobs j ON j.attempt_errors <> '[]'::jsonb"
+"	 CROSS JOIN LATERAL jsonb_array_elements(j.attempt_errors) e"
+"	 GROUP BY 1, 2),"
+"failed_last_hour AS ("
+"	SELECT j.error_code, count(*) AS jobs"
+"	  FROM vproxy.processing_jobs j, clock c"
+"	 WHERE j.status = 'failed' AND j.completed_at > c.t0"
+"	 GROUP BY 1),"
 "durations AS ("
 "	SELECT j.job_type,"
 "		   width_bucket(-d.seconds, (SELECT array_agg(-b ORDER BY b DESC) FROM unnest($1::float8[]) b))"
@@ -115,7 +130,7 @@ static const char *const summary_sql =
 "	 LIMIT 1),"
 "failures AS ("
 "	SELECT j.id AS job_id, j.video_id, v.filename, v.mall_id, j.job_type, j.attempts,"
-"		   j.max_attempts, j.error_message, j.started_at, j.completed_at"
+"		   j.max_attempts, j.error_code, j.error_message, j.started_at, j.completed_at"
 "	  FROM vproxy.processing_jobs j"
 "	  LEFT JOIN vproxy.videos v ON v.id = j.video_id"
 "	 WHERE j.status = 'failed'"
@@ -124,7 +139,9 @@ static const char *const summary_sql =
 "SELECT json_build_object("
 "	'generated_at', c.t1,"
 "	'window', json_build_object('start', c.t0, 'step_seconds', 60, 'points', 61),"
-"	'counts', coalesce((SELECT json_agg(x ORDER BY x.job_type, x.status) FROM counts x), '[]'),"
+"	'counts', coalesce((SELECT json_agg(x ORDER BY x.job_type, x.status, x.error_code) FROM counts x), '[]'),"
+"	'attempt_errors', coalesce((SELECT json_agg(x ORDER BY x.job_type, x.error_code) FROM attempt_errors x), '[]'),"
+"	'failed_last_hour', coalesce((SELECT json_agg(x ORDER BY x.jobs DESC, x.error_code) FROM failed_last_hour x), '[]'),"
 "	'durations', coalesce((SELECT json_agg(x ORDER BY x.job_type, x.bounds_not_below) FROM durations x), '[]'),"
 "	'last_hour', coalesce((SELECT json_agg(x ORDER BY x.job_type, x.status) FROM last_hour x), '[]'),"
 "	'history', coalesce((SELECT json_agg(x ORDER BY x.job_type) FROM history x), '[]'),"
@@ -145,18 +162,20 @@ static const char *const workers_sql =
  * One page of jobs, newest first, filtered by status ($1), type ($2) and
  * tenant ($3) when not empty, after the keyset cursor ($4 created_at in
  * microseconds since the epoch, $5 id) when given; one row more than a
- * page tells whether another page follows.
+ * page tells whether another page follows.  The segments of split proxies
+ * show on their parent's page, and in the list only when asked for by type.
  */
 static const char *const jobs_sql =
 "WITH page AS ("
 "	SELECT j.id, j.video_id, v.filename, v.mall_id, j.job_type, j.status, j.priority,"
 "		   j.attempts, j.max_attempts, j.progress, j.created_at, j.run_at, j.started_at,"
-"		   j.completed_at, j.error_message,"
+"		   j.completed_at, j.error_code, j.error_message, j.parent_job_id,"
 "		   (extract(epoch FROM j.created_at) * 1000000)::bigint::text AS cursor_us"
 "	  FROM vproxy.processing_jobs j"
 "	  LEFT JOIN vproxy.videos v ON v.id = j.video_id"
 "	 WHERE ($1 = '' OR j.status = $1)"
 "	   AND ($2 = '' OR j.job_type = $2)"
+"	   AND (j.parent_job_id IS NULL OR $2 = 'proxy_segment')"
 "	   AND ($3 = '' OR v.mall_id = $3)"
 "	   AND ($4::bigint IS NULL"
 "			OR (j.created_at, j.id) < ('epoch'::timestamptz + ($4::bigint || ' microseconds')::interval, $5::uuid))"
@@ -169,21 +188,29 @@ static const char *const jobs_sql =
 "	'more', (SELECT count(*) > " JOBS_PAGE_SIZE " FROM page))";
 
 /*
- * One job ($1) with its video and the video's other jobs; the lease token
- * (the fencing token of the attempt in progress) is left out.  Then the
- * keys the media links are made of and the storage settings (none secret).
+ * One job ($1) with its video, its segments (a split proxy's, in the order
+ * they were made, then of their parameters: jsonb orders numbers as
+ * numbers) and the video's other jobs; the lease token (the fencing token of the attempt in
+ * progress) and the planned output keys (the claim's, internal) are left
+ * out.  Then the keys the media links are made of and the storage settings
+ * (none secret).
  */
 static const char *const job_sql =
 "SELECT json_build_object("
 "	'generated_at', now(),"
-"	'job', to_jsonb(j) - 'lease_token',"
+"	'job', to_jsonb(j) - 'lease_token' - 'planned_outputs',"
 "	'video', to_jsonb(v),"
 "	'video_jobs', (SELECT coalesce(json_agg(o ORDER BY o.created_at DESC, o.id), '[]')"
 "					 FROM (SELECT o.id, o.job_type, o.status, o.attempts, o.created_at,"
-"								  o.completed_at, o.error_message"
+"								  o.completed_at, o.error_code, o.error_message"
 "							 FROM vproxy.processing_jobs o"
-"							WHERE o.video_id = j.video_id"
-"							ORDER BY o.created_at DESC, o.id LIMIT 20) o)),"
+"							WHERE o.video_id = j.video_id AND o.parent_job_id IS NULL"
+"							ORDER BY o.created_at DESC, o.id LIMIT 20) o),"
+"	'segments', (SELECT coalesce(json_agg(s ORDER BY s.created_at, s.params, s.id), '[]')"
+"				   FROM (SELECT s.id, s.status, s.params, s.attempts, s.max_attempts, s.progress,"
+"								s.started_at, s.completed_at, s.error_code, s.error_message, s.created_at"
+"						   FROM vproxy.processing_jobs s"
+"						  WHERE s.parent_job_id = j.id) s)),"
 "	   v.proxy_path, v.thumbnail_path, current_setting('vproxy.storage_url', true),"
 "	   current_setting('vproxy.s3_endpoint', true), current_setting('vproxy.s3_region', true)"
 "  FROM vproxy.processing_jobs j"

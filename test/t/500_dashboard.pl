@@ -105,11 +105,15 @@ my @done_jobs = (map({ $vp->enqueue($_) } @done[0 .. 3]),
 	map { $vp->enqueue($_, job_type => 'metadata_extraction') } @done[4 .. 5]);
 my $bad = control($vp->add_video(key => 'uploads/m2/bad.mp4', mall_id => 'm2'), 0.1, 65);
 my $bad_job = $vp->enqueue($bad);
+# a job that fails every attempt with a transient error: three failed attempts
+my $flaky = control($vp->add_video(key => 'uploads/m2/flaky.mp4', mall_id => 'm2'), 0.1, 75);
+my $flaky_job = $vp->enqueue($flaky);
 # thumbnails are not served: they wait
 my @waiting = map { $vp->enqueue($vp->add_video(key => "uploads/m3/w$_.mp4", mall_id => 'm3'),
 		job_type => 'thumbnail_generation') } 1 .. 3;
-$vp->wait_for_job($_) for @done_jobs, $bad_job;
+$vp->wait_for_job($_, timeout => 60) for @done_jobs, $bad_job, $flaky_job;
 is($vp->job($bad_job)->{status}, 'failed', 'the bad upload failed');
+is(scalar @{ $vp->job($flaky_job)->{attempt_errors} }, 3, 'the flaky one after three failed attempts');
 
 # --- /metrics through the reference parser equals the table
 my %table = map { my ($type, $status, $n) = split /\|/; ("$status $type" => $n) }
@@ -157,6 +161,19 @@ my $exposed_oldest = VproxyTest::Dashboard::sample(\@samples, 'vproxy_queue_olde
 ok(abs($exposed_oldest - $oldest) < 1, "vproxy_queue_oldest_pending_seconds $exposed_oldest ~ $oldest (the snapshot is $age s old)");
 is(VproxyTest::Dashboard::sample(\@samples, 'vproxy_workers', kind => 'external'), 1, 'vproxy_workers{kind="external"} 1');
 is(VproxyTest::Dashboard::sample(\@samples, 'vproxy_workers', kind => 'in-server'), 0, 'vproxy_workers{kind="in-server"} 0');
+my %failed_table = map { my ($type, $code, $n) = split /\|/; ("$type $code" => $n) }
+  split /\n/, $vp->sql("SELECT job_type, coalesce(error_code, ''), count(*) FROM vproxy.processing_jobs WHERE status = 'failed' GROUP BY 1, 2");
+my %failed_exposed = map { ("$_->{labels}{job_type} $_->{labels}{error_code}" => $_->{value}) }
+  grep { $_->{name} eq 'vproxy_job_failures' } @samples;
+is_deeply(\%failed_exposed, \%failed_table, 'vproxy_job_failures{job_type,error_code} equals the table\'s failed jobs');
+ok($failed_table{'proxy_generation bad_media'}, 'among them bad_media');
+my %attempts_table = map { my ($type, $code, $n) = split /\|/; ("$type $code" => $n) }
+  split /\n/, $vp->sql("SELECT j.job_type, e ->> 'code', count(*) FROM vproxy.processing_jobs j,
+	jsonb_array_elements(j.attempt_errors) e GROUP BY 1, 2");
+my %attempts_exposed = map { ("$_->{labels}{job_type} $_->{labels}{error_code}" => $_->{value}) }
+  grep { $_->{name} eq 'vproxy_job_attempt_failures' } @samples;
+is_deeply(\%attempts_exposed, \%attempts_table, 'vproxy_job_attempt_failures{job_type,error_code} equals the attempts the table records');
+is($attempts_table{'proxy_generation storage_unavailable'}, 3, 'the flaky job\'s three among them');
 
 # --- the page's JSON
 my $summary = $d->json('/api/summary', token => $token);
@@ -167,7 +184,7 @@ is(scalar @{ $summary->{history} [0]{pending} }, 61, 'the history has 61 points'
 my ($thumbs) = grep { $_->{job_type} eq 'thumbnail_generation' } @{ $summary->{history} };
 is($thumbs->{pending}[-1], 3, 'whose last point counts the waiting jobs');
 my $list = $d->json('/api/jobs?status=failed', token => $token);
-is_deeply([ map { $_->{id} } @{ $list->{jobs} } ], [$bad_job], 'the job list filters by status');
+is_deeply([ sort map { $_->{id} } @{ $list->{jobs} } ], [ sort $bad_job, $flaky_job ], 'the job list filters by status');
 $list = $d->json('/api/jobs?tenant=m3', token => $token);
 is(scalar @{ $list->{jobs} }, 3, 'and by tenant');
 # keyset paging: pages of 50 in created_at order, no job twice, none missed
@@ -192,6 +209,33 @@ is($d->get('/api/job/00000000-0000-0000-0000-000000000000', token => $token)->{s
 my $job_view = $d->json("/api/job/$done_jobs[0]", token => $token);
 is($job_view->{job}{id}, $done_jobs[0], 'a job\'s page');
 ok(!exists $job_view->{job}{lease_token}, 'without the lease token');
+my $flaky_view = $d->json("/api/job/$flaky_job", token => $token);
+is_deeply([ map { "$_->{attempt} $_->{code}" } @{ $flaky_view->{job}{attempt_errors} } ],
+	[ '1 storage_unavailable', '2 storage_unavailable', '3 storage_unavailable' ], 'every attempt with its error');
+is($flaky_view->{job}{error_code}, 'storage_unavailable', 'and the job\'s error code');
+# the segments of a split proxy: on their parent's page, out of the list
+$vp->sql("INSERT INTO vproxy.processing_jobs (video_id, job_type, parent_job_id, params)
+	SELECT video_id, 'proxy_segment', id, jsonb_build_object('index', i) FROM vproxy.processing_jobs, generate_series(0, 2) i
+	 WHERE id = '$done_jobs[0]'");
+my $parent = $d->json("/api/job/$done_jobs[0]", token => $token);
+for (1 .. 30)
+{
+	last if @{ $parent->{segments} // [] } == 3;
+	sleep(0.2);
+	$parent = $d->json("/api/job/$done_jobs[0]", token => $token);
+}
+is_deeply([ map { $_->{params}{index} } @{ $parent->{segments} } ], [ 0, 1, 2 ], 'a split proxy\'s page lists its segments');
+ok(!grep({ $_->{job_type} eq 'proxy_segment' } @{ $d->json('/api/jobs?tenant=m1', token => $token)->{jobs} }),
+	'the job list leaves segments out');
+my @segments;
+for (1 .. 30)
+{
+	@segments = @{ $d->json('/api/jobs?type=proxy_segment', token => $token)->{jobs} };
+	last if @segments == 3;
+	sleep(0.2);
+}
+is(scalar @segments, 3, 'unless asked for by type');
+is($segments[0]{parent_job_id}, $done_jobs[0], 'each with its parent');
 
 # --- media: signed links, Range, nothing outside the storage directory
 my $video = $job_view->{video};

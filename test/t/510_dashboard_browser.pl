@@ -92,6 +92,13 @@ ok($browser->ok({ cmd => 'wait', selector => '#live', text => 'live' }), 'the pa
 ok($browser->ok({ cmd => 'wait', selector => '#failures', text => 'holiday.mp4' }), 'recent failures show the failed upload');
 my ($cause) = $bad->{error_message} =~ /^(.{1,40})/;
 ok($browser->ok({ cmd => 'wait', selector => '#failures td.cause', text => $cause }), "with its cause: $bad->{error_message}");
+is($bad->{error_code}, 'bad_media', 'the failure\'s error code is bad_media');
+ok($browser->ok({ cmd => 'wait', selector => '#failures td.cause .code', text => 'bad_media' }), 'shown beside the cause');
+ok($browser->ok({ cmd => 'wait', selector => '#causes', text => 'bad_media' }), 'and among the causes of the last hour');
+$browser->ok({ cmd => 'goto', url => "$url/#/job/$bad_job" });
+ok($browser->ok({ cmd => 'wait', selector => '#attempts td', text => 'bad_media' }), 'the job page lists the attempt with its code');
+$browser->ok({ cmd => 'goto', url => "$url/#/" });
+$browser->ok({ cmd => 'wait', selector => '#overview' });
 ok($browser->ok({ cmd => 'wait', selector => '#durations', text => 'metadata_extraction' }), 'durations by type');
 
 # --- a file name full of HTML is text
@@ -160,11 +167,16 @@ $vp->sql(q{
 	SELECT 'm' || (i % 4 + 1), 'visit-' || i || '.mov', 'uploads/m' || (i % 4 + 1) || '/visit-' || i || '.mov', 'completed'
 	  FROM generate_series(1, 300) i;
 	INSERT INTO vproxy.processing_jobs (video_id, job_type, status, attempts, created_at, run_at,
-										started_at, completed_at, progress, error_message)
-	SELECT v.id, t.job_type, CASE WHEN n % 23 = 0 THEN 'failed' ELSE 'completed' END, 1,
+										started_at, completed_at, progress, error_code, error_message,
+										attempt_errors)
+	SELECT v.id, t.job_type, CASE WHEN f.code IS NULL THEN 'completed' ELSE 'failed' END,
+		   CASE WHEN r.code IS NULL THEN 1 ELSE 2 END,
 		   c.created, c.created, c.created + c.wait, c.created + c.wait + t.took,
-		   CASE WHEN n % 23 = 0 THEN 0 ELSE 1 END,
-		   CASE WHEN n % 23 = 0 THEN 'moov atom not found: the upload was cut short' END
+		   CASE WHEN f.code IS NULL THEN 1 ELSE 0 END, f.code, f.message,
+		   CASE WHEN coalesce(r.code, f.code) IS NULL THEN '[]'::jsonb
+				ELSE jsonb_build_array(jsonb_build_object('attempt', 1, 'at', c.created + c.wait + t.took,
+					'code', coalesce(r.code, f.code), 'message', coalesce(r.message, f.message),
+					'worker', 'vproxy-worker probe-1@vm')) END
 	  FROM (SELECT v.id, row_number() OVER (ORDER BY v.filename) AS n FROM vproxy.videos v
 			 WHERE v.filename LIKE 'visit-%') v
 	 CROSS JOIN LATERAL (SELECT (ARRAY['proxy_generation', 'metadata_extraction', 'thumbnail_generation'])[1 + v.n % 3]
@@ -172,7 +184,14 @@ $vp->sql(q{
 							   make_interval(secs => CASE v.n % 3 WHEN 0 THEN 20 + v.n % 50 ELSE 1 + v.n % 4 END)
 								AS took) t
 	 CROSS JOIN LATERAL (SELECT now() - interval '58 minutes' + v.n * interval '10 seconds' AS created,
-							   make_interval(secs => 420 * (1 + sin(v.n / 30.0))) AS wait) c;
+							   make_interval(secs => 420 * (1 + sin(v.n / 30.0))) AS wait) c
+	 -- one in 23 fails for good, one in 29 needed a second attempt
+	 CROSS JOIN LATERAL (SELECT CASE WHEN v.n % 46 = 0 THEN 'timeout' WHEN v.n % 23 = 0 THEN 'bad_media' END AS code,
+							   CASE WHEN v.n % 46 = 0 THEN 'timed out after 3600 s (vproxy.job_timeout)'
+									WHEN v.n % 23 = 0 THEN 'moov atom not found: the upload was cut short' END
+								AS message) f
+	 CROSS JOIN LATERAL (SELECT CASE WHEN v.n % 29 = 0 AND f.code IS NULL THEN 'storage_unavailable' END AS code,
+							   'S3 answered 503 SlowDown' AS message) r;
 });
 # the summary kept fresh (a second at most) has them: then the page
 for (1 .. 100)

@@ -90,6 +90,11 @@ function timeCell(iso, now) {
 
 const fileName = (name) => (name === null || name === undefined ? '(no file name)' : name);
 
+// A failure's cause: its error code (when recorded) and its message.
+function cause(code, message) {
+  return [code ? h('span', { class: 'code' }, code) : null, code && message ? ' ' : null, message || (code ? '' : '(no message)')];
+}
+
 // ---------------------------------------------------------------- data
 
 class HttpError extends Error {}
@@ -271,6 +276,25 @@ function durationTable(summary) {
       : h('p', { class: 'empty' }, 'No job ended in the last hour.'));
 }
 
+// Why jobs and attempts failed in the last hour, by error code.
+function causesTable(summary) {
+  const codes = new Map();
+  for (const f of summary.failed_last_hour || []) codes.set(f.error_code || '', { jobs: Number(f.jobs), attempts: 0 });
+  for (const a of summary.attempt_errors || []) {
+    if (!Number(a.last_hour)) continue;
+    const c = codes.get(a.error_code || '') || { jobs: 0, attempts: 0 };
+    c.attempts += Number(a.last_hour);
+    codes.set(a.error_code || '', c);
+  }
+  const rows = [...codes.entries()].sort((x, y) => y[1].attempts - x[1].attempts || y[1].jobs - x[1].jobs)
+    .map(([code, c]) => h('tr', {}, h('td', {}, code ? h('span', { class: 'code' }, code) : '(none recorded)'),
+      h('td', { class: 'num' }, c.attempts), h('td', { class: 'num' }, c.jobs)));
+  return h('section', { class: 'panel', id: 'causes' }, h('h2', {}, 'Causes, last hour'),
+    rows.length ? h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'error code'), h('th', { class: 'num' }, 'failed attempts'),
+      h('th', { class: 'num' }, 'failed jobs'))), h('tbody', {}, rows))
+      : h('p', { class: 'empty' }, 'Nothing failed in the last hour.'));
+}
+
 function workersTable(workers, now) {
   const rows = workers.map((w) => h('tr', {},
     h('td', {}, w.name, h('div', { class: 'muted' }, w.kind)),
@@ -293,7 +317,7 @@ function failuresTable(summary) {
     timeCell(f.completed_at, summary.generated_at),
     h('td', { class: 'file' }, h('a', { href: jobHref(f.job_id) }, fileName(f.filename)), h('div', { class: 'muted' }, f.mall_id || '')),
     h('td', {}, f.job_type, h('div', { class: 'muted' }, `attempts ${f.attempts}/${f.max_attempts}`)),
-    h('td', { class: 'cause' }, f.error_message || '(no message)')));
+    h('td', { class: 'cause' }, cause(f.error_code, f.error_message))));
   return h('section', { class: 'panel', id: 'failures' }, h('h2', {}, 'Recent failures'),
     rows.length ? h('table', {}, h('thead', {}, h('tr', {}, ['when', 'file', 'type', 'cause'].map((t) => h('th', {}, t)))), h('tbody', {}, rows))
       : h('p', { class: 'empty' }, 'No failed job.'));
@@ -304,7 +328,8 @@ async function renderOverview(main) {
   const view = h('div', { id: 'overview' },
     overviewCards(summary),
     h('div', { class: 'grid2 even' }, depthChart(summary), endedChart(summary)),
-    h('div', { class: 'grid2 narrow-wide' }, durationTable(summary), workersTable(workers, summary.generated_at)),
+    h('div', { class: 'grid2 narrow-wide' }, h('div', { class: 'stack' }, durationTable(summary), causesTable(summary)),
+      workersTable(workers, summary.generated_at)),
     failuresTable(summary));
   paintSwatches(view);
   main.replaceChildren(view);
@@ -349,11 +374,11 @@ async function renderJobs(main) {
   const rows = page.jobs.map((j) => h('tr', {},
     timeCell(j.created_at, page.generated_at),
     h('td', { class: 'file' }, h('a', { href: jobHref(j.id) }, fileName(j.filename)), h('div', { class: 'muted' }, j.mall_id || '')),
-    h('td', {}, j.job_type),
+    h('td', {}, j.job_type, j.parent_job_id ? h('div', {}, h('a', { href: jobHref(j.parent_job_id), class: 'muted' }, 'of its parent')) : null),
     h('td', {}, badge(j.status), j.status === 'running' ? h('div', {}, progressBar(j.id)) : null),
     h('td', { class: 'num' }, `${j.attempts}/${j.max_attempts}`),
     h('td', { class: 'num' }, j.started_at && j.completed_at ? seconds((Date.parse(j.completed_at) - Date.parse(j.started_at)) / 1000) : '–'),
-    h('td', { class: 'cause' }, j.status === 'failed' || j.status === 'cancelled' ? j.error_message || '' : '')));
+    h('td', { class: 'cause' }, j.status === 'failed' || j.status === 'cancelled' ? cause(j.error_code, j.error_message) : '')));
   const last = page.jobs[page.jobs.length - 1];
   const view = h('div', { id: 'jobs' },
     h('h1', {}, 'Jobs'),
@@ -398,10 +423,11 @@ function formatValue(v) {
 function attemptsSection(job) {
   const errors = Array.isArray(job.attempt_errors) ? job.attempt_errors : null;
   const rows = errors ? errors.map((a) => h('tr', {}, h('td', { class: 'num' }, a.attempt), timeCell(a.at, job.completed_at || a.at),
-    h('td', {}, a.code || ''), h('td', { class: 'cause' }, a.message || ''), h('td', {}, a.worker || ''))) : [];
+    h('td', {}, a.code ? h('span', { class: 'code' }, a.code) : ''), h('td', { class: 'cause' }, a.message || ''),
+    h('td', { class: 'mono' }, a.worker || ''))) : [];
   return h('section', { class: 'panel', id: 'attempts' }, h('h2', {}, `Attempts (${job.attempts} of ${job.max_attempts})`),
     rows.length ? h('table', {}, h('thead', {}, h('tr', {}, ['#', 'when', 'code', 'error', 'worker'].map((t) => h('th', {}, t)))), h('tbody', {}, rows)) : null,
-    job.error_message ? h('p', {}, 'Last error: ', h('span', { class: 'error-text', id: 'job-error' }, job.error_message)) : null,
+    job.error_message || job.error_code ? h('p', {}, 'Last error: ', h('span', { class: 'error-text', id: 'job-error' }, cause(job.error_code, job.error_message))) : null,
     !rows.length && !job.error_message ? h('p', { class: 'empty' }, job.attempts ? 'No attempt failed.' : 'Not tried yet.') : null);
 }
 
@@ -422,11 +448,34 @@ function mediaSection(data) {
   return section;
 }
 
+// The segments of a split proxy, in the order the dashboard gives them.
+function segmentsTable(data) {
+  const segments = data.segments || [];
+  if (!segments.length) return null;
+  const done = segments.filter((x) => x.status === 'completed').length;
+  const rows = segments.map((x, i) => h('tr', {},
+    h('td', { class: 'num' }, i + 1),
+    h('td', {}, h('a', { href: jobHref(x.id) }, badge(x.status))),
+    h('td', {}, x.status === 'running' ? progressBar(x.id) : ''),
+    h('td', { class: 'mono' }, JSON.stringify(x.params)),
+    h('td', { class: 'num' }, `${x.attempts}/${x.max_attempts}`),
+    h('td', { class: 'num' }, x.started_at && x.completed_at ? seconds((Date.parse(x.completed_at) - Date.parse(x.started_at)) / 1000) : '–'),
+    h('td', { class: 'cause' }, x.status === 'failed' || x.status === 'cancelled' ? cause(x.error_code, x.error_message) : '')));
+  const section = h('section', { class: 'panel', id: 'segments' }, h('h2', {}, `Segments (${done} of ${segments.length} done)`),
+    h('table', {}, h('thead', {}, h('tr', {}, ['#', 'status', 'progress', 'part', 'attempts', 'took', 'cause'].map((t) => h('th', {}, t)))), h('tbody', {}, rows)));
+  segments.forEach((x, i) => {
+    const el = rows[i].querySelector('.progress');
+    if (el) setProgress(el, x.progress);
+  });
+  return section;
+}
+
 function videoJobsTable(data) {
   const rows = (data.video_jobs || []).map((o) => h('tr', {},
     timeCell(o.created_at, data.generated_at),
     h('td', {}, o.id === data.job.id ? h('strong', {}, o.job_type) : h('a', { href: jobHref(o.id) }, o.job_type)),
-    h('td', {}, badge(o.status)), h('td', { class: 'num' }, o.attempts), h('td', { class: 'cause' }, o.error_message || '')));
+    h('td', {}, badge(o.status)), h('td', { class: 'num' }, o.attempts),
+    h('td', { class: 'cause' }, o.status === 'failed' || o.status === 'cancelled' ? cause(o.error_code, o.error_message) : '')));
   return rows.length > 1 ? h('section', { class: 'panel', id: 'video-jobs' }, h('h2', {}, 'Jobs of this video'),
     h('table', {}, h('thead', {}, h('tr', {}, ['created', 'type', 'status', 'attempts', 'error'].map((t) => h('th', {}, t)))), h('tbody', {}, rows))) : null;
 }
@@ -460,6 +509,7 @@ async function renderJob(main, id) {
       h('section', { class: 'panel' }, h('h2', {}, 'Parameters'), h('pre', { class: 'json', id: 'params' }, JSON.stringify(job.params, null, 2)))),
     attemptsSection(job),
     mediaSection(data),
+    segmentsTable(data),
     result.metadata ? h('section', { class: 'panel' }, h('h2', {}, 'Metadata'), metadataTable(result.metadata)) : null,
     videoJobsTable(data));
   const bar = view.querySelector('.progress');

@@ -27,21 +27,19 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
+use VproxyTest::Grants;
 
 my $JSON = JSON::PP->new->canonical;
 
-# The README's monitor role: pg_monitor, USAGE on schema vproxy, SELECT on
-# its tables and views, EXECUTE on vproxy.worker_activity(), nothing more.
+# The README's monitor role (pg_monitor, USAGE on schema vproxy, SELECT on
+# its tables and views, EXECUTE on vproxy.worker_activity(), nothing more),
+# its grants read from src/server/README.md.
 sub create_role
 {
 	my ($vp, $role) = @_;
-	$vp->sql(qq{
-		CREATE ROLE $role LOGIN;
-		GRANT pg_monitor TO $role;
-		GRANT USAGE ON SCHEMA vproxy TO $role;
-		GRANT SELECT ON ALL TABLES IN SCHEMA vproxy TO $role;
-		GRANT EXECUTE ON FUNCTION vproxy.worker_activity() TO $role;
-	});
+	my $grants = VproxyTest::Grants::sql('monitor');
+	$grants =~ s/\bmonitor\b/$role/g;
+	$vp->sql("CREATE ROLE $role LOGIN;\n$grants");
 	return $role;
 }
 
