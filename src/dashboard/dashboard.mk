@@ -1,12 +1,13 @@
 # vproxy-dashboard: the queue seen in a browser and by Prometheus.  Built
-# from src/dashboard (and src/common, shared by every program); links
-# libmicrohttpd, libpq, jansson and libcrypto (HMAC for the session cookie
-# and the media links).  The page's files in src/dashboard/assets are built
+# from src/dashboard, src/common (shared by every program) and OpenSSL's
+# hashes for the presigner (src/storage/openssl_hashes.c); links
+# libmicrohttpd, libpq, jansson and libcrypto (also HMAC for the session
+# cookie and the media links).  The page's files in src/dashboard/assets are built
 # into the program.  Included by the top Makefile after PGXS, so $(bindir)
 # is PostgreSQL's: it is installed beside vproxy-worker.
 
 DASHBOARD_PKGS = libmicrohttpd libpq jansson libcrypto
-DASHBOARD_SRCS = $(sort $(wildcard src/dashboard/*.c src/common/*.c))
+DASHBOARD_SRCS = $(sort $(wildcard src/dashboard/*.c src/common/*.c) src/storage/openssl_hashes.c)
 DASHBOARD_OBJS = $(DASHBOARD_SRCS:%.c=build/dashboard/%.o)
 DASHBOARD_ASSETS = $(sort $(wildcard src/dashboard/assets/*))
 DASHBOARD_VERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" vproxy.control)

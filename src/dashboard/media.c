@@ -4,7 +4,8 @@
  *		hour, made when the job's view is refreshed.
  *
  *		S3 storage: URLs presigned by the one SigV4 presigner of src/common
- *		with the dashboard's own credentials (AWS_ACCESS_KEY_ID,
+ *		(OpenSSL's hashes: src/storage/openssl_hashes.c) with the dashboard's
+ *		own credentials (AWS_ACCESS_KEY_ID,
  *		AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN of its environment, as
  *		vproxy-worker takes them; read-only ones will do), never the
  *		database's.  The page's Content-Security-Policy lets images and
@@ -46,6 +47,7 @@
 #include "common/sigv4_presign.h"
 #include "common/storage_key.h"
 #include "dashboard/dashboard.h"
+#include "storage/openssl_hashes.h"
 
 /* how long a media link works */
 #define LINK_SECONDS 3600
@@ -59,23 +61,6 @@ static char storage_root[4096];	/* file://: the directory; else "" */
 static S3Location s3;			/* s3://: where the objects are ... */
 static const char *s3_problem;	/* ... or why not (NULL when s3 is valid) */
 static char s3_origin[S3_ORIGIN_MAX];	/* "scheme://host", or "" */
-
-/* SHA-256 for the presigner, by OpenSSL. */
-static bool
-openssl_sha256(const void *data, size_t length, unsigned char digest[SIGV4_DIGEST_LENGTH], void *arg)
-{
-	return EVP_Digest(data, length, digest, NULL, EVP_sha256(), NULL) == 1;
-}
-
-/* HMAC-SHA256 for the presigner, by OpenSSL. */
-static bool
-openssl_hmac_sha256(const void *key, size_t key_length, const void *data, size_t length,
-					unsigned char mac[SIGV4_DIGEST_LENGTH], void *arg)
-{
-	unsigned int mac_length = SIGV4_DIGEST_LENGTH;
-
-	return HMAC(EVP_sha256(), key, (int) key_length, data, length, mac, &mac_length) != NULL;
-}
 
 /* An environment variable, or NULL when unset or empty. */
 static const char *
@@ -170,7 +155,6 @@ file_link(const char *key)
 static json_t *
 s3_link(const S3Location *location, const char *key)
 {
-	static const SigV4Hashes hashes = {openssl_sha256, openssl_hmac_sha256, NULL};
 	SigV4PresignRequest request = {"GET", key, time(NULL), LINK_SECONDS};
 	size_t		size = sigv4_presign_size(location, &credentials, &request);
 	char	   *url = malloc(size);
@@ -179,7 +163,7 @@ s3_link(const S3Location *location, const char *key)
 
 	if (url == NULL)
 		return NULL;
-	problem = sigv4_presign_url(url, size, location, &credentials, &hashes, &request);
+	problem = sigv4_presign_url(url, size, location, &credentials, &openssl_sigv4_hashes, &request);
 	if (problem == NULL)
 		value = json_string(url);
 	else
