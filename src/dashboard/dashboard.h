@@ -91,6 +91,8 @@ extern void db_first_line(const char *message, char *buffer, size_t size);
 /* queries.c: every statement the dashboard sends */
 extern char *queries_run(PGconn *conn, const ViewSpec *spec, unsigned int *status,
 						 char *why, size_t why_size);
+extern const char *queries_session(void);
+extern const char *queries_check(void);
 extern const char *queries_listen(void);
 
 /* views.c */

@@ -12,16 +12,6 @@
 
 #include "dashboard/dashboard.h"
 
-/*
- * The session every dashboard connection gets, whatever the role or database
- * set: read-only, no statement longer than 10 s, no lock waited for long,
- * times in UTC, no JIT (the same short queries run again and again).
- */
-static const char *const session_setup =
-"SET default_transaction_read_only = on; SET statement_timeout = '10s'; "
-"SET lock_timeout = '2s'; SET idle_in_transaction_session_timeout = '10s'; "
-"SET TimeZone = 'UTC'; SET jit = off";
-
 /* The first line of libpq's message, without trailing blanks. */
 void
 db_first_line(const char *message, char *buffer, size_t size)
@@ -55,7 +45,7 @@ db_connect(const char *conninfo, char *why, size_t why_size, bool *refused)
 		PQfinish(conn);
 		return NULL;
 	}
-	result = PQexec(conn, session_setup);
+	result = PQexec(conn, queries_session());
 	if (PQresultStatus(result) != PGRES_COMMAND_OK)
 	{
 		db_first_line(PQerrorMessage(conn), why, why_size);
@@ -78,24 +68,6 @@ db_connect(const char *conninfo, char *why, size_t why_size, bool *refused)
 int
 db_check_first(const char *conninfo)
 {
-	/* by oid: a name would raise "permission denied for schema" instead */
-	static const char *const check =
-		"SELECT coalesce(has_schema_privilege(n.oid, 'USAGE') "
-		"       AND (SELECT count(*) = 3 AND bool_and(has_table_privilege(c.oid, 'SELECT')) "
-		"              FROM pg_catalog.pg_class c WHERE c.relnamespace = n.oid "
-		"               AND c.relname IN ('processing_jobs', 'videos', 'workers')) "
-		"       AND (SELECT bool_and(has_function_privilege(p.oid, 'EXECUTE')) "
-		"              FROM pg_catalog.pg_proc p WHERE p.pronamespace = n.oid "
-		"               AND p.proname = 'worker_activity'), false), "
-		"       n.oid IS NOT NULL, "
-		"       (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) "
-		"       OR coalesce((SELECT bool_or(has_table_privilege(c.oid, 'INSERT, UPDATE, DELETE')) "
-		"                      FROM pg_catalog.pg_class c WHERE c.relnamespace = n.oid "
-		"                       AND c.relkind = 'r'), false), "
-		"       current_user, current_database(), "
-		"       current_setting('vproxy.storage_url', true), "
-		"       current_setting('vproxy.s3_endpoint', true), current_setting('vproxy.s3_region', true) "
-		"  FROM (SELECT) AS one LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = 'vproxy'";
 	char		why[512];
 	char		quoted[600];
 	bool		refused;
@@ -108,7 +80,7 @@ db_check_first(const char *conninfo)
 		dash_log("error", "connect_failed", "error=%s", dash_log_quote(why, quoted, sizeof(quoted)));
 		return refused ? EX_NOPERM : EX_UNAVAILABLE;
 	}
-	result = PQexec(conn, check);
+	result = PQexec(conn, queries_check());
 	if (PQresultStatus(result) != PGRES_TUPLES_OK || PQntuples(result) != 1)
 	{
 		db_first_line(PQerrorMessage(conn), why, sizeof(why));

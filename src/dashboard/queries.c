@@ -1,8 +1,9 @@
 /*
  * queries.c
- *		Every statement vproxy-dashboard sends, in one place: one per view,
- *		each a single SELECT that PostgreSQL answers with one JSON document,
- *		and the LISTEN of the listener.  They read only what the monitor
+ *		Every statement vproxy-dashboard sends, in one place: the session's
+ *		settings and the check at start, one per view, each a single SELECT
+ *		that PostgreSQL answers with one JSON document, and the LISTEN of the
+ *		listener.  They read only what the monitor
  *		role may read (tables and views of schema vproxy, which call
  *		vproxy.worker_activity() and pg_settings).  JSON numbers come out as
  *		PostgreSQL prints them; times as ISO 8601 in UTC (the session's
@@ -216,6 +217,46 @@ static const char *const job_sql =
 "  FROM vproxy.processing_jobs j"
 "  LEFT JOIN vproxy.videos v ON v.id = j.video_id"
 " WHERE j.id = $1";
+
+/*
+ * The session every dashboard connection gets, whatever the role or database
+ * set: read-only, no statement longer than 10 s, no lock waited for long,
+ * times in UTC, no JIT (the same short queries run again and again).
+ */
+const char *
+queries_session(void)
+{
+	return "SET default_transaction_read_only = on; SET statement_timeout = '10s'; "
+		"SET lock_timeout = '2s'; SET idle_in_transaction_session_timeout = '10s'; "
+		"SET TimeZone = 'UTC'; SET jit = off";
+}
+
+/*
+ * The check at start, in one row: whether the role reads the queue (by oid:
+ * a name would raise "permission denied for schema" instead), whether
+ * schema vproxy exists, whether the role could write the queue, the role,
+ * the database, and the storage settings (the media links and the CSP).
+ */
+const char *
+queries_check(void)
+{
+	return "SELECT coalesce(has_schema_privilege(n.oid, 'USAGE') "
+		"       AND (SELECT count(*) = 3 AND bool_and(has_table_privilege(c.oid, 'SELECT')) "
+		"              FROM pg_catalog.pg_class c WHERE c.relnamespace = n.oid "
+		"               AND c.relname IN ('processing_jobs', 'videos', 'workers')) "
+		"       AND (SELECT bool_and(has_function_privilege(p.oid, 'EXECUTE')) "
+		"              FROM pg_catalog.pg_proc p WHERE p.pronamespace = n.oid "
+		"               AND p.proname = 'worker_activity'), false), "
+		"       n.oid IS NOT NULL, "
+		"       (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) "
+		"       OR coalesce((SELECT bool_or(has_table_privilege(c.oid, 'INSERT, UPDATE, DELETE')) "
+		"                      FROM pg_catalog.pg_class c WHERE c.relnamespace = n.oid "
+		"                       AND c.relkind = 'r'), false), "
+		"       current_user, current_database(), "
+		"       current_setting('vproxy.storage_url', true), "
+		"       current_setting('vproxy.s3_endpoint', true), current_setting('vproxy.s3_region', true) "
+		"  FROM (SELECT) AS one LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = 'vproxy'";
+}
 
 /* The listener's one statement. */
 const char *
