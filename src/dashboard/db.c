@@ -57,12 +57,28 @@ db_connect(const char *conninfo, char *why, size_t why_size, bool *refused)
 	return conn;
 }
 
+/* Whether version ("1.2.0") is at least the one this program was built for. */
+static bool
+version_at_least_ours(const char *version)
+{
+	int			theirs[3] = {0, 0, 0};
+	int			ours[3] = {0, 0, 0};
+
+	if (sscanf(version, "%d.%d.%d", &theirs[0], &theirs[1], &theirs[2]) < 2 ||
+		sscanf(dash_version(), "%d.%d.%d", &ours[0], &ours[1], &ours[2]) < 2)
+		return false;
+	for (int i = 0; i < 3; i++)
+		if (theirs[i] != ours[i])
+			return theirs[i] > ours[i];
+	return true;
+}
+
 /*
  * At start: connect, check that the role reads the queue, and take the
  * storage settings (the media links and the CSP need them).  0, or the
  * exit status after one log line: 69 when the server cannot be reached or
- * holds no vproxy, 77 when it refused the role or the role lacks the
- * monitor grants.  A role that could write the queue gets a warning: the
+ * holds no vproxy (or an older one than this program's), 77 when it
+ * refused the role or the role lacks the monitor grants.  A role that could write the queue gets a warning: the
  * dashboard needs only to read.
  */
 int
@@ -91,6 +107,13 @@ db_check_first(const char *conninfo)
 	{
 		dash_log("error", "no_vproxy", "database=%s note=\"no schema vproxy: CREATE EXTENSION vproxy, or connect to the database that has it\"",
 				 PQgetvalue(result, 0, 4));
+		status = EX_UNAVAILABLE;
+	}
+	else if (!PQgetisnull(result, 0, 8) && !version_at_least_ours(PQgetvalue(result, 0, 8)))
+	{
+		dash_log("error", "vproxy_too_old", "database=%s version=%s note=\"this dashboard reads vproxy %s or later: run ALTER EXTENSION vproxy UPDATE there first\"",
+				 dash_log_quote(PQgetvalue(result, 0, 4), quoted, sizeof(quoted)),
+				 PQgetvalue(result, 0, 8), dash_version());
 		status = EX_UNAVAILABLE;
 	}
 	else if (strcmp(PQgetvalue(result, 0, 0), "t") != 0)

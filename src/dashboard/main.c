@@ -44,7 +44,8 @@ usage(FILE *out)
 			"      --help, --version\n\n"
 			"Pages: / (the page), /events (server-sent events), /metrics (Prometheus).\n"
 			"Exit status: 0 after SIGTERM or SIGINT; 64 usage; 66 or 65 the token file\n"
-			"cannot be read or holds no token; 69 cannot connect at start or cannot listen;\n"
+			"cannot be read or holds no token; 69 cannot connect at start, no vproxy (or an\n"
+			"older one) in the database, or cannot listen;\n"
 			"77 the database refused the role or the role lacks the monitor grants.\n");
 }
 

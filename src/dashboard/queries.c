@@ -235,7 +235,9 @@ queries_session(void)
  * The check at start, in one row: whether the role reads the queue (by oid:
  * a name would raise "permission denied for schema" instead), whether
  * schema vproxy exists, whether the role could write the queue, the role,
- * the database, and the storage settings (the media links and the CSP).
+ * the database, the storage settings (the media links and the CSP) and
+ * the version of the extension (the statements above need the schema of
+ * the version this program was built with, or a later one).
  */
 const char *
 queries_check(void)
@@ -254,7 +256,8 @@ queries_check(void)
 		"                       AND c.relkind = 'r'), false), "
 		"       current_user, current_database(), "
 		"       current_setting('vproxy.storage_url', true), "
-		"       current_setting('vproxy.s3_endpoint', true), current_setting('vproxy.s3_region', true) "
+		"       current_setting('vproxy.s3_endpoint', true), current_setting('vproxy.s3_region', true), "
+		"       (SELECT e.extversion FROM pg_catalog.pg_extension e WHERE e.extname = 'vproxy') "
 		"  FROM (SELECT) AS one LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = 'vproxy'";
 }
 
