@@ -5,6 +5,12 @@
  *		S3 (its index, and the bytes from its keyframe on).  The caller
  *		registers a MediaSource under a path (media_set_source); every media
  *		call opening that path then reads through an AVIOContext over it.
+ *
+ * Reads are fetched in blocks that grow while reading goes on where the
+ * last one ended (64 KiB, doubling up to 4 MiB) and start small again after
+ * a seek: the header, the index and the first packets cost a few small
+ * reads, a segment's run of packets few large ones, and what is fetched
+ * past the last byte used stays below the last block.
  */
 #include <stdio.h>
 #include <string.h>
@@ -13,18 +19,24 @@
 
 #include "media/media_internal.h"
 
-/* libav's buffer: each refill is one ranged read (or a read served from the caller's read-ahead) */
+/* libav's buffer, and the smallest and largest block fetched */
 #define SOURCE_BUFFER_BYTES (64 * 1024)
+#define SOURCE_BLOCK_MIN (64 * 1024)
+#define SOURCE_BLOCK_MAX (4 * 1024 * 1024)
 
 /* The one source and the path it stands in for. */
 static const MediaSource *registered_source;
 static char registered_path[4096];
 
-/* An opened source: where the AVIOContext reads next. */
+/* An opened source: where the AVIOContext reads next, and the last block fetched. */
 typedef struct SourceReader
 {
 	const MediaSource *source;
 	int64_t		position;
+	uint8_t    *block;
+	int64_t		block_offset;
+	int			block_length;
+	int			next_block;		/* bytes the next fetch asks for */
 } SourceReader;
 
 /* Let `source` stand in for `path` in the media calls that follow; NULL: none. */
@@ -43,17 +55,55 @@ media_source_for(const char *path)
 	return registered_source != NULL && strcmp(path, registered_path) == 0 ? registered_source : NULL;
 }
 
+/* Fetch the block holding `position`: larger if it follows the last one. */
+static int
+fetch_block(SourceReader *reader, int size)
+{
+	int			want;
+	int			got = 0;
+
+	if (reader->block_length > 0 && reader->position == reader->block_offset + reader->block_length)
+		reader->next_block = FFMIN(reader->next_block * 2, SOURCE_BLOCK_MAX);
+	else
+		reader->next_block = SOURCE_BLOCK_MIN;
+	want = FFMAX(reader->next_block, FFMIN(size, SOURCE_BLOCK_MAX));
+	reader->block_offset = reader->position;
+	reader->block_length = 0;
+	while (got < want)
+	{
+		int			n = reader->source->read_at(reader->source->arg, reader->position + got,
+												reader->block + got, want - got);
+
+		if (n < 0)
+			return n;
+		if (n == 0)
+			break;
+		got += n;
+	}
+	reader->block_length = got;
+	return got;
+}
+
 /* libav's read callback: bytes read, AVERROR_EOF at the end, or the failure as an errno. */
 static int
 read_source(void *opaque, uint8_t *buffer, int size)
 {
 	SourceReader *reader = opaque;
-	int			got = reader->source->read_at(reader->source->arg, reader->position, buffer, size);
+	int64_t		from = reader->position - reader->block_offset;
+	int			got;
 
-	if (got < 0)
-		return AVERROR(got == -EX_NOPERM ? EACCES : EIO);
-	if (got == 0)
+	if (from < 0 || from >= reader->block_length)
+	{
+		int			fetched = fetch_block(reader, size);
+
+		if (fetched < 0)
+			return AVERROR(fetched == -EX_NOPERM ? EACCES : EIO);
+		from = 0;
+	}
+	got = FFMIN(size, reader->block_length - (int) from);
+	if (got <= 0)
 		return AVERROR_EOF;
+	memcpy(buffer, reader->block + from, got);
 	reader->position += got;
 	return got;
 }
@@ -94,13 +144,16 @@ media_source_open_io(const MediaSource *source, AVIOContext **pb)
 	uint8_t    *buffer = av_malloc(SOURCE_BUFFER_BYTES);
 
 	*pb = NULL;
-	if (reader != NULL && buffer != NULL)
+	if (reader != NULL && buffer != NULL && (reader->block = av_malloc(SOURCE_BLOCK_MAX)) != NULL)
 	{
 		reader->source = source;
+		reader->next_block = SOURCE_BLOCK_MIN;
 		*pb = avio_alloc_context(buffer, SOURCE_BUFFER_BYTES, 0, reader, read_source, NULL, seek_source);
 	}
 	if (*pb == NULL)
 	{
+		if (reader != NULL)
+			av_free(reader->block);
 		av_free(reader);
 		av_free(buffer);
 		return AVERROR(ENOMEM);
@@ -119,6 +172,7 @@ media_close_io(AVIOContext **pb)
 		avio_closep(pb);
 		return;
 	}
+	av_freep(&((SourceReader *) (*pb)->opaque)->block);
 	av_freep(&(*pb)->opaque);
 	av_freep(&(*pb)->buffer);
 	avio_context_free(pb);

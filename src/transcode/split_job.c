@@ -32,8 +32,6 @@
 #include "transcode/media_json.h"
 #include "transcode/split_job.h"
 
-/* a segment reads the original in blocks of this size, kept for the reads that follow */
-#define SPLIT_READAHEAD_BYTES (2 * 1024 * 1024)
 
 /* The original read through ranged reads, standing in for a local path. */
 typedef struct RangedOriginal
@@ -88,8 +86,9 @@ open_ranged(SplitJob *job, RangedOriginal *original)
 	original_file_name(spec->original_key, name, sizeof(name));
 	if (!workspace_file(job->workspace, name, original->path, sizeof(original->path)))
 		return split_fail(job, EX_SOFTWARE, "temp directory path is too long");
-	rc = storage_reader_open(job->storage, spec->original_key, SPLIT_READAHEAD_BYTES,
-							 job->storage_hooks, &original->reader, job->why);
+	/* exact reads: media's source fetches blocks that grow as it reads on */
+	rc = storage_reader_open(job->storage, spec->original_key, 0, job->storage_hooks,
+							 &original->reader, job->why);
 	if (rc != 0)
 		return rc;
 	original->source.size = storage_reader_size(original->reader);

@@ -91,6 +91,31 @@ sub ssim
 	return { overall => sum(@frames) / @frames, worst_second => min(@seconds) };
 }
 
+# The bytes of an MP4 file's media data (its top-level mdat boxes): the rest
+# is the index and the headers.
+sub mdat_bytes
+{
+	my ($file) = @_;
+	open my $fh, '<:raw', $file or die "$file: $!";
+	my ($total, $offset, $header) = (0, 0, '');
+	while (read($fh, $header, 8) == 8)
+	{
+		my ($size, $type) = unpack('Na4', $header);
+		if ($size == 1)
+		{
+			read($fh, my $large, 8) == 8 or last;
+			my ($high, $low) = unpack('NN', $large);
+			$size = $high * 2**32 + $low;
+		}
+		$size = (-s $file) - $offset if $size == 0;
+		last if $size < 8;
+		$total += $size if $type eq 'mdat';
+		$offset += $size;
+		seek($fh, $offset, 0) or last;
+	}
+	return $total;
+}
+
 # The objects under a directory (the file store), relative, sorted.
 sub stored_objects
 {
