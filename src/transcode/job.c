@@ -418,7 +418,8 @@ build_result(const JobRun *run)
 	{
 		json_decref(metadata);
 		json_object_set(result, "deleted_keys", run->deleted);
-		json_object_set(result, "deleted_prefixes", run->deleted_prefixes);
+		if (run->spec.stale_prefixes != NULL)
+			json_object_set(result, "deleted_prefixes", run->deleted_prefixes);
 		return result;
 	}
 	if (job_makes_proxy(&run->spec))

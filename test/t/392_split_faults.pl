@@ -2,13 +2,36 @@
 # local-directory storage: cancelled by the application while its segments
 # run, and with a segment failing for good (the original turned to garbage
 # once planned).  Either way the parent ends once, with one NOTIFY, its
-# units stop, and its temporary objects are removed.
+# units stop, and its temporary objects are removed.  First, the job
+# runner's deletion of temporary prefixes.
 use strict;
 use warnings;
+use File::Path qw(make_path);
 use PostgreSQL::Test::Utils;
 use Test::More;
 use VproxyTest::Cluster;
+use VproxyTest::Job;
+use VproxyTest::Media;
 use VproxyTest::Split;
+
+# the job runner's deletion empties the temporary prefixes it is given
+{
+	my $root = PostgreSQL::Test::Utils::tempdir();
+	make_path("$root/vproxy-split/p1/1", "$root/vproxy-split/p10/1");
+	VproxyTest::Media::write_file("$root/vproxy-split/p1/1/$_", $_) for qw(video-00000.chunk audio.chunk);
+	VproxyTest::Media::write_file("$root/vproxy-split/p10/1/video-00000.chunk", 'another run');
+	my $r = run_job(job_spec($root, 'uploads/m1/gone.mp4', job_type => 'video_deletion',
+		outputs => { proxy_key => 'videos/m1/proxy/v.mp4', thumbnail_key => 'thumbnails/m1/v.jpg' },
+		stale_prefixes => ['vproxy-split/p1/1/']));
+	is($r->{status}, 0, 'a deletion with temporary prefixes succeeds') or diag $r->{stderr};
+	is_deeply($r->{json}{deleted_prefixes}, ['vproxy-split/p1/1/'], 'it says which prefixes it emptied');
+	ok(!-e "$root/vproxy-split/p1/1/audio.chunk" && -e "$root/vproxy-split/p10/1/video-00000.chunk",
+		'their objects are gone, and no other');
+	$r = run_job(job_spec($root, 'uploads/m1/gone.mp4', job_type => 'video_deletion',
+		outputs => { proxy_key => 'videos/m1/proxy/v.mp4', thumbnail_key => 'thumbnails/m1/v.jpg' },
+		stale_prefixes => ['../up/']));
+	is($r->{status}, 64, 'a prefix the key rule refuses is a bad spec');
+}
 
 my $source = VproxyTest::Split::source(seconds => 60, size => '320x240');
 my $vp = VproxyTest::Cluster->start(workers => 2,
