@@ -66,10 +66,11 @@ CREATE TEMP TABLE claimed AS SELECT * FROM claim_job('worker-b', ARRAY['proxy_ge
 INSERT INTO claimed SELECT * FROM claim_job('worker-c');
 INSERT INTO claimed SELECT * FROM claim_job('worker-d');
 INSERT INTO claimed SELECT * FROM claim_job('worker-e');
+INSERT INTO claimed SELECT * FROM claim_job('worker-f');
 SELECT job_type, spec -> 'unit' AS unit, spec -> 'outputs' AS outputs, spec -> 'params' AS params,
 	   spec -> 'original' AS original
   FROM claimed ORDER BY spec -> 'unit' ->> 'unit' DESC, (spec -> 'unit' ->> 'index')::int;
-SELECT count(*) AS left_to_claim FROM claim_job('worker-f');
+SELECT count(*) AS left_to_claim FROM claim_job('worker-g');
 SELECT * FROM workers;
 SELECT segments, segments_done, segments_running, audio_status, stitch_status FROM split_jobs;
 
@@ -78,14 +79,17 @@ SELECT id AS u0, lease_token AS t0 FROM pg_temp.unit(:'parent', 'video') OFFSET 
 SELECT id AS u1, lease_token AS t1 FROM pg_temp.unit(:'parent', 'video') OFFSET 1 LIMIT 1 \gset
 SELECT id AS u2, lease_token AS t2 FROM pg_temp.unit(:'parent', 'video') OFFSET 2 LIMIT 1 \gset
 SELECT id AS ua, lease_token AS ta FROM pg_temp.unit(:'parent', 'audio') \gset
+SELECT id AS uv, lease_token AS tv FROM pg_temp.unit(:'parent', 'verify') \gset
 SELECT heartbeat_job(:'u0', :'t0', 0.5) > 0 AS held;
 SELECT heartbeat_job(:'u1', :'t1', 0.2) > 0 AS held;
 SELECT round(progress::numeric, 3) AS progress FROM processing_jobs WHERE id = :'parent';
 
--- the segments and the audio finish, in any order; no stitch before the last
+-- the segments, the audio and the verify finish, in any order; no stitch before the last
 SELECT finish_job(:'u2', :'t2', '{"status": "success", "frames": 50, "reached_end": true}');
-SELECT finish_job(:'ua', :'ta', '{"status": "success", "has_audio": true, "original_sha256": "AA00AA00AA00AA00AA00AA00AA00AA00AA00AA00AA00AA00AA00AA00AA00AA00",
+SELECT finish_job(:'ua', :'ta', '{"status": "success", "has_audio": true,
 	"thumbnail": {"width": 320, "height": 180, "file_size_bytes": 900, "timestamp_seconds": 5}}');
+SELECT finish_job(:'uv', :'tv', '{"status": "success",
+	"original_sha256": "AA00AA00AA00AA00AA00AA00AA00AA00AA00AA00AA00AA00AA00AA00AA00AA00"}');
 SELECT finish_job(:'u0', :'t0', '{"status": "success", "frames": 100, "reached_end": false}');
 SELECT count(*) AS stitches FROM pg_temp.unit(:'parent', 'stitch');
 SELECT round(progress::numeric, 3) AS progress FROM processing_jobs WHERE id = :'parent';
@@ -133,6 +137,7 @@ SELECT count(*) AS claimed FROM claim_job('worker-b');
 SELECT count(*) AS claimed FROM claim_job('worker-c');
 SELECT count(*) AS claimed FROM claim_job('worker-d');
 SELECT count(*) AS claimed FROM claim_job('worker-e');
+SELECT count(*) AS claimed FROM claim_job('worker-f');
 SELECT id AS fu, lease_token AS ft FROM pg_temp.unit(:'bad', 'video') LIMIT 1 \gset
 -- a retryable failure retries that segment alone
 SELECT fail_job(:'fu', :'ft', 'storage_unavailable', 'S3 is away', true) AS retried;

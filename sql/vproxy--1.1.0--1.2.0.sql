@@ -376,8 +376,9 @@ $$;
 -- vproxy.split_min_duration ends its first attempt with a plan instead of a
 -- proxy: it becomes a parent, running without a lease, whose units are
 -- proxy_segment jobs any worker claims (params "unit"): one per segment of
--- the video ("video"), one for the audio ("audio", which also checks the
--- original's SHA-256 and makes the thumbnail), then the "stitch", whose
+-- the video ("video"), one for the audio ("audio", which also makes the
+-- thumbnail), one checking the original's size and SHA-256 ("verify"),
+-- then the "stitch", whose
 -- completion completes the parent as a single pass would, then the
 -- "cleanup" of the intermediate objects under the run's temporary prefix
 -- (also after a failure or a cancel).  Writers of a parent and its units
@@ -402,6 +403,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 		WHEN 'stitch' THEN (SELECT jsonb_build_object('proxy_key', p.planned_outputs -> 'proxy_key',
 													  'thumbnail_key', p.planned_outputs -> 'thumbnail_key')
 							  FROM vproxy.processing_jobs p WHERE p.id = unit.parent_job_id)
+		WHEN 'verify' THEN '{}'::jsonb
 		WHEN 'cleanup' THEN jsonb_build_object('prefix', unit.params ->> 'prefix') END;
 $$;
 
@@ -424,7 +426,8 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 
 -- The share of a split proxy's work done: 2% for the plan, the rest by
--- weight (a segment its frames, the audio 5% of them, the stitch 2%), a
+-- weight (a segment its frames, the audio 5% of them, the verify and the
+-- stitch 2% each), a
 -- unit counting whole when completed, by its progress while it runs.
 CREATE FUNCTION vproxy_internal.split_progress(parent vproxy.processing_jobs) RETURNS real
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -438,7 +441,7 @@ $$;
 
 -- What a unit's child reads beside the common spec ("unit"): its kind,
 -- prefix and slots; the stitch also the original's metadata and what the
--- segments and the audio unit made.
+-- segments, the audio unit and the verify unit made.
 CREATE FUNCTION vproxy_internal.split_unit_spec(unit vproxy.processing_jobs) RETURNS jsonb
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 	SELECT (unit.params - 'params' - 'weight')
@@ -455,7 +458,11 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 			'audio', (SELECT u.planned_outputs || (u.result_data - 'status')
 						FROM vproxy.processing_jobs u
 					   WHERE u.parent_job_id = unit.parent_job_id AND u.params ->> 'unit' = 'audio'
-						 AND u.params ->> 'prefix' = unit.params ->> 'prefix'))
+						 AND u.params ->> 'prefix' = unit.params ->> 'prefix'),
+			'verify', (SELECT u.result_data - 'status'
+						 FROM vproxy.processing_jobs u
+						WHERE u.parent_job_id = unit.parent_job_id AND u.params ->> 'unit' = 'verify'
+						  AND u.params ->> 'prefix' = unit.params ->> 'prefix'))
 		ELSE '{}'::jsonb END;
 $$;
 
@@ -510,7 +517,7 @@ END
 $$;
 
 -- The end of a proxy job's first attempt with a plan ("status": "split"):
--- queue its segments and its audio at the parent's priority, keep the plan
+-- queue its segments, its audio and its verify at the parent's priority, keep the plan
 -- and the original's metadata, and let the lease go; the job stays running.
 CREATE FUNCTION vproxy_internal.split_start(job vproxy.processing_jobs, result jsonb) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -544,11 +551,14 @@ BEGIN
 	VALUES (job.video_id, 'proxy_segment', job.priority,
 			jsonb_build_object('unit', 'audio', 'prefix', prefix, 'weight', 0.05 * slots,
 							   'params', job.params),
+			current_setting('vproxy.max_attempts')::int, job.id),
+		   (job.video_id, 'proxy_segment', job.priority,
+			jsonb_build_object('unit', 'verify', 'prefix', prefix, 'weight', 0.02 * slots),
 			current_setting('vproxy.max_attempts')::int, job.id);
 	UPDATE vproxy.processing_jobs j
 	   SET planned_outputs = j.planned_outputs || jsonb_build_object('split', jsonb_build_object(
 			   'prefix', prefix, 'segments', jsonb_array_length(plan -> 'segments'),
-			   'slots', plan -> 'slots', 'work', 1.07 * slots,
+			   'slots', plan -> 'slots', 'work', 1.09 * slots,
 			   'original', result #> '{metadata,original}')),
 		   progress = 0.02, lease_token = NULL, lease_expires_at = NULL, lease_holder = NULL
 	 WHERE j.id = job.id;
@@ -577,8 +587,9 @@ BEGIN
 END
 $$;
 
--- A unit completed (its parent is locked): the stitch once the segments
--- and the audio are all done; the parent's completion after the stitch.
+-- A unit completed (its parent is locked): the stitch once the segments,
+-- the audio and the verify are all done; the parent's completion after the
+-- stitch.
 -- A unit of an ended run (cancelled meanwhile) changes nothing.
 CREATE FUNCTION vproxy_internal.split_unit_finished(unit vproxy.processing_jobs, result jsonb)
 	RETURNS void
@@ -598,7 +609,7 @@ BEGIN
 	END IF;
 	IF NOT EXISTS (SELECT FROM vproxy.processing_jobs u
 					WHERE u.parent_job_id = parent.id AND u.params ->> 'prefix' = prefix
-					  AND u.params ->> 'unit' IN ('video', 'audio', 'stitch')
+					  AND u.params ->> 'unit' IN ('video', 'audio', 'verify', 'stitch')
 					  AND (u.status <> 'completed' OR u.params ->> 'unit' = 'stitch')) THEN
 		INSERT INTO vproxy.processing_jobs (video_id, job_type, priority, params, max_attempts, parent_job_id)
 		VALUES (parent.video_id, 'proxy_segment', parent.priority,
@@ -626,6 +637,7 @@ DECLARE
 	sibling vproxy.processing_jobs;
 	reason constant text := format('%s of the split proxy failed', CASE unit.params ->> 'unit'
 		WHEN 'video' THEN format('segment %s of %s', (unit.params ->> 'index')::int + 1, unit.params ->> 'count')
+		WHEN 'verify' THEN 'the check of the original'
 		ELSE 'the ' || (unit.params ->> 'unit') END);
 BEGIN
 	SELECT * INTO parent FROM vproxy.processing_jobs p WHERE p.id = unit.parent_job_id FOR UPDATE;

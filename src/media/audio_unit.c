@@ -4,7 +4,9 @@
  *		whole video by the single pass's own audio pipeline (proxy_audio.c),
  *		fed the same packets in the same order, into a chunk file for the
  *		stitch.  AAC encoded per segment would leave priming gaps and clicks
- *		at every join.
+ *		at every join.  The video stream is discarded, so that the demuxer
+ *		does not even read the pictures (of a container that says where they
+ *		are).
  */
 #include <math.h>
 #include <string.h>
@@ -70,6 +72,9 @@ media_make_audio(const char *input, const char *output, const ProxyOptions *opti
 		proxy_close_run(&run);
 		return 0;
 	}
+	/* the demuxer skips the pictures' bytes: read through ranged reads, the audio's alone */
+	if (status == 0)
+		run.input.video->discard = AVDISCARD_ALL;
 	if (status == 0)
 		status = proxy_audio_open(&run, why);
 	if (status == 0)

@@ -34,6 +34,7 @@ typedef struct Stitch
 	AVRational	video_time_base;
 	int64_t    *pts;			/* every frame's, in presentation order */
 	int64_t		frames;
+	int64_t		capacity;		/* of pts */
 	int64_t		delay_frames;	/* x264's B-frame delay */
 	int64_t		delay_ticks;	/* and its length */
 	int64_t		next_packet;	/* in decoding order */
@@ -62,13 +63,15 @@ same_stream(const AVCodecParameters *a, const AVCodecParameters *b)
 static int
 add_pts(Stitch *stitch, int64_t pts, char *why)
 {
-	if ((stitch->frames & (stitch->frames + 1)) == 0 || stitch->frames == 0)
+	if (stitch->frames == stitch->capacity)
 	{
-		int64_t    *bigger = av_realloc_array(stitch->pts, (stitch->frames + 1) * 2, sizeof(int64_t));
+		int64_t		capacity = stitch->capacity > 0 ? stitch->capacity * 2 : 4096;
+		int64_t    *bigger = av_realloc_array(stitch->pts, capacity, sizeof(int64_t));
 
 		if (bigger == NULL)
 			return media_fail(why, EX_TEMPFAIL, "out of memory");
 		stitch->pts = bigger;
+		stitch->capacity = capacity;
 	}
 	stitch->pts[stitch->frames++] = pts;
 	return 0;

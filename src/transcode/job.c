@@ -230,29 +230,13 @@ store_outputs(JobRun *run, const StorageHooks *storage_hooks, double start, doub
 	return 0;
 }
 
-/* SplitJob's fetch of the whole original: fetched (or in place) and checked. */
-static int
-split_fetch_original(void *arg, const char **path, const char **sha256)
-{
-	JobRun	   *run = arg;
-	StorageHooks storage_hooks = {job_should_stop, storage_progress, run};
-	int			rc = fetch_original(run, &storage_hooks);
-
-	if (rc == 0)
-		rc = verify_original(run);
-	*path = run->input;
-	*sha256 = run->sha256;
-	return rc;
-}
-
 /* What a split proxy's plan or unit borrows of the run. */
 static SplitJob
 split_job_of(JobRun *run, const MediaHooks *media_hooks, const StorageHooks *storage_hooks)
 {
 	return (SplitJob)
 	{
-		&run->spec, run->storage, &run->workspace, media_hooks, storage_hooks,
-			split_fetch_original, run, run->why
+		&run->spec, run->storage, &run->workspace, media_hooks, storage_hooks, run->why
 	};
 }
 

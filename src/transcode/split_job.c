@@ -11,9 +11,11 @@
  *	video	the segment's frames, reading only what they need of the
  *			original (its index and the bytes from its keyframe on), to
  *			outputs.chunk_key;
- *	audio	the whole original fetched and checked (size, SHA-256, as a
- *			single pass does), its audio to outputs.audio_key, its
- *			thumbnail to outputs.thumbnail_key;
+ *	audio	the whole video's audio from ranged reads of the original's
+ *			audio alone, to outputs.audio_key, and its thumbnail to
+ *			outputs.thumbnail_key;
+ *	verify	the original's size and SHA-256 checked as a single pass checks
+ *			them, streamed from the storage (no copy on disk);
  *	stitch	the chunks and the audio fetched and stitched into the proxy,
  *			stored with the thumbnail under the parent's keys; its result is
  *			the parent's result_data;
@@ -26,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/storage_key.h"
 #include "transcode/file_digest.h"
@@ -215,16 +218,15 @@ run_video(SplitJob *job, json_t *unit, json_t **result)
 	return 0;
 }
 
-/* audio: the checked original's audio and thumbnail, stored under the unit's keys. */
+/* audio: the whole video's audio and the thumbnail, stored under the unit's keys. */
 static int
 run_audio(SplitJob *job, json_t **result)
 {
 	const JobSpec *spec = job->spec;
 	json_t	   *outputs = json_object_get(spec->root, "outputs");
+	RangedOriginal original;
 	const char *audio_key;
 	const char *thumbnail_key;
-	const char *input;
-	const char *sha256;
 	char		audio[PATH_MAX];
 	char		thumbnail[PATH_MAX];
 	bool		has_audio;
@@ -234,11 +236,16 @@ run_audio(SplitJob *job, json_t **result)
 	if ((rc = unit_key(job, outputs, "audio_key", &audio_key)) != 0 ||
 		(rc = unit_key(job, outputs, "thumbnail_key", &thumbnail_key)) != 0 ||
 		(rc = workspace_path(job, audio, "audio.chunk", 0)) != 0 ||
-		(rc = workspace_path(job, thumbnail, "thumbnail.jpg", 0)) != 0 ||
-		(rc = job->fetch_original(job->arg, &input, &sha256)) != 0 ||
-		(rc = media_make_audio(input, audio, &spec->proxy, job->media_hooks, &has_audio, job->why)) != 0 ||
-		(rc = media_make_thumbnail(input, thumbnail, &spec->thumbnail, job->media_hooks, &info,
-								   job->why)) != 0)
+		(rc = workspace_path(job, thumbnail, "thumbnail.jpg", 0)) != 0)
+		return rc;
+	rc = open_ranged(job, &original);
+	if (rc == 0)
+		rc = media_make_audio(original.path, audio, &spec->proxy, job->media_hooks, &has_audio, job->why);
+	if (rc == 0)
+		rc = media_make_thumbnail(original.path, thumbnail, &spec->thumbnail, job->media_hooks, &info,
+								  job->why);
+	close_ranged(&original);
+	if (rc != 0)
 		return rc;
 	if (has_audio &&
 		(rc = storage_put(job->storage, audio_key, audio, "application/octet-stream",
@@ -247,8 +254,57 @@ run_audio(SplitJob *job, json_t **result)
 	rc = storage_put(job->storage, thumbnail_key, thumbnail, "image/jpeg", job->storage_hooks, job->why);
 	if (rc != 0)
 		return rc;
-	*result = json_pack("{s:s, s:b, s:s, s:o}", "status", "success", "has_audio", has_audio,
-						"original_sha256", sha256, "thumbnail", thumbnail_info_json(&info));
+	*result = json_pack("{s:s, s:b, s:o}", "status", "success", "has_audio", has_audio,
+						"thumbnail", thumbnail_info_json(&info));
+	return 0;
+}
+
+/* the verify unit's reads from the storage: few, large ones */
+#define VERIFY_READ_BYTES (16 * 1024 * 1024)
+
+/* The original read from start to end, for its digest. */
+typedef struct StreamedOriginal
+{
+	StorageReader *reader;
+	int64_t		offset;
+} StreamedOriginal;
+
+/* stream_sha256's read of the original: its next bytes. */
+static int
+read_next(void *arg, unsigned char *buffer, size_t size, size_t *got, char *why)
+{
+	StreamedOriginal *original = arg;
+	int			rc = storage_reader_read(original->reader, original->offset, buffer, size, got, why);
+
+	original->offset += (int64_t) *got;
+	return rc;
+}
+
+/* verify: the original's size and SHA-256, streamed from the storage. */
+static int
+run_verify(SplitJob *job, json_t **result)
+{
+	const JobSpec *spec = job->spec;
+	StreamedOriginal original = {NULL, 0};
+	char		sha256[SHA256_HEX_LEN + 1];
+	int64_t		size = 0;
+	int			rc;
+
+	rc = storage_reader_open(job->storage, spec->original_key, VERIFY_READ_BYTES, job->storage_hooks,
+							 &original.reader, job->why);
+	if (rc == 0)
+		rc = stream_sha256(read_next, &original, sha256, &size, job->media_hooks->should_stop,
+						   job->why, SPLIT_JOB_WHY_MAX);
+	storage_reader_close(original.reader);
+	if (rc != 0)
+		return rc;
+	if (spec->original_size >= 0 && size != spec->original_size)
+		return split_fail(job, EX_DATAERR, "size mismatch: the original has %lld bytes, expected %lld",
+						  (long long) size, (long long) spec->original_size);
+	if (spec->original_sha256 != NULL && strcasecmp(sha256, spec->original_sha256) != 0)
+		return split_fail(job, EX_DATAERR, "checksum mismatch: the original has SHA-256 %s, expected %s",
+						  sha256, spec->original_sha256);
+	*result = json_pack("{s:s, s:s}", "status", "success", "original_sha256", sha256);
 	return 0;
 }
 
@@ -296,7 +352,8 @@ stitch_and_store(SplitJob *job, json_t *unit, char **paths, json_t **result)
 	json_t	   *audio = json_object_get(unit, "audio");
 	json_t	   *original = json_object_get(unit, "original");
 	json_t	   *thumbnail_info = json_deep_copy(json_object_get(audio, "thumbnail"));
-	const char *sha256 = json_string_value(json_object_get(audio, "original_sha256"));
+	const char *sha256 = json_string_value(json_object_get(json_object_get(unit, "verify"),
+														   "original_sha256"));
 	const char *proxy_key;
 	const char *thumbnail_key;
 	const char *key;
@@ -308,7 +365,7 @@ stitch_and_store(SplitJob *job, json_t *unit, char **paths, json_t **result)
 	int			rc;
 
 	if (!json_is_object(thumbnail_info) || !json_is_object(original) || sha256 == NULL)
-		rc = split_fail(job, EX_USAGE, "job spec: the stitch has no audio unit's result or no metadata");
+		rc = split_fail(job, EX_USAGE, "job spec: the stitch has no audio or verify unit's result, or no metadata");
 	else if ((rc = unit_key(job, outputs, "proxy_key", &proxy_key)) == 0 &&
 			 (rc = unit_key(job, outputs, "thumbnail_key", &thumbnail_key)) == 0 &&
 			 (rc = workspace_path(job, audio_chunk, "audio.chunk", 0)) == 0 &&
@@ -401,6 +458,8 @@ split_job_unit(SplitJob *job, json_t **result)
 		rc = run_video(job, unit, result);
 	else if (strcmp(kind, "audio") == 0)
 		rc = run_audio(job, result);
+	else if (strcmp(kind, "verify") == 0)
+		rc = run_verify(job, result);
 	else if (strcmp(kind, "stitch") == 0)
 		rc = run_stitch(job, unit, result);
 	else if (strcmp(kind, "cleanup") == 0)

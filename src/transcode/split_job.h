@@ -22,13 +22,6 @@ typedef struct SplitJob
 	Workspace  *workspace;
 	const MediaHooks *media_hooks;	/* stop and progress of the stage */
 	const StorageHooks *storage_hooks;
-
-	/*
-	 * job.c's fetch of the whole original (in place or downloaded) and its
-	 * size and SHA-256 check: the path media reads and the SHA-256 read
-	 */
-	int			(*fetch_original) (void *arg, const char **path, const char **sha256);
-	void	   *arg;
 	char	   *why;			/* SPLIT_JOB_WHY_MAX bytes */
 } SplitJob;
 

@@ -78,7 +78,7 @@ close $fh;
 my $row = $vp->wait_for_job($job, timeout => 300);
 is($row->{status}, 'failed', 'the parent failed');
 like($row->{error_code}, qr/^(bad_media|checksum_mismatch)$/, "with its unit's code ($row->{error_code})");
-like($row->{error_message}, qr/^(segment \d+ of 6|the audio) of the split proxy failed: /,
+like($row->{error_message}, qr/^(segment \d+ of 6|the audio|the check of the original) of the split proxy failed: /,
 	"and cause: $row->{error_message}");
 ok(cleaned($job), 'the temporary objects are removed');
 is(units_left($job), 0, 'no unit left');
