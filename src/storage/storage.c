@@ -84,6 +84,8 @@ int
 storage_put(Storage *storage, const char *key, const char *local_path,
 			const char *content_type, const StorageHooks *hooks, char *why)
 {
+	int			status;
+
 	if (check_key(key, why) != 0)
 		return EX_USAGE;
 	if (local_path == NULL || local_path[0] == '\0')
@@ -92,6 +94,8 @@ storage_put(Storage *storage, const char *key, const char *local_path,
 		content_type = "application/octet-stream";
 	if (strpbrk(content_type, "\r\n") != NULL)
 		return storage_fail(why, EX_USAGE, "content type holds a line break");
+	if ((status = storage_may_write("upload", key, why)) != 0)
+		return status;
 	return storage->backend->put(storage->state, key, local_path, content_type,
 								 hooks, why);
 }
@@ -110,8 +114,12 @@ storage_head(Storage *storage, const char *key, StorageObjectInfo *info, char *w
 int
 storage_delete(Storage *storage, const char *key, char *why)
 {
+	int			status;
+
 	if (check_key(key, why) != 0)
 		return EX_USAGE;
+	if ((status = storage_may_write("delete", key, why)) != 0)
+		return status;
 	return storage->backend->delete(storage->state, key, why);
 }
 

@@ -320,23 +320,23 @@ parse_params(json_t *params, JobSpec *spec, char *why)
  * "yield_to_postmaster", "yield_db_cpu"}, each optional.
  */
 static int
-parse_limits(json_t *limits, ProcessLimits *out, char *why)
+parse_limits(json_t *limits, ChildLimits *out, char *why)
 {
 	double		memory = -1;
 	const char *wrong;
 	int			rc;
 
-	process_limits_defaults(out);
+	child_limits_defaults(out);
 	if ((rc = get_integer(limits, "nice", &out->nice, why)) != 0 ||
 		(rc = get_integer(limits, "threads", &out->threads, why)) != 0 ||
 		(rc = get_integer(limits, "yield_to_postmaster", &out->yield_to_postmaster, why)) != 0 ||
 		(rc = get_integer(limits, "yield_db_cpu", &out->yield_db_cpu, why)) != 0 ||
-		(rc = get_number(limits, "memory_limit_bytes", 0, (double) PROCESS_MEMORY_MAX, &memory, why)) != 0)
+		(rc = get_number(limits, "memory_limit_bytes", 0, (double) CHILD_MEMORY_MAX, &memory, why)) != 0)
 		return rc;
 	if (memory != floor(memory))
 		return refuse(why, "job spec: \"%s\" must be an integer", "memory_limit_bytes");
 	out->memory_limit_bytes = (int64_t) memory;
-	if ((wrong = process_limits_check(out)) != NULL)
+	if ((wrong = child_limits_check(out)) != NULL)
 		return refuse(why, "job spec: \"limits\": %s", wrong);
 	return 0;
 }

@@ -10,7 +10,7 @@
 
 #include "media/media.h"
 #include "storage/storage.h"
-#include "transcode/process_limits.h"
+#include "common/child_limits.h"
 
 #define JOB_SPEC_WHY_MAX 512
 
@@ -36,7 +36,7 @@ typedef struct JobSpec
 	ProxyOptions proxy;
 	ThumbnailOptions thumbnail;
 	const char *temp_directory; /* "" = $TMPDIR or /tmp */
-	ProcessLimits limits;		/* "limits"; absent: process_limits_defaults */
+	ChildLimits limits;		/* "limits"; absent: child_limits_defaults */
 } JobSpec;
 
 /* Parse and check a spec; 0 or EX_USAGE with the reason in why. */
