@@ -2,9 +2,10 @@
  * in_server_worker.c
  *		A vproxy worker: a dynamic background worker connected to
  *		vproxy.database that claims jobs, runs `vproxy-transcode job` for each
- *		under supervision (heartbeat, progress, timeout, cancel, shutdown) and
- *		records the outcome by the failure policy.  Idle, it sleeps on its
- *		latch until a commit wakes it or a delayed job becomes due.
+ *		under supervision (heartbeat, progress, lease fence, timeout, cancel,
+ *		shutdown) and records the outcome by the failure policy.  Idle, it
+ *		sleeps on its latch until a commit wakes it or a delayed job becomes
+ *		due, and shows "idle" in pg_stat_activity meanwhile.
  */
 #include "postgres.h"
 
@@ -245,30 +246,50 @@ lease_check_asked(void)
 	return asked;
 }
 
+/* Log what became of a failed attempt the database took. */
+static void
+log_failure(const ClaimedJob *job, const char *status, const char *cause)
+{
+	if (strcmp(status, "pending") == 0)
+		ereport(LOG, (errmsg("vproxy: job %s attempt %d failed, will retry: %s",
+							 job->job_id_text, job->attempt, cause)));
+	else
+		ereport(LOG, (errmsg("vproxy: job %s failed after %d attempt(s): %s",
+							 job->job_id_text, job->attempt, cause)));
+}
+
 /*
  * Record a failed attempt and say in the log what becomes of the job.  A
- * worker told to stop while the database was in the way hands it back.
+ * message the database refuses (a trigger of the application, an encoding
+ * that cannot hold it) is replaced by a plain one, so that the job never
+ * stays running for it.  A worker told to stop while the database was in
+ * the way hands the job back.
  */
 static void
-record_failure(const ClaimedJob *job, const char *cause, bool retryable)
+record_failure(const ClaimedJob *job, const SupOutcome *outcome)
 {
 	char	   *status = NULL;
 	char	   *error = NULL;
+	char		plain[256];
 	const char *job_text = job->job_id_text;
+	bool		retryable = outcome->verdict != SUP_FAIL;
+	CallOutcome call = jobs_fail(job, outcome->message, retryable, &status, &error);
 
-	switch (jobs_fail(job, cause, retryable, &status, &error))
+	if (call == CALL_BAD_DATA)
+	{
+		ereport(LOG, (errmsg("vproxy: job %s: the database refused the failure's message, recording a plain one: %s",
+							 job_text, error)));
+		sup_outcome_plain_message(outcome, NULL, plain, sizeof(plain));
+		call = jobs_fail(job, plain, retryable, &status, &error);
+	}
+	switch (call)
 	{
 		case CALL_DONE:
-			if (strcmp(status, "pending") == 0)
-				ereport(LOG, (errmsg("vproxy: job %s attempt %d failed, will retry: %s",
-									 job_text, job->attempt, cause)));
-			else
-				ereport(LOG, (errmsg("vproxy: job %s failed after %d attempt(s): %s",
-									 job_text, job->attempt, cause)));
+			log_failure(job, status, outcome->message);
 			break;
 		case CALL_LEASE_LOST:
 			ereport(LOG, (errmsg("vproxy: job %s lost its lease; the failure \"%s\" was not recorded",
-								 job_text, cause)));
+								 job_text, outcome->message)));
 			break;
 		default:
 			if (got_sigterm && jobs_release(job))
@@ -276,6 +297,19 @@ record_failure(const ClaimedJob *job, const char *cause, bool retryable)
 									 "(its failure could not be recorded: %s)", job_text, error)));
 			break;
 	}
+}
+
+/* Record a failure the worker itself found (not the child's): the outcome it makes. */
+static void
+record_worker_failure(const ClaimedJob *job, const char *cause, bool retryable)
+{
+	SupOutcome	outcome;
+
+	memset(&outcome, 0, sizeof(outcome));
+	outcome.verdict = retryable ? SUP_RETRY : SUP_FAIL;
+	strlcpy(outcome.error_code, "internal", sizeof(outcome.error_code));
+	strlcpy(outcome.message, cause, sizeof(outcome.message));
+	record_failure(job, &outcome);
 }
 
 /*
@@ -305,11 +339,11 @@ record_result(const ClaimedJob *job, SupChild *child, double seconds)
 								 job->job_id_text)));
 			break;
 		case CALL_BAD_DATA:
-			record_failure(job, psprintf("cannot record the result: %s", error), false);
+			record_worker_failure(job, psprintf("cannot record the result: %s", error), false);
 			break;
 		case CALL_FAILED:
 			if (!got_sigterm)
-				record_failure(job, psprintf("cannot record the result: %s", error), true);
+				record_worker_failure(job, psprintf("cannot record the result: %s", error), true);
 			else if (jobs_release(job))
 				ereport(LOG, (errmsg("vproxy: job %s handed back on shutdown, attempt not counted "
 									 "(its result could not be recorded: %s)", job->job_id_text, error)));
@@ -317,9 +351,33 @@ record_result(const ClaimedJob *job, SupChild *child, double seconds)
 	}
 }
 
-/* Run one claimed job to its end and record the outcome. */
+/*
+ * Extend the lease and store progress; the lease granted moves the fence.
+ * The send time is noted before the call's transaction starts: the
+ * database counts the lease from a later instant.
+ */
 static void
-run_job(ClaimedJob *job)
+heartbeat(ClaimedJob *job, SupRun *run)
+{
+	int64_t		sent = sup_now_ms();
+	char	   *error;
+	CallOutcome call = jobs_heartbeat(job, run->child.progress, &error);
+	SupLease	lease = call == CALL_DONE ? SUP_LEASE_RENEWED :
+		call == CALL_LEASE_LOST ? SUP_LEASE_LOST : SUP_LEASE_UNKNOWN;
+
+	if (lease == SUP_LEASE_UNKNOWN)
+		ereport(LOG, (errmsg("vproxy: job %s: heartbeat failed, trying again: %s",
+							 job->job_id_text, error)));
+	sup_run_heartbeat_done(run, sent, sup_now_ms(), lease, vproxy_lease_duration);
+	report_job(job, &run->child);
+}
+
+/*
+ * Run one claimed job to its end and record the outcome.  claim_sent is
+ * when the claim was sent: its lease sets the first fence.
+ */
+static void
+run_job(ClaimedJob *job, int64_t claim_sent)
 {
 	StringInfo	spec = full_spec(job);
 	const char *program = transcode_program();
@@ -330,9 +388,10 @@ run_job(ClaimedJob *job)
 	ereport(LOG, (errmsg("vproxy: job %s (%s) of video %s started, attempt %d",
 						 job->job_id_text, job->job_type,
 						 job->video_id_text, job->attempt)));
-	if (!sup_run_start(&run, program, spec->data, spec->len, vproxy_job_timeout))
+	if (!sup_run_start(&run, program, spec->data, spec->len, vproxy_job_timeout,
+					   sup_lease_fence_ms(claim_sent, vproxy_lease_duration)))
 	{
-		record_failure(job, psprintf("cannot start %s: %m", program), true);
+		record_worker_failure(job, psprintf("cannot start %s: %m", program), true);
 		return;
 	}
 	current_child = &run.child;
@@ -347,18 +406,9 @@ run_job(ClaimedJob *job)
 			sup_run_stop(&run, SUP_STOP_SHUTDOWN);
 		if (lease_check_asked())
 			sup_run_ask_heartbeat(&run);
+		if (sup_run_heartbeat_due(&run, sup_now_ms()))
+			heartbeat(job, &run);
 		now = sup_now_ms();
-		if (sup_run_heartbeat_due(&run, now))
-		{
-			char	   *error;
-			CallOutcome call = jobs_heartbeat(job, run.child.progress, &error);
-
-			if (call != CALL_DONE && call != CALL_LEASE_LOST)
-				ereport(LOG, (errmsg("vproxy: job %s: heartbeat failed, trying again: %s",
-									 job->job_id_text, error)));
-			sup_run_heartbeat_sent(&run, now, call != CALL_LEASE_LOST);
-			report_job(job, &run.child);
-		}
 		if (sup_run_advance(&run, now))
 			break;
 		wait_for_child(&run.child, sup_run_wait_ms(&run, now));
@@ -375,11 +425,15 @@ run_job(ClaimedJob *job)
 				break;
 			case SUP_RETRY:
 			case SUP_FAIL:
-				record_failure(job, outcome.message, outcome.verdict == SUP_RETRY);
+				record_failure(job, &outcome);
 				break;
 			case SUP_ABANDON:
-				ereport(LOG, (errmsg("vproxy: job %s was cancelled or taken over; its child was stopped",
-									 job->job_id_text)));
+				if (run.stop == SUP_STOP_LEASE_EXPIRED)
+					ereport(LOG, (errmsg("vproxy: job %s: its lease was not renewed in time; its child was stopped and nothing is recorded",
+										 job->job_id_text)));
+				else
+					ereport(LOG, (errmsg("vproxy: job %s was cancelled or taken over; its child was stopped",
+										 job->job_id_text)));
 				break;
 			case SUP_HAND_BACK:
 				if (jobs_release(job))
@@ -523,6 +577,7 @@ vproxy_worker_main(Datum main_arg)
 	{
 		ClaimedJob	job;
 		TimestampTz next_claim_at;
+		int64_t		claim_sent;
 
 		/* what one turn allocates (the spec, the child's output) goes with it */
 		MemoryContextSwitchTo(TopMemoryContext);
@@ -536,19 +591,23 @@ vproxy_worker_main(Datum main_arg)
 		if (!program_usable())
 		{
 			set_state(WORKER_WAITING);
+			pgstat_report_activity(STATE_IDLE, NULL);
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 							 MAX_IDLE_SLEEP_MS, PG_WAIT_EXTENSION);
 			continue;
 		}
 		set_state(WORKER_IDLE);
 		clear_woken();
+		claim_sent = sup_now_ms();
+		pgstat_report_activity(STATE_RUNNING, "vproxy: looking for a job");
 		if (jobs_claim(holder, &job, &next_claim_at))
 		{
-			run_job(&job);
+			run_job(&job, claim_sent);
 			continue;
 		}
 		if (jobs_extension_gone)
 			break;
+		pgstat_report_activity(STATE_IDLE, NULL);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 idle_sleep_ms(next_claim_at), PG_WAIT_EXTENSION);
 	}

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/text_clip.h"
 #include "supervise/call_policy.h"
 #include "worker/worker.h"
 
@@ -84,7 +85,7 @@ jobs_checkin(Worker *w)
 	values[3] = pid;
 	values[4] = concurrency;
 	values[5] = w->options.job_types;
-	result = db_call(w, "SELECT vproxy.worker_checkin($1, $2, $3, $4::int, $5::int, $6::text[])::text",
+	result = db_call(&w->db, "SELECT vproxy.worker_checkin($1, $2, $3, $4::int, $5::int, $6::text[])::text",
 					 6, values, CALL_TIMEOUT_MS);
 	if (result == NULL)
 		return false;
@@ -124,7 +125,7 @@ void
 jobs_checkout(Worker *w)
 {
 	const char *values[1] = {w->holder};
-	PGresult   *result = db_call(w, "SELECT vproxy.worker_checkout($1)", 1, values, 2000);
+	PGresult   *result = db_call(&w->db, "SELECT vproxy.worker_checkout($1)", 1, values, 2000);
 
 	PQclear(result);
 }
@@ -152,6 +153,7 @@ full_spec(const Worker *w, const char *claim_spec)
 	json_t	   *storage;
 	json_t	   *limits;
 	char	   *text;
+	char	   *line = NULL;
 
 	if (spec == NULL || !json_is_object(spec))
 	{
@@ -166,19 +168,29 @@ full_spec(const Worker *w, const char *claim_spec)
 	json_object_set_new(spec, "storage", storage);
 	json_object_set_new(spec, "temp_directory", json_string(w->options.temp_directory));
 	limits = json_object();
-	json_object_set_new(limits, "nice", json_integer(w->options.nice));
-	json_object_set_new(limits, "threads", json_integer(w->options.threads));
+	json_object_set_new(limits, "nice", json_integer(w->options.limits.nice));
+	json_object_set_new(limits, "threads", json_integer(w->options.limits.threads));
 	json_object_set_new(limits, "memory_limit_bytes",
-						json_integer(w->options.memory_limit < 0 ? 0 : w->options.memory_limit));
+						json_integer(w->options.limits.memory_limit_bytes));
 	json_object_set_new(spec, "limits", limits);
 	text = json_dumps(spec, JSON_COMPACT);
 	json_decref(spec);
-	return text;
+	/* one line: the lease lines follow it on the child's stdin */
+	if (text != NULL && (line = realloc(text, strlen(text) + 2)) == NULL)
+		free(text);
+	if (text != NULL && line != NULL)
+		strcat(line, "\n");
+	return line;
 }
 
-/* Record a failed attempt and log what becomes of the job. */
+/*
+ * One try of fail_job: true when settled (recorded, or the lease is gone),
+ * false to try again later; *refused set when the database refused the
+ * message itself (then nothing is settled).
+ */
 static bool
-record_failure(Worker *w, Slot *slot, const char *cause, bool retryable)
+try_failure(Worker *w, Slot *slot, const char *cause, bool retryable, bool *refused,
+			char *sqlstate, size_t sqlstate_size)
 {
 	char		delay[32];
 	const char *values[5];
@@ -188,13 +200,14 @@ record_failure(Worker *w, Slot *slot, const char *cause, bool retryable)
 				message[512];
 	const char *status;
 
+	*refused = false;
 	snprintf(delay, sizeof(delay), "%g", w->settings.retry_delay_seconds);
 	values[0] = slot->job_id;
 	values[1] = slot->lease_token;
 	values[2] = cause;
 	values[3] = retryable ? "true" : "false";
 	values[4] = delay;
-	result = db_call(w, "SELECT vproxy.fail_job($1, $2, $3, $4, $5)", 5, values, CALL_TIMEOUT_MS);
+	result = db_call(&w->db, "SELECT vproxy.fail_job($1, $2, $3, $4, $5)", 5, values, CALL_TIMEOUT_MS);
 	if (result == NULL)
 		return false;			/* told again after the reconnect */
 	job_fields(w, slot, fields, sizeof(fields));
@@ -202,11 +215,13 @@ record_failure(Worker *w, Slot *slot, const char *cause, bool retryable)
 	{
 		CallPolicy	policy = call_policy(sqlstate_of(result));
 
+		snprintf(sqlstate, sqlstate_size, "%s", sqlstate_of(result) ? sqlstate_of(result) : "");
 		log_event("warning", "call_failed", "%s call=fail_job sqlstate=%s error=%s", fields,
-				  sqlstate_of(result) ? sqlstate_of(result) : "none",
+				  sqlstate[0] ? sqlstate : "none",
 				  log_quote(message_of(result, message, sizeof(message)), quoted, sizeof(quoted)));
 		PQclear(result);
-		return policy != CALL_POLICY_RETRY;	/* give up: the lease runs out */
+		*refused = policy == CALL_POLICY_BAD_DATA;
+		return policy == CALL_POLICY_GIVE_UP;	/* give up: the lease runs out */
 	}
 	status = PQgetisnull(result, 0, 0) ? NULL : PQgetvalue(result, 0, 0);
 	log_quote(cause, quoted, sizeof(quoted));
@@ -218,6 +233,42 @@ record_failure(Worker *w, Slot *slot, const char *cause, bool retryable)
 		log_event("error", "job_failed", "%s error=%s", fields, quoted);
 	PQclear(result);
 	return true;
+}
+
+/*
+ * Record a failed attempt and log what becomes of the job.  A message the
+ * database refuses (a trigger of the application, an encoding that cannot
+ * hold it) is replaced by a plain one: the job never stays running for it.
+ */
+static bool
+record_failure(Worker *w, Slot *slot, const SupOutcome *outcome)
+{
+	bool		retryable = outcome->verdict != SUP_FAIL;
+	bool		refused;
+	char		sqlstate[8];
+	char		plain[256];
+
+	if (try_failure(w, slot, outcome->message, retryable, &refused, sqlstate, sizeof(sqlstate)))
+		return true;
+	if (!refused)
+		return false;			/* offered again later */
+	sup_outcome_plain_message(outcome, sqlstate, plain, sizeof(plain));
+	if (try_failure(w, slot, plain, retryable, &refused, sqlstate, sizeof(sqlstate)))
+		return true;
+	return refused;				/* even that refused: the lease runs out */
+}
+
+/* Record a failure this worker found itself (not the child): the outcome it makes. */
+static bool
+record_worker_failure(Worker *w, Slot *slot, const char *cause, bool retryable)
+{
+	SupOutcome	outcome;
+
+	memset(&outcome, 0, sizeof(outcome));
+	outcome.verdict = retryable ? SUP_RETRY : SUP_FAIL;
+	snprintf(outcome.error_code, sizeof(outcome.error_code), "internal");
+	text_clip_copy(outcome.message, sizeof(outcome.message), cause);
+	return record_failure(w, slot, &outcome);
 }
 
 /* Free a slot for the next job. */
@@ -243,6 +294,7 @@ jobs_claim_one(Worker *w, Slot *slot)
 				quoted[600];
 	bool		typed = w->options.job_types != NULL;
 	int64_t		now;
+	int64_t		sent;
 
 	snprintf(lease, sizeof(lease), "%g", w->settings.lease_seconds);
 	values[0] = w->holder;
@@ -251,7 +303,8 @@ jobs_claim_one(Worker *w, Slot *slot)
 	values[3] = w->settings.thumbnail_key_template;
 	values[4] = w->options.job_types;
 	/* the job timeout in force when the job starts comes with the claim */
-	result = db_call(w, typed ?
+	sent = sup_now_ms();
+	result = db_call(&w->db, typed ?
 					 "SELECT job_id, video_id, job_type, attempt, lease_token, spec::text, "
 					 "vproxy.worker_settings() ->> 'job_timeout_seconds' "
 					 "FROM vproxy.claim_job(holder => $1, lease_seconds => $2, "
@@ -277,7 +330,7 @@ jobs_claim_one(Worker *w, Slot *slot)
 		PGresult   *next;
 
 		PQclear(result);
-		next = db_call(w, "SELECT extract(epoch FROM vproxy.next_claim_at($1::text[]) - clock_timestamp())",
+		next = db_call(&w->db, "SELECT extract(epoch FROM vproxy.next_claim_at($1::text[]) - clock_timestamp())",
 					   1, &values[4], CALL_TIMEOUT_MS);
 		/*
 		 * Look again when a delayed job becomes due, at the poll interval
@@ -316,7 +369,8 @@ jobs_claim_one(Worker *w, Slot *slot)
 
 	if (slot->spec == NULL ||
 		!sup_run_start(&slot->run, w->options.transcode, slot->spec, strlen(slot->spec),
-					   w->settings.job_timeout_seconds))
+					   w->settings.job_timeout_seconds,
+					   sup_lease_fence_ms(sent, w->settings.lease_seconds)))
 	{
 		char		cause[600];
 
@@ -325,15 +379,20 @@ jobs_claim_one(Worker *w, Slot *slot)
 				 w->options.transcode, strerror(errno));
 		slot->ended = true;
 		slot->outcome.verdict = SUP_RETRY;
-		snprintf(slot->outcome.message, sizeof(slot->outcome.message), "%s", cause);
+		snprintf(slot->outcome.error_code, sizeof(slot->outcome.error_code), "internal");
+		text_clip_copy(slot->outcome.message, sizeof(slot->outcome.message), cause);
 		slot->report_at_ms = sup_now_ms();
 	}
 	return true;
 }
 
-/* Extend the lease and store progress; a lost lease stops the child. */
+/*
+ * Extend the lease and store progress: a renewal moves the fence (from the
+ * time the call was sent: the database counts the lease from later), a lost
+ * lease stops the child, a failed call leaves the fence where it was.
+ */
 void
-jobs_heartbeat(Worker *w, Slot *slot, int64_t now_ms)
+jobs_heartbeat(Worker *w, Slot *slot)
 {
 	char		progress[32],
 				lease[32];
@@ -342,7 +401,8 @@ jobs_heartbeat(Worker *w, Slot *slot, int64_t now_ms)
 	char		fields[512],
 				message[512],
 				quoted[600];
-	bool		held = true;
+	SupLease	outcome = SUP_LEASE_UNKNOWN;
+	int64_t		sent = sup_now_ms();
 
 	snprintf(progress, sizeof(progress), "%.4f", slot->run.child.progress);
 	snprintf(lease, sizeof(lease), "%g", w->settings.lease_seconds);
@@ -350,31 +410,24 @@ jobs_heartbeat(Worker *w, Slot *slot, int64_t now_ms)
 	values[1] = slot->lease_token;
 	values[2] = progress;
 	values[3] = lease;
-	result = db_call(w, "SELECT vproxy.heartbeat_job($1, $2, $3, $4)", 4, values, CALL_TIMEOUT_MS);
-	if (result == NULL)
-	{
-		/* cut off: the child goes on; the next heartbeat after the reconnect decides */
-		sup_run_heartbeat_sent(&slot->run, now_ms, true);
-		return;
-	}
+	result = db_call(&w->db, "SELECT vproxy.heartbeat_job($1, $2, $3, $4)", 4, values, CALL_TIMEOUT_MS);
 	job_fields(w, slot, fields, sizeof(fields));
-	if (PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1)
-		held = strcmp(PQgetvalue(result, 0, 0), "t") == 0;
-	else
+	if (result != NULL && PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1)
+		outcome = strcmp(PQgetvalue(result, 0, 0), "t") == 0 ? SUP_LEASE_RENEWED : SUP_LEASE_LOST;
+	else if (result != NULL)
 	{
-		CallPolicy	policy = call_policy(sqlstate_of(result));
-
 		log_event("warning", "heartbeat_failed", "%s sqlstate=%s error=%s", fields,
 				  sqlstate_of(result) ? sqlstate_of(result) : "none",
 				  log_quote(message_of(result, message, sizeof(message)), quoted, sizeof(quoted)));
 		/* a call that cannot succeed: the lease runs out as if it were lost */
-		held = policy == CALL_POLICY_RETRY;
+		if (call_policy(sqlstate_of(result)) != CALL_POLICY_RETRY)
+			outcome = SUP_LEASE_LOST;
 	}
 	PQclear(result);
-	if (!held)
+	if (outcome == SUP_LEASE_LOST)
 		log_event("warning", "lease_lost", "%s note=\"cancelled or taken over; stopping the child\"",
 				  fields);
-	sup_run_heartbeat_sent(&slot->run, now_ms, held);
+	sup_run_heartbeat_done(&slot->run, sent, sup_now_ms(), outcome, w->settings.lease_seconds);
 }
 
 /* Offer the child's result; true when the slot is settled. */
@@ -389,7 +442,7 @@ record_result(Worker *w, Slot *slot, int64_t now_ms)
 				cause[600];
 	CallPolicy	policy;
 
-	result = db_call(w, "SELECT vproxy.finish_job($1, $2, $3::jsonb)", 3, values, CALL_TIMEOUT_MS);
+	result = db_call(&w->db, "SELECT vproxy.finish_job($1, $2, $3::jsonb)", 3, values, CALL_TIMEOUT_MS);
 	if (result == NULL)
 		return false;
 	job_fields(w, slot, fields, sizeof(fields));
@@ -414,7 +467,7 @@ record_result(Worker *w, Slot *slot, int64_t now_ms)
 	if (policy == CALL_POLICY_BAD_DATA)
 	{
 		snprintf(cause, sizeof(cause), "cannot record the result: %s", message);
-		return record_failure(w, slot, cause, false);
+		return record_worker_failure(w, slot, cause, false);
 	}
 	if (policy == CALL_POLICY_GIVE_UP)
 		return true;			/* the lease runs out */
@@ -422,11 +475,11 @@ record_result(Worker *w, Slot *slot, int64_t now_ms)
 	{
 		const char *release[2] = {slot->job_id, slot->lease_token};
 
-		PQclear(db_call(w, "SELECT vproxy.release_job($1, $2)", 2, release, CALL_TIMEOUT_MS));
+		PQclear(db_call(&w->db, "SELECT vproxy.release_job($1, $2)", 2, release, CALL_TIMEOUT_MS));
 		return true;
 	}
 	/* keep the lease while the database is in the way; a lost one settles it */
-	jobs_heartbeat(w, slot, now_ms);
+	jobs_heartbeat(w, slot);
 	return slot->run.stop == SUP_STOP_LEASE_LOST;
 }
 
@@ -447,16 +500,20 @@ jobs_report(Worker *w, Slot *slot, int64_t now_ms)
 			break;
 		case SUP_RETRY:
 		case SUP_FAIL:
-			settled = record_failure(w, slot, slot->outcome.message,
-									 slot->outcome.verdict == SUP_RETRY);
+			settled = record_failure(w, slot, &slot->outcome);
 			break;
 		case SUP_ABANDON:
-			log_event("warning", "job_abandoned", "%s note=\"cancelled or taken over; nothing written\"",
-					  fields);
+			if (slot->run.stop == SUP_STOP_LEASE_EXPIRED)
+				log_event("warning", "job_abandoned",
+						  "%s note=\"lease not renewed in time; child stopped at the fence, nothing written\"",
+						  fields);
+			else
+				log_event("warning", "job_abandoned", "%s note=\"cancelled or taken over; nothing written\"",
+						  fields);
 			settled = true;
 			break;
 		case SUP_HAND_BACK:
-			result = db_call(w, "SELECT vproxy.release_job($1, $2)", 2, values, CALL_TIMEOUT_MS);
+			result = db_call(&w->db, "SELECT vproxy.release_job($1, $2)", 2, values, CALL_TIMEOUT_MS);
 			if (result == NULL)
 				break;
 			if (PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1 &&
