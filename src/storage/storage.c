@@ -1,7 +1,8 @@
 /*
  * storage.c
  *		The public entry points of storage.h: choose a backend by the URL's
- *		scheme, check the arguments every backend shares, then dispatch.
+ *		scheme, check the arguments every backend shares, then dispatch
+ *		(ranged reads: storage_reader.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +26,7 @@ storage_open(const StorageConfig *config, Storage **storage, char *why)
 	if (strncmp(url, "file://", 7) == 0)
 		status = file_backend_open(url + 7, handle, why);
 	else if (strncmp(url, "s3://", 5) == 0)
-		status = s3_backend_open(config, url + 5, handle, why);
+		status = s3_backend_open(config, handle, why);
 	else
 		status = storage_fail(why, EX_USAGE,
 							  "storage URL must start with file:/// or s3://");
@@ -136,4 +137,32 @@ storage_presign(Storage *storage, const char *key, int expires_seconds,
 							"presign expiry must be from 1 to %d seconds, not %d",
 							STORAGE_PRESIGN_MAX_SECONDS, expires_seconds);
 	return storage->backend->presign(storage->state, key, expires_seconds, url, why);
+}
+
+/* A prefix to remove below: a relative key ending in '/', no empty, "." or ".." part. */
+static int
+check_prefix(const char *prefix, char *why)
+{
+	char		quoted[STORAGE_WHY_MAX / 2];
+	size_t		length = prefix ? strlen(prefix) : 0;
+
+	if (length < 2 || prefix[length - 1] != '/' || prefix[0] == '/' ||
+		strstr(prefix, "//") != NULL || strncmp(prefix, "./", 2) == 0 ||
+		strncmp(prefix, "../", 3) == 0 || strstr(prefix, "/./") != NULL ||
+		strstr(prefix, "/../") != NULL)
+		return storage_fail(why, EX_USAGE,
+							"a prefix to remove is a relative key ending in '/', without empty, \".\" or \"..\" parts, not %s",
+							storage_quote(prefix ? prefix : "", quoted, sizeof(quoted)));
+	return 0;
+}
+
+/* Remove every object whose key starts with prefix (ending in '/'). */
+int
+storage_delete_prefix(Storage *storage, const char *prefix, const StorageHooks *hooks,
+					  int64_t *removed, char *why)
+{
+	*removed = 0;
+	if (check_prefix(prefix, why) != 0)
+		return EX_USAGE;
+	return storage->backend->delete_prefix(storage->state, prefix, hooks, removed, why);
 }

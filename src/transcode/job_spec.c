@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/storage_key.h"
 #include "transcode/job_spec.h"
 
 typedef struct JobTypeName
@@ -133,55 +134,21 @@ is_sha256_hex(const char *text)
 	return i == 64;
 }
 
-/* the longest key S3 accepts, in bytes; the file backend takes as much */
-#define KEY_MAX 1024
-
 /*
  * Refuse a storage key that could leave its tree on either backend, or is
- * not what its maker meant: empty, too long, absolute, an empty, "." or
- * ".." component, a control character; for an output key (made from a
- * template) also a brace, the trace of an unfilled placeholder.  Checked
- * before anything is fetched, made or stored.
+ * not what its maker meant (src/common/storage_key.h); an output key (made
+ * from a template) also holds no brace, the trace of an unfilled
+ * placeholder.  Checked before anything is fetched, made or stored.
  */
 static int
 check_key(const char *field, const char *key, bool from_template, char *why)
 {
-	size_t		len = strlen(key);
-	const char *component = key;
+	const char *problem = from_template ? storage_key_output_problem(key) : storage_key_problem(key);
 
-	if (len > KEY_MAX)
-	{
-		snprintf(why, JOB_SPEC_WHY_MAX, "job spec: \"%s\" is longer than %d bytes", field, KEY_MAX);
-		return EX_USAGE;
-	}
-	for (size_t i = 0; i < len; i++)
-	{
-		if ((unsigned char) key[i] < 0x20 || key[i] == 0x7f)
-			return refuse(why, "job spec: unsafe key \"%s\": it holds a control character", field);
-		if (from_template && (key[i] == '{' || key[i] == '}'))
-		{
-			snprintf(why, JOB_SPEC_WHY_MAX,
-					 "job spec: unsafe key \"%s\" \"%.200s\": a brace left by the key template "
-					 "(an unknown placeholder, or a name holding braces)", field, key);
-			return EX_USAGE;
-		}
-	}
-	while (component != NULL)
-	{
-		const char *slash = strchr(component, '/');
-		size_t		clen = slash ? (size_t) (slash - component) : strlen(component);
-
-		if (clen == 0 || (clen == 1 && component[0] == '.') ||
-			(clen == 2 && component[0] == '.' && component[1] == '.'))
-		{
-			snprintf(why, JOB_SPEC_WHY_MAX,
-					 "job spec: unsafe key \"%s\" \"%.200s\": absolute, or with an empty, \".\" or \"..\" "
-					 "component (a mall_id or pin_id that is empty or a path?)", field, key);
-			return EX_USAGE;
-		}
-		component = slash ? slash + 1 : NULL;
-	}
-	return 0;
+	if (problem == NULL)
+		return 0;
+	snprintf(why, JOB_SPEC_WHY_MAX, "job spec: unsafe key \"%s\" \"%.200s\": it %s", field, key, problem);
+	return EX_USAGE;
 }
 
 /*

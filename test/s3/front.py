@@ -201,7 +201,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                 if k not in AUTH_QUERY_PARAMS},
                       'auth': None, 'status': None, 'error_code': None,
                       'fault': None, 'bytes_in': 0, 'range': self.headers.get('Range'),
-                      'time': time.time()}
+                      'peer': self.client_address[1], 'time': time.time()}
         self.front.record(self.entry)
         try:
             length = self.body_length()
@@ -454,8 +454,10 @@ def start_s3rver(data_dir):
     def die_with_parent():
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
+    # s3rver makes ListObjectsV2 continuation tokens with DES, which OpenSSL 3
+    # keeps in its legacy provider: without it every truncated listing is a 500
     process = subprocess.Popen(
-        [node, program, '--directory', data_dir, '--address', '127.0.0.1', '--port', '0',
+        [node, '--openssl-legacy-provider', program, '--directory', data_dir, '--address', '127.0.0.1', '--port', '0',
          '--silent', '--no-vhost-buckets'],
         stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
     for line in process.stdout:
