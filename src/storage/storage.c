@@ -161,8 +161,12 @@ int
 storage_delete_prefix(Storage *storage, const char *prefix, const StorageHooks *hooks,
 					  int64_t *removed, char *why)
 {
+	int			status;
+
 	*removed = 0;
 	if (check_prefix(prefix, why) != 0)
 		return EX_USAGE;
+	if ((status = storage_may_write("removal", prefix, why)) != 0)
+		return status;
 	return storage->backend->delete_prefix(storage->state, prefix, hooks, removed, why);
 }
