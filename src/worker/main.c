@@ -210,7 +210,9 @@ supervise(Worker *w, int64_t now)
 	{
 		Slot	   *slot = &w->slots[i];
 
-		if (slot->busy && slot->ended && w->db.ready && now >= slot->report_at_ms)
+		/* an abandoned run is told to nobody: settled even while cut off */
+		if (slot->busy && slot->ended && now >= slot->report_at_ms &&
+			(w->db.ready || slot->outcome.verdict == SUP_ABANDON))
 			jobs_report(w, slot, now);
 	}
 }
@@ -237,7 +239,8 @@ sleep_ms(const Worker *w, int64_t now)
 {
 	int64_t		wait = MAX_IDLE_SLEEP_MS;
 
-	if (free_slot((Worker *) w) != NULL && w->next_claim_ms - now < wait)
+	/* cut off, neither a claim nor a report is due: the reconnect is */
+	if (w->db.ready && free_slot((Worker *) w) != NULL && w->next_claim_ms - now < wait)
 		wait = w->next_claim_ms - now;
 	if (w->db.ready && w->next_checkin_ms - now < wait)
 		wait = w->next_checkin_ms - now;
@@ -250,7 +253,12 @@ sleep_ms(const Worker *w, int64_t now)
 
 		if (!slot->busy)
 			continue;
-		slot_wait = slot->ended ? slot->report_at_ms - now : sup_run_wait_ms(&slot->run, now);
+		if (!slot->ended)
+			slot_wait = sup_run_wait_ms(&slot->run, now);
+		else if (w->db.ready || slot->outcome.verdict == SUP_ABANDON)
+			slot_wait = slot->report_at_ms - now;
+		else
+			continue;
 		if (slot_wait < wait)
 			wait = slot_wait;
 	}
