@@ -259,30 +259,19 @@ log_failure(const ClaimedJob *job, const char *status, const char *cause)
 }
 
 /*
- * Record a failed attempt and say in the log what becomes of the job.  A
- * message the database refuses (a trigger of the application, an encoding
- * that cannot hold it) is replaced by a plain one, so that the job never
- * stays running for it.  A worker told to stop while the database was in
- * the way hands the job back.
+ * Record a failed attempt and say in the log what becomes of the job (a
+ * message the database refuses is replaced by SUP_REFUSED_MESSAGE in
+ * jobs_fail).  A worker told to stop while the database was in the way
+ * hands the job back.
  */
 static void
 record_failure(const ClaimedJob *job, const SupOutcome *outcome)
 {
 	char	   *status = NULL;
 	char	   *error = NULL;
-	char		plain[256];
 	const char *job_text = job->job_id_text;
-	bool		retryable = outcome->verdict != SUP_FAIL;
-	CallOutcome call = jobs_fail(job, outcome->message, retryable, &status, &error);
 
-	if (call == CALL_BAD_DATA)
-	{
-		ereport(LOG, (errmsg("vproxy: job %s: the database refused the failure's message, recording a plain one: %s",
-							 job_text, error)));
-		sup_outcome_plain_message(outcome, NULL, plain, sizeof(plain));
-		call = jobs_fail(job, plain, retryable, &status, &error);
-	}
-	switch (call)
+	switch (jobs_fail(job, outcome->message, outcome->verdict != SUP_FAIL, &status, &error))
 	{
 		case CALL_DONE:
 			log_failure(job, status, outcome->message);

@@ -138,19 +138,3 @@ sup_run_outcome(const SupRun *run, SupOutcome *outcome)
 	else
 		set_outcome(outcome, SUP_RETRY, "internal", "vproxy-transcode ended in an unknown way");
 }
-
-/* A plain ASCII message for a failure whose message the database refused. */
-void
-sup_outcome_plain_message(const SupOutcome *outcome, const char *sqlstate,
-						  char *buffer, size_t size)
-{
-	bool		plain = sqlstate != NULL && strlen(sqlstate) == 5;
-
-	for (int i = 0; plain && i < 5; i++)
-		plain = (sqlstate[i] >= '0' && sqlstate[i] <= '9') || (sqlstate[i] >= 'A' && sqlstate[i] <= 'Z');
-	if (!plain)
-		sqlstate = NULL;
-	snprintf(buffer, size, "the attempt failed (%s); its message was refused by the database%s%s%s",
-			 outcome->error_code[0] ? outcome->error_code : "internal",
-			 sqlstate ? " (SQLSTATE " : "", sqlstate ? sqlstate : "", sqlstate ? ")" : "");
-}

@@ -39,6 +39,12 @@
 #define SUP_FENCE_SLACK_MS 2000
 /* longest error code, NUL included */
 #define SUP_ERROR_CODE_MAX 32
+/*
+ * What a worker records instead of a failure's message the database
+ * refuses (an application's trigger, an encoding that cannot hold it): the
+ * job must not stay running for its words.
+ */
+#define SUP_REFUSED_MESSAGE "the error message could not be stored"
 
 /* One run of `PROGRAM job --progress-fd 3`, its pipes and what it said. */
 typedef struct SupChild
@@ -228,12 +234,5 @@ extern bool sup_error_code_from_child(const char *code);
 
 /* What a finished run comes to, by the failure policy. */
 extern void sup_run_outcome(const SupRun *run, SupOutcome *outcome);
-
-/*
- * A plain message for a failure whose message the database refused:
- * ASCII only, from the outcome's code and nothing the child wrote.
- */
-extern void sup_outcome_plain_message(const SupOutcome *outcome, const char *sqlstate,
-									  char *buffer, size_t size);
 
 #endif							/* VPROXY_SUPERVISE_H */

@@ -189,8 +189,7 @@ full_spec(const Worker *w, const char *claim_spec)
  * message itself (then nothing is settled).
  */
 static bool
-try_failure(Worker *w, Slot *slot, const char *cause, bool retryable, bool *refused,
-			char *sqlstate, size_t sqlstate_size)
+try_failure(Worker *w, Slot *slot, const char *cause, bool retryable, bool *refused)
 {
 	char		delay[32];
 	const char *values[5];
@@ -215,9 +214,8 @@ try_failure(Worker *w, Slot *slot, const char *cause, bool retryable, bool *refu
 	{
 		CallPolicy	policy = call_policy(sqlstate_of(result));
 
-		snprintf(sqlstate, sqlstate_size, "%s", sqlstate_of(result) ? sqlstate_of(result) : "");
 		log_event("warning", "call_failed", "%s call=fail_job sqlstate=%s error=%s", fields,
-				  sqlstate[0] ? sqlstate : "none",
+				  sqlstate_of(result) ? sqlstate_of(result) : "none",
 				  log_quote(message_of(result, message, sizeof(message)), quoted, sizeof(quoted)));
 		PQclear(result);
 		*refused = policy == CALL_POLICY_BAD_DATA;
@@ -245,15 +243,12 @@ record_failure(Worker *w, Slot *slot, const SupOutcome *outcome)
 {
 	bool		retryable = outcome->verdict != SUP_FAIL;
 	bool		refused;
-	char		sqlstate[8];
-	char		plain[256];
 
-	if (try_failure(w, slot, outcome->message, retryable, &refused, sqlstate, sizeof(sqlstate)))
+	if (try_failure(w, slot, outcome->message, retryable, &refused))
 		return true;
 	if (!refused)
 		return false;			/* offered again later */
-	sup_outcome_plain_message(outcome, sqlstate, plain, sizeof(plain));
-	if (try_failure(w, slot, plain, retryable, &refused, sqlstate, sizeof(sqlstate)))
+	if (try_failure(w, slot, SUP_REFUSED_MESSAGE, retryable, &refused))
 		return true;
 	return refused;				/* even that refused: the lease runs out */
 }
