@@ -19,6 +19,8 @@ is($vp->value("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'vprox
 	2, 'the workers are connected to vproxy.database');
 is($vp->value("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'vproxy launcher' AND datname IS NULL"),
 	1, 'the launcher is connected to no database');
+ok($vp->wait_until("SELECT count(*) = 2 FROM pg_stat_activity WHERE backend_type = 'vproxy worker' AND state = 'idle'"),
+	'waiting for work, they show idle in pg_stat_activity');
 
 # A rolled-back enqueue wakes nobody and leaves nothing.
 my $clip = fixture('cctv_5fps');
