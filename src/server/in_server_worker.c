@@ -38,7 +38,7 @@ PGDLLEXPORT void vproxy_worker_main(Datum main_arg);
 /* longest sleep of an idle worker, in case a wake-up was lost */
 #define MAX_IDLE_SLEEP_MS 60000
 /* longest wait for a lock the application holds, shorter than any lease */
-#define WORKER_LOCK_TIMEOUT "5s"
+#define WORKER_LOCK_TIMEOUT_MS 5000
 
 static volatile sig_atomic_t got_sigterm = false;
 static WorkerSlot *my_slot = NULL;
@@ -106,6 +106,16 @@ handle_sigchld(SIGNAL_ARGS)
 
 	SetLatch(MyLatch);
 	errno = save_errno;
+}
+
+/* The longest wait of this worker's calls for a lock, in milliseconds. */
+static void
+set_lock_timeout(int64_t ms)
+{
+	char		value[32];
+
+	snprintf(value, sizeof(value), "%lld", (long long) ms);
+	SetConfigOption("lock_timeout", value, PGC_SUSET, PGC_S_OVERRIDE);
 }
 
 /* Wait up to timeout_ms for the child's pipes, the latch or the child's exit; then pump. */
@@ -343,15 +353,23 @@ record_result(const ClaimedJob *job, SupChild *child, double seconds)
 /*
  * Extend the lease and store progress; the lease granted moves the fence.
  * The send time is noted before the call's transaction starts: the
- * database counts the lease from a later instant.
+ * database counts the lease from a later instant.  The call waits for a
+ * lock (the application's, on the job's row) until the fence at most: the
+ * child is stopped on time however long the lock is held.
  */
 static void
 heartbeat(ClaimedJob *job, SupRun *run)
 {
 	int64_t		sent = sup_now_ms();
 	char	   *error;
-	CallOutcome call = jobs_heartbeat(job, run->child.progress, &error);
-	SupLease	lease = call == CALL_DONE ? SUP_LEASE_RENEWED :
+	CallOutcome call;
+	SupLease	lease;
+
+	if (run->fence_ms != 0 && run->fence_ms - sent < WORKER_LOCK_TIMEOUT_MS)
+		set_lock_timeout(Max(run->fence_ms - sent, 1));
+	call = jobs_heartbeat(job, run->child.progress, &error);
+	set_lock_timeout(WORKER_LOCK_TIMEOUT_MS);
+	lease = call == CALL_DONE ? SUP_LEASE_RENEWED :
 		call == CALL_LEASE_LOST ? SUP_LEASE_LOST : SUP_LEASE_UNKNOWN;
 
 	if (lease == SUP_LEASE_UNKNOWN)
@@ -533,7 +551,7 @@ set_session_defaults(void)
 	SetConfigOption("default_transaction_deferrable", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("statement_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("idle_in_transaction_session_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("lock_timeout", WORKER_LOCK_TIMEOUT, PGC_SUSET, PGC_S_OVERRIDE);
+	set_lock_timeout(WORKER_LOCK_TIMEOUT_MS);
 }
 
 /* Entry point of a worker; main_arg is its slot number. */
