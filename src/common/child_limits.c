@@ -51,8 +51,8 @@ child_limits_check(const ChildLimits *limits)
 }
 
 /* Parse a whole decimal int; false if the text is not one. */
-static bool
-parse_int(const char *text, int *value)
+bool
+child_limits_parse_int(const char *text, int *value)
 {
 	char	   *end;
 	long		parsed;
@@ -72,11 +72,11 @@ child_limits_set(ChildLimits *limits, ChildLimit which, const char *text)
 	switch (which)
 	{
 		case CHILD_LIMIT_NICE:
-			if (!parse_int(text, &limits->nice))
+			if (!child_limits_parse_int(text, &limits->nice))
 				return nice_rule;
 			break;
 		case CHILD_LIMIT_THREADS:
-			if (!parse_int(text, &limits->threads))
+			if (!child_limits_parse_int(text, &limits->threads))
 				return threads_rule;
 			break;
 		case CHILD_LIMIT_MEMORY:
@@ -84,11 +84,11 @@ child_limits_set(ChildLimits *limits, ChildLimit which, const char *text)
 				return memory_rule;
 			break;
 		case CHILD_LIMIT_YIELD_TO_POSTMASTER:
-			if (!parse_int(text, &limits->yield_to_postmaster))
+			if (!child_limits_parse_int(text, &limits->yield_to_postmaster))
 				return postmaster_rule;
 			break;
 		case CHILD_LIMIT_YIELD_DB_CPU:
-			if (!parse_int(text, &limits->yield_db_cpu))
+			if (!child_limits_parse_int(text, &limits->yield_db_cpu))
 				return db_cpu_rule;
 			break;
 	}

@@ -4,8 +4,8 @@
  *		memory, yielding to a busy database), parsed and checked once for all
  *		who give them: vproxy-worker's options, vproxy-transcode's options and
  *		the "limits" of a job.  A value one of them refuses, the others refuse
- *		with the same words.  Also the one parser of sizes ("4GB").  Plain C,
- *		no dependency.
+ *		with the same words.  Also the one parser of sizes ("4GB") and of the
+ *		whole numbers of options.  Plain C, no dependency.
  */
 #ifndef VPROXY_CHILD_LIMITS_H
 #define VPROXY_CHILD_LIMITS_H
@@ -53,6 +53,9 @@ extern const char *child_limits_check(const ChildLimits *limits);
  * what is wrong (a static string, the same child_limits_check gives).
  */
 extern const char *child_limits_set(ChildLimits *limits, ChildLimit which, const char *text);
+
+/* Parse a whole decimal int (an option's value); false if the text is not one. */
+extern bool child_limits_parse_int(const char *text, int *value);
 
 /*
  * Parse a size: a whole number of bytes, or a number with a unit B, kB, MB,

@@ -27,9 +27,6 @@ extern int	cmd_storage(int argc, char **argv);
 /* Print "vproxy-transcode: <cause>" as the last stderr line; return status. */
 extern int	transcode_fail(int status, const char *fmt,...) __attribute__((format(printf, 2, 3)));
 
-/* Parse a whole decimal int (an option's value); false if it is not one. */
-extern bool transcode_parse_int(const char *text, int *value);
-
 /*
  * Take one option of a command (its getopt_long code and value): NULL, or
  * what is wrong with the value ("" when the option's name says enough).

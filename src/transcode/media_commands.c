@@ -64,20 +64,20 @@ take_media_option(int code, const char *value, void *arg)
 	switch (code)
 	{
 		case OPT_HEIGHT:
-			ok = transcode_parse_int(value, &args->proxy.height);
+			ok = child_limits_parse_int(value, &args->proxy.height);
 			break;
 		case OPT_FPS:
 			ok = parse_double(value, &args->proxy.fps);
 			break;
 		case OPT_CRF:
-			ok = transcode_parse_int(value, &args->proxy.crf);
+			ok = child_limits_parse_int(value, &args->proxy.crf);
 			break;
 		case OPT_PRESET:
 			ok = snprintf(args->proxy.preset, sizeof(args->proxy.preset), "%s", value) <
 				(int) sizeof(args->proxy.preset);
 			break;
 		case OPT_AUDIO_BITRATE:
-			ok = transcode_parse_int(value, &args->proxy.audio_bitrate);
+			ok = child_limits_parse_int(value, &args->proxy.audio_bitrate);
 			break;
 		case OPT_PROGRESS_FD:
 			ok = transcode_progress_open(value);
@@ -86,7 +86,7 @@ take_media_option(int code, const char *value, void *arg)
 			ok = parse_double(value, &args->thumbnail.at_seconds) && args->thumbnail.at_seconds >= 0.0;
 			break;
 		case OPT_WIDTH:
-			ok = transcode_parse_int(value, &args->thumbnail.width);
+			ok = child_limits_parse_int(value, &args->thumbnail.width);
 			break;
 	}
 	return ok ? NULL : "";

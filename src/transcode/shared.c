@@ -59,21 +59,6 @@ transcode_fail(int status, const char *fmt,...)
 	return status;
 }
 
-/* Parse a whole decimal int (an option's value); false if it is not one. */
-bool
-transcode_parse_int(const char *text, int *value)
-{
-	char	   *end;
-	long		parsed;
-
-	errno = 0;
-	parsed = strtol(text, &end, 10);
-	if (errno != 0 || end == text || *end != '\0' || parsed < INT_MIN || parsed > INT_MAX)
-		return false;
-	*value = (int) parsed;
-	return true;
-}
-
 /* Parse a command's options with getopt_long; its operands at argv[*first_operand]. */
 int
 transcode_parse_options(int argc, char **argv, const struct option *options,

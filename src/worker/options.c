@@ -86,17 +86,6 @@ bad_usage(const char *message, const char *value, const char *why)
 	exit(EX_USAGE);
 }
 
-/* Parse a whole integer within [min, max]. */
-static bool
-parse_long(const char *text, long long min, long long max, long long *value)
-{
-	char	   *end;
-
-	errno = 0;
-	*value = strtoll(text, &end, 10);
-	return errno == 0 && end != text && *end == '\0' && *value >= min && *value <= max;
-}
-
 /* Whether name (len bytes) is a job type this version serves. */
 static bool
 known_job_type(const char *name, size_t len)
@@ -183,7 +172,6 @@ options_parse(int argc, char **argv, Options *o)
 		{NULL, 0, NULL, 0}
 	};
 	int			c;
-	long long	number;
 	char	   *end;
 
 	memset(o, 0, sizeof(*o));
@@ -207,9 +195,9 @@ options_parse(int argc, char **argv, Options *o)
 				snprintf(o->name, sizeof(o->name), "%s", optarg);
 				break;
 			case OPT_CONCURRENCY:
-				if (!parse_long(optarg, 1, MAX_CONCURRENCY, &number))
+				if (!child_limits_parse_int(optarg, &o->concurrency) || o->concurrency < 1 ||
+					o->concurrency > MAX_CONCURRENCY)
 					bad_usage("--concurrency must be a whole number from 1 to 64", optarg, NULL);
-				o->concurrency = (int) number;
 				break;
 			case OPT_JOB_TYPES:
 				o->job_types = job_types_literal(optarg);
