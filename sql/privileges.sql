@@ -30,11 +30,11 @@ SELECT vproxy_job_status(:'app_job') ->> 'status' AS status;
 SELECT processing_status FROM videos WHERE id = '00000000-0000-0000-0000-0000000000d1';
 SELECT vproxy_cancel(:'app_job') AS cancelled;
 -- the app cannot play worker, nor write the queue directly
-SELECT * FROM claim_job('intruder', 30);
+SELECT * FROM claim_job('intruder');
 SELECT finish_job(:'app_job', gen_random_uuid(), '{}');
 UPDATE processing_jobs SET status = 'completed';
 INSERT INTO processing_jobs (video_id) VALUES ('00000000-0000-0000-0000-0000000000d1');
-SELECT wake_workers_at_commit();
+SELECT vproxy_internal.wake_workers_at_commit();
 -- nor see the secret
 SHOW vproxy.s3_secret_access_key;
 RESET ROLE;

@@ -9,6 +9,8 @@
  */
 #include "common/s3_location.h"
 
+#include "common/storage_key.h"
+
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -109,12 +111,12 @@ s3_location_check_region(const char *region)
 
 /*
  * The prefix of a storage URL (leading and trailing slashes dropped) into
- * out as "" or "dir/"; a problem for control characters, empty, "." or ".."
- * components.
+ * out as "" or "dir/"; a problem unless it passes the one key rule.
  */
 static const char *
 parse_prefix(const char *text, char *out, size_t size)
 {
+	char		prefix[S3_LOCATION_PREFIX_MAX + 1];
 	size_t		length;
 
 	while (*text == '/')
@@ -124,22 +126,12 @@ parse_prefix(const char *text, char *out, size_t size)
 		length--;
 	if (length > S3_LOCATION_PREFIX_MAX)
 		return "the prefix of an S3 storage URL has at most 512 bytes";
-	for (size_t i = 0; i < length; i++)
-		if ((unsigned char) text[i] < 0x20 || text[i] == 0x7f)
-			return "the prefix of an S3 storage URL has no control characters";
-	for (size_t start = 0; start < length;)
-	{
-		size_t		end = start;
-
-		while (end < length && text[end] != '/')
-			end++;
-		if (end == start || (end - start == 1 && text[start] == '.') ||
-			(end - start == 2 && text[start] == '.' && text[start + 1] == '.'))
-			return "the prefix of an S3 storage URL has no empty, \".\" or \"..\" components";
-		start = end + 1;
-	}
+	memcpy(prefix, text, length);
+	prefix[length] = '\0';
+	if (length > 0 && storage_key_problem(prefix) != NULL)
+		return "the prefix of an S3 storage URL follows the rule of storage keys: valid UTF-8, no control character, no empty, \".\" or \"..\" component";
 	if (out != NULL)
-		snprintf(out, size, "%.*s%s", (int) length, text, length > 0 ? "/" : "");
+		snprintf(out, size, "%s%s", prefix, length > 0 ? "/" : "");
 	return NULL;
 }
 

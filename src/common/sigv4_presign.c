@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "common/percent_encode.h"
+#include "common/storage_key.h"
 
 #define SECRET_MAX 256
 
@@ -196,8 +197,8 @@ check_request(const SigV4Credentials *credentials, const SigV4PresignRequest *re
 	if (request->method == NULL || request->method[0] == '\0' ||
 		strspn(request->method, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != strlen(request->method))
 		return "presigning needs an HTTP method in capitals, as GET or PUT";
-	if (request->key == NULL || request->key[0] == '\0')
-		return "presigning needs a storage key";
+	if (request->key == NULL || storage_key_problem(request->key) != NULL)
+		return "presigning needs a storage key that passes the key rule (src/common/storage_key.h)";
 	if (request->expires_seconds < 1 || request->expires_seconds > SIGV4_PRESIGN_MAX_SECONDS)
 		return "a presigned URL expires in 1 second to 7 days";
 	return NULL;

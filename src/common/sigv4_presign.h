@@ -39,7 +39,10 @@ typedef struct SigV4Credentials
 	const char *session_token;
 } SigV4Credentials;
 
-/* What to presign: method (GET or PUT) on the storage key (below the prefix). */
+/*
+ * What to presign: method (GET or PUT) on the storage key (below the prefix;
+ * a key the rule of src/common/storage_key.h refuses is never signed).
+ */
 typedef struct SigV4PresignRequest
 {
 	const char *method;

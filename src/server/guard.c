@@ -9,7 +9,8 @@
  *		transaction, after which the launcher looks for the database again
  *		(TimescaleDB's loader does the same for its scheduler).  DROP
  *		EXTENSION vproxy wakes the workers at commit so that they leave at
- *		once.
+ *		once.  CREATE EXTENSION vproxy in another database than
+ *		vproxy.database is refused: no worker would ever serve its queue.
  */
 #include "postgres.h"
 
@@ -206,6 +207,30 @@ drops_vproxy(Node *stmt)
 }
 
 /*
+ * Refuse CREATE EXTENSION vproxy outside vproxy.database (but in a binary
+ * upgrade, which restores what was there).
+ */
+static void
+refuse_other_database(Node *stmt)
+{
+	char	   *here;
+
+	if (!IsA(stmt, CreateExtensionStmt) || strcmp(((CreateExtensionStmt *) stmt)->extname, "vproxy") != 0 ||
+		IsBinaryUpgrade)
+		return;
+	here = get_database_name(MyDatabaseId);
+	if (here == NULL || strcmp(here, vproxy_database) == 0)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("vproxy can only be created in database \"%s\" (vproxy.database), not in \"%s\"",
+					vproxy_database, here),
+			 errdetail("The workers serve the queue of vproxy.database only: jobs queued here would never run."),
+			 errhint("Connect to \"%s\", or set vproxy.database = '%s' and restart the server.",
+					 vproxy_database, here)));
+}
+
+/*
  * ProcessUtility hook: pause the workers before commands that need it; wake
  * them for commands that change what they should do.
  */
@@ -216,6 +241,7 @@ guard_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 {
 	Node	   *stmt = pstmt->utilityStmt;
 
+	refuse_other_database(stmt);
 	if (vproxy_state != NULL && !holding_pause && needs_database_alone(stmt, context))
 		pause_workers();
 	/* a new database of our name: the launcher may start the workers */

@@ -157,43 +157,34 @@ reload_if_asked(void)
 	}
 }
 
-/* The job spec of the claim with the storage part and temp directory added. */
+/*
+ * What the child reads on stdin (src/transcode/job-protocol.md): line 1,
+ * the claim's spec as it came; line 2, this worker's local part, the
+ * credentials (from the superuser-only settings, never from the tables),
+ * the CA file, the temp directory, the limits the child bounds itself with
+ * (the database comes first) and the first lease fence.
+ */
 static StringInfo
-full_spec(const ClaimedJob *job)
+child_input(const ClaimedJob *job, int64_t fence_ms)
 {
-	StringInfo	spec = makeStringInfo();
-	size_t		len = strlen(job->spec);
+	StringInfo	input = makeStringInfo();
 
-	/* the claim's spec is a JSON object: reopen it before its closing brace */
-	Assert(len > 2 && job->spec[len - 1] == '}');
-	appendBinaryStringInfo(spec, job->spec, len - 1);
-	appendStringInfoString(spec, ", \"storage\": {\"url\": ");
-	escape_json(spec, vproxy_storage_url);
-	appendStringInfoString(spec, ", \"s3_endpoint\": ");
-	escape_json(spec, vproxy_s3_endpoint);
-	appendStringInfoString(spec, ", \"s3_region\": ");
-	escape_json(spec, vproxy_s3_region);
-	appendStringInfoString(spec, ", \"access_key_id\": ");
-	escape_json(spec, vproxy_s3_access_key_id);
-	appendStringInfoString(spec, ", \"secret_access_key\": ");
-	escape_json(spec, vproxy_s3_secret_access_key);
-	if (vproxy_s3_session_token[0] != '\0')
-	{
-		appendStringInfoString(spec, ", \"session_token\": ");
-		escape_json(spec, vproxy_s3_session_token);
-	}
-	appendStringInfoString(spec, ", \"ca_file\": ");
-	escape_json(spec, vproxy_s3_ca_file);
-	appendStringInfoString(spec, "}, \"temp_directory\": ");
-	escape_json(spec, vproxy_temp_directory);
-	/* the database comes first: the child bounds itself with these */
-	appendStringInfo(spec, ", \"limits\": {\"nice\": %d, \"threads\": %d, \"memory_limit_bytes\": " INT64_FORMAT
-					 ", \"yield_to_postmaster\": %d, \"yield_db_cpu\": %d}",
+	appendStringInfo(input, "%s\n{\"credentials\": {\"access_key_id\": ", job->spec);
+	escape_json(input, vproxy_s3_access_key_id);
+	appendStringInfoString(input, ", \"secret_access_key\": ");
+	escape_json(input, vproxy_s3_secret_access_key);
+	appendStringInfoString(input, ", \"session_token\": ");
+	escape_json(input, vproxy_s3_session_token);
+	appendStringInfoString(input, "}, \"ca_file\": ");
+	escape_json(input, vproxy_s3_ca_file);
+	appendStringInfoString(input, ", \"temp_directory\": ");
+	escape_json(input, vproxy_temp_directory);
+	appendStringInfo(input, ", \"limits\": {\"nice\": %d, \"threads\": %d, \"memory_limit_bytes\": " INT64_FORMAT
+					 ", \"yield_to_postmaster\": %d, \"yield_db_cpu\": %d}, \"lease_until_ms\": " INT64_FORMAT "}\n",
 					 vproxy_child_nice, vproxy_transcode_threads,
 					 (int64) vproxy_child_memory_limit * 1024 * 1024,
-					 (int) PostmasterPid, vproxy_child_yield_db_cpu);
-	appendStringInfoString(spec, "}\n");
-	return spec;
+					 (int) PostmasterPid, vproxy_child_yield_db_cpu, (int64) fence_ms);
+	return input;
 }
 
 /* Show the job in the slot and in pg_stat_activity. */
@@ -281,7 +272,8 @@ record_failure(const ClaimedJob *job, const SupOutcome *outcome)
 	char	   *error = NULL;
 	const char *job_text = job->job_id_text;
 
-	switch (jobs_fail(job, outcome->message, outcome->verdict != SUP_FAIL, &status, &error))
+	switch (jobs_fail(job, outcome->error_code, outcome->message, outcome->verdict != SUP_FAIL,
+					  &status, &error))
 	{
 		case CALL_DONE:
 			log_failure(job, status, outcome->message);
@@ -361,13 +353,14 @@ static void
 heartbeat(ClaimedJob *job, SupRun *run)
 {
 	int64_t		sent = sup_now_ms();
+	double		lease_seconds = 0;
 	char	   *error;
 	CallOutcome call;
 	SupLease	lease;
 
 	if (run->fence_ms != 0 && run->fence_ms - sent < WORKER_LOCK_TIMEOUT_MS)
 		set_lock_timeout(Max(run->fence_ms - sent, 1));
-	call = jobs_heartbeat(job, run->child.progress, &error);
+	call = jobs_heartbeat(job, run->child.progress, &lease_seconds, &error);
 	set_lock_timeout(WORKER_LOCK_TIMEOUT_MS);
 	lease = call == CALL_DONE ? SUP_LEASE_RENEWED :
 		call == CALL_LEASE_LOST ? SUP_LEASE_LOST : SUP_LEASE_UNKNOWN;
@@ -375,7 +368,7 @@ heartbeat(ClaimedJob *job, SupRun *run)
 	if (lease == SUP_LEASE_UNKNOWN)
 		ereport(LOG, (errmsg("vproxy: job %s: heartbeat failed, trying again: %s",
 							 job->job_id_text, error)));
-	sup_run_heartbeat_done(run, sent, sup_now_ms(), lease, vproxy_lease_duration);
+	sup_run_heartbeat_done(run, sent, sup_now_ms(), lease, lease_seconds);
 	report_job(job, &run->child);
 }
 
@@ -386,7 +379,8 @@ heartbeat(ClaimedJob *job, SupRun *run)
 static void
 run_job(ClaimedJob *job, int64_t claim_sent)
 {
-	StringInfo	spec = full_spec(job);
+	int64_t		fence = sup_lease_fence_ms(claim_sent, job->lease_seconds);
+	StringInfo	input = child_input(job, fence);
 	const char *program = transcode_program();
 	SupRun		run;
 	SupOutcome	outcome;
@@ -395,8 +389,7 @@ run_job(ClaimedJob *job, int64_t claim_sent)
 	ereport(LOG, (errmsg("vproxy: job %s (%s) of video %s started, attempt %d",
 						 job->job_id_text, job->job_type,
 						 job->video_id_text, job->attempt)));
-	if (!sup_run_start(&run, program, spec->data, spec->len, vproxy_job_timeout,
-					   sup_lease_fence_ms(claim_sent, vproxy_lease_duration)))
+	if (!sup_run_start(&run, program, input->data, input->len, (int) job->timeout_seconds, fence))
 	{
 		record_worker_failure(job, psprintf("cannot start %s: %m", program), true);
 		return;

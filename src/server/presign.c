@@ -5,8 +5,9 @@
  *		HMAC and SHA-256 (common/hmac.h, common/cryptohash.h), so that the
  *		caller of vproxy_url() gets a URL and never the secret.  Where the
  *		objects are and how they are addressed comes from
- *		src/common/s3_location.c, as for vproxy-transcode.  With file://
- *		storage the URL is the object's absolute file:// path.
+ *		src/common/s3_location.c, as for vproxy-transcode, and no key the
+ *		one key rule refuses (src/common/storage_key.h) is signed.  With
+ *		file:// storage the URL is the object's absolute file:// path.
  */
 #include "postgres.h"
 
@@ -17,6 +18,7 @@
 #include "common/percent_encode.h"
 #include "common/s3_location.h"
 #include "common/sigv4_presign.h"
+#include "common/storage_key.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
@@ -116,12 +118,6 @@ file_url(const char *key)
 
 	while (length > 1 && dir[length - 1] == '/')
 		length--;
-	if (key[0] == '/' || strcmp(key, "..") == 0 || strncmp(key, "../", 3) == 0 ||
-		strstr(key, "/../") != NULL ||
-		(strlen(key) >= 3 && strcmp(key + strlen(key) - 3, "/..") == 0))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("storage key \"%s\" leaves the storage directory", key)));
 	initStringInfo(&url);
 	appendStringInfoString(&url, "file://");
 	append_percent_encoded(&url, pnstrdup(dir, length), true);
@@ -140,6 +136,7 @@ vproxy_presign(PG_FUNCTION_ARGS)
 	char	   *method = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	char	   *key = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	int32		expires_seconds = PG_GETARG_INT32(2);
+	const char *problem;
 
 	if (strcmp(method, "GET") != 0 && strcmp(method, "PUT") != 0)
 		ereport(ERROR,
@@ -150,10 +147,12 @@ vproxy_presign(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a URL must expire in 1 second to 7 days, not %d seconds", expires_seconds)));
-	if (key[0] == '\0')
+	problem = storage_key_problem(key);
+	if (problem != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("storage key must not be empty")));
+				 errmsg("cannot presign storage key \"%s\"", key),
+				 errdetail("The key %s.", problem)));
 	if (strncmp(vproxy_storage_url, "file://", 7) == 0)
 		PG_RETURN_TEXT_P(cstring_to_text(file_url(key)));
 	PG_RETURN_TEXT_P(cstring_to_text(s3_presigned_url(method, key, expires_seconds)));

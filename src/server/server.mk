@@ -18,10 +18,11 @@ PG_CFLAGS = -Wall -Wextra $(WERROR_FLAGS) -Wno-unused-parameter -Wno-missing-fie
 PG_CPPFLAGS = -MMD -MP -Isrc
 EXTRA_CLEAN = $(OBJS:.o=.d)
 
-REGRESS = api queue_calls privileges settings video_life operations
+REGRESS = api queue_calls queue_features privileges settings video_life operations security
 REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/regress.conf
 
 ISOLATION = claim_skip_locked cancel_vs_finish lease_takeover enqueue_vs_failure \
-	one_writer_claim delete_vs_enqueue
+	one_writer_claim delete_vs_enqueue enqueue_once
 ISOLATION_OPTS = --temp-instance=tmp_check_iso --temp-config=test/regress.conf \
+	--temp-config=test/isolation/database.conf \
 	--inputdir=test/isolation

@@ -10,6 +10,7 @@
 #include "miscadmin.h"
 #include "utils/guc.h"
 
+#include "common/storage_key.h"
 #include "settings.h"
 
 char	   *vproxy_database;
@@ -31,6 +32,9 @@ char	   *vproxy_transcode_path;
 char	   *vproxy_temp_directory;
 char	   *vproxy_proxy_key_template;
 char	   *vproxy_thumbnail_key_template;
+char	   *vproxy_upload_prefix_template;
+int			vproxy_split_min_duration;
+int			vproxy_segment_duration;
 int			vproxy_child_nice;
 int			vproxy_transcode_threads;
 int			vproxy_child_memory_limit;
@@ -50,25 +54,153 @@ show_session_token(void)
 	return (vproxy_s3_session_token && vproxy_s3_session_token[0]) ? "********" : "";
 }
 
-/* Accept only file:///absolute/dir or s3://bucket[/prefix]. */
+/*
+ * Whether name is a bucket name S3 and the services that follow it accept:
+ * 3 to 63 lower-case letters, digits, dots and hyphens, starting and ending
+ * with a letter or digit, no two dots in a row.
+ */
+static bool
+bucket_name_ok(const char *name, size_t length)
+{
+	if (length < 3 || length > 63)
+		return false;
+	for (size_t i = 0; i < length; i++)
+	{
+		char		c = name[i];
+		bool		alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+
+		if (!alnum && c != '.' && c != '-')
+			return false;
+		if (!alnum && (i == 0 || i == length - 1))
+			return false;
+		if (c == '.' && name[i - 1] == '.')
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Accept only file:///absolute/dir or s3://bucket[/prefix], with a valid
+ * bucket name and a prefix that is a safe key.
+ */
 static bool
 check_storage_url(char **newval, void **extra, GucSource source)
 {
 	const char *url = *newval;
+	const char *bucket;
+	const char *slash;
+	const char *problem;
 
-	if (strncmp(url, "file:///", 8) == 0 || (strncmp(url, "s3://", 5) == 0 && url[5] != '\0' && url[5] != '/'))
+	if (strncmp(url, "file:///", 8) == 0)
+	{
+		for (const char *c = url; *c; c++)
+			if ((unsigned char) *c < 0x20 || *c == 0x7f)
+			{
+				GUC_check_errdetail("vproxy.storage_url holds a control character.");
+				return false;
+			}
 		return true;
-	GUC_check_errdetail("vproxy.storage_url must look like file:///absolute/dir or s3://bucket[/prefix].");
+	}
+	if (strncmp(url, "s3://", 5) != 0)
+	{
+		GUC_check_errdetail("vproxy.storage_url must look like file:///absolute/dir or s3://bucket[/prefix].");
+		return false;
+	}
+	bucket = url + 5;
+	slash = strchr(bucket, '/');
+	if (!bucket_name_ok(bucket, slash ? (size_t) (slash - bucket) : strlen(bucket)))
+	{
+		GUC_check_errdetail("\"%.*s\" is not an S3 bucket name: 3 to 63 lower-case letters, digits, dots and hyphens, "
+							"starting and ending with a letter or digit.",
+							(int) (slash ? slash - bucket : (ptrdiff_t) strlen(bucket)), bucket);
+		return false;
+	}
+	if (slash != NULL && slash[1] != '\0')
+	{
+		char	   *prefix = pstrdup(slash + 1);
+		size_t		length = strlen(prefix);
+
+		/* "s3://bucket/prefix/" and "s3://bucket/prefix" name the same place */
+		while (length > 0 && prefix[length - 1] == '/')
+			prefix[--length] = '\0';
+		problem = storage_key_problem(prefix);
+		if (problem != NULL)
+		{
+			GUC_check_errdetail("The prefix of vproxy.storage_url %s.", problem);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Accept an empty endpoint (AWS) or an http(s) URL with a host and no user, query or fragment. */
+static bool
+check_s3_endpoint(char **newval, void **extra, GucSource source)
+{
+	const char *url = *newval;
+	const char *host;
+
+	if (url[0] == '\0')
+		return true;
+	if (strncmp(url, "http://", 7) == 0)
+		host = url + 7;
+	else if (strncmp(url, "https://", 8) == 0)
+		host = url + 8;
+	else
+	{
+		GUC_check_errdetail("vproxy.s3_endpoint must be empty (AWS) or an http:// or https:// URL.");
+		return false;
+	}
+	if (host[0] == '\0' || host[0] == '/' || strpbrk(host, "?#@ ") != NULL)
+	{
+		GUC_check_errdetail("vproxy.s3_endpoint must name a host, with no user, query, fragment or space.");
+		return false;
+	}
+	return true;
+}
+
+/* Accept a region as S3-compatible services name them: letters, digits, - and _, or "auto". */
+static bool
+check_s3_region(char **newval, void **extra, GucSource source)
+{
+	const char *region = *newval;
+	size_t		length = strlen(region);
+
+	for (size_t i = 0; i < length; i++)
+	{
+		char		c = region[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+			  c == '-' || c == '_'))
+			length = 0;
+	}
+	if (length >= 1 && length <= 64)
+		return true;
+	GUC_check_errdetail("vproxy.s3_region must be 1 to 64 letters, digits, - and _ (such as us-east-1, or auto).");
 	return false;
 }
 
-/* Key templates must name the video, or every video would share one key. */
+/* Key templates: known placeholders, {video_id} in them, keys the key rule accepts. */
 static bool
 check_key_template(char **newval, void **extra, GucSource source)
 {
-	if (strstr(*newval, "{video_id}") != NULL)
+	const char *problem = storage_key_template_problem(*newval);
+
+	if (problem == NULL)
 		return true;
-	GUC_check_errdetail("A key template must contain {video_id}.");
+	GUC_check_errdetail("The key template %s.", problem);
+	return false;
+}
+
+/* The upload prefix: empty, or a template of {mall_id} and {pin_id} ending in '/'. */
+static bool
+check_upload_prefix_template(char **newval, void **extra, GucSource source)
+{
+	const char *problem = storage_key_prefix_template_problem(*newval);
+
+	if (problem == NULL)
+		return true;
+	GUC_check_errdetail("vproxy.upload_prefix_template %s.", problem);
 	return false;
 }
 
@@ -103,11 +235,11 @@ define_settings(void)
 	DefineCustomStringVariable("vproxy.s3_endpoint",
 							   "S3 endpoint URL; empty means AWS, set means path-style requests.",
 							   NULL, &vproxy_s3_endpoint, "",
-							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+							   PGC_SIGHUP, 0, check_s3_endpoint, NULL, NULL);
 	DefineCustomStringVariable("vproxy.s3_region",
 							   "S3 region used for request signing.",
 							   NULL, &vproxy_s3_region, "us-east-1",
-							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+							   PGC_SIGHUP, 0, check_s3_region, NULL, NULL);
 	DefineCustomStringVariable("vproxy.s3_access_key_id",
 							   "S3 access key id.",
 							   NULL, &vproxy_s3_access_key_id, "",
@@ -167,6 +299,20 @@ define_settings(void)
 							   "Storage key of a thumbnail: {mall_id}, {pin_id} and {video_id} are filled in.",
 							   NULL, &vproxy_thumbnail_key_template, "thumbnails/{mall_id}/{video_id}.jpg",
 							   PGC_SIGHUP, 0, check_key_template, NULL, NULL);
+	DefineCustomStringVariable("vproxy.upload_prefix_template",
+							   "What every original_path starts with: {mall_id} and {pin_id} are filled in.",
+							   "Empty means no rule (a single-tenant install).",
+							   &vproxy_upload_prefix_template, "uploads/{mall_id}/",
+							   PGC_SIGHUP, 0, check_upload_prefix_template, NULL, NULL);
+	DefineCustomIntVariable("vproxy.split_min_duration",
+							"Videos that play at least this long get their proxy made in segments.",
+							"0 never splits.",
+							&vproxy_split_min_duration, 600, 0, INT_MAX / 1000,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("vproxy.segment_duration",
+							"How long one segment of a split proxy plays.",
+							NULL, &vproxy_segment_duration, 60, 10, 86400,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 	DefineCustomIntVariable("vproxy.child_nice",
 							"CPU niceness of the children; above 0 their IO priority is also the lowest best-effort.",
 							"0 leaves them at the priority of the server's own processes.",

@@ -4,7 +4,7 @@
  *		curl 7.88 hashes no body it streams, so payload hashes are computed
  *		here with OpenSSL; presigned URLs (query signing, which curl does not
  *		do) come from the one presigner, src/common/sigv4_presign.c, with
- *		OpenSSL's hash functions.
+ *		OpenSSL's hash functions (openssl_hashes.c).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -18,6 +18,7 @@
 #include <openssl/hmac.h>
 
 #include "common/sigv4_presign.h"
+#include "storage/openssl_hashes.h"
 #include "storage/s3_client.h"
 
 #define HASH_READ_BYTES (1024 * 1024)
@@ -79,31 +80,10 @@ s3_sha256_file_hex(int fd, int64_t offset, int64_t length, char hex[65])
 	return error;
 }
 
-/* OpenSSL's SHA-256, for the presigner. */
-static bool
-openssl_sha256(const void *data, size_t length, unsigned char digest[SIGV4_DIGEST_LENGTH],
-			   void *arg)
-{
-	(void) arg;
-	return EVP_Digest(data, length, digest, NULL, EVP_sha256(), NULL) == 1;
-}
-
-/* OpenSSL's HMAC-SHA256, for the presigner. */
-static bool
-openssl_hmac_sha256(const void *key, size_t key_length, const void *data, size_t length,
-					unsigned char mac[SIGV4_DIGEST_LENGTH], void *arg)
-{
-	unsigned int mac_length = SIGV4_DIGEST_LENGTH;
-
-	(void) arg;
-	return HMAC(EVP_sha256(), key, (int) key_length, data, length, mac, &mac_length) != NULL;
-}
-
 /* A presigned GET URL of a storage key (below the location's prefix). */
 int
 s3_presign_url(S3Client *client, const char *key, int expires_seconds, char **url, char *why)
 {
-	SigV4Hashes hashes = {openssl_sha256, openssl_hmac_sha256, NULL};
 	SigV4Credentials credentials = {client->access_key_id, client->secret_access_key,
 	client->session_token};
 	SigV4PresignRequest request = {"GET", key, time(NULL), expires_seconds};
@@ -113,7 +93,8 @@ s3_presign_url(S3Client *client, const char *key, int expires_seconds, char **ur
 	*url = malloc(size);
 	if (*url == NULL)
 		return storage_fail(why, EX_SOFTWARE, "out of memory");
-	problem = sigv4_presign_url(*url, size, &client->location, &credentials, &hashes, &request);
+	problem = sigv4_presign_url(*url, size, &client->location, &credentials,
+								&openssl_sigv4_hashes, &request);
 	if (problem == NULL)
 		return 0;
 	free(*url);

@@ -12,9 +12,6 @@
 
 #include "storage/storage.h"
 
-/* Longest presign expiry S3 accepts: seven days. */
-#define STORAGE_PRESIGN_MAX_SECONDS (7 * 24 * 3600)
-
 /* The operations of one backend; `state` is the backend's own handle. */
 typedef struct StorageBackend
 {
@@ -47,6 +44,12 @@ struct Storage
 /* Backends: fill in storage->backend and storage->state. */
 extern int	file_backend_open(const char *root, Storage *storage, char *why);
 extern int	s3_backend_open(const StorageConfig *config, Storage *storage, char *why);
+
+/*
+ * Refuse an empty key (EX_USAGE) and what the one key rule refuses
+ * (src/common/storage_key.h; EX_NOPERM) before any backend sees the key.
+ */
+extern int	storage_check_key(const char *key, char *why);
 
 /* Write a one-line cause into why (STORAGE_WHY_MAX bytes); return status. */
 extern int	storage_fail(char *why, int status, const char *fmt,...)

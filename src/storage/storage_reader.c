@@ -31,8 +31,9 @@ storage_reader_open(Storage *storage, const char *key, int64_t readahead_bytes,
 	int			status;
 
 	*reader = NULL;
-	if (key == NULL || key[0] == '\0')
-		return storage_fail(why, EX_USAGE, "empty storage key");
+	status = storage_check_key(key, why);
+	if (status != 0)
+		return status;
 	if (readahead_bytes < 0 || readahead_bytes > INT32_MAX)
 		return storage_fail(why, EX_USAGE, "a read-ahead is 0 to 2 GiB, not %lld bytes",
 							(long long) readahead_bytes);

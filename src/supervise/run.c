@@ -54,7 +54,7 @@ sup_lease_fence_ms(int64_t sent_ms, double lease_seconds)
 	return sent_ms + (int64_t) (lease_seconds * 1000.0) - sup_lease_margin_ms(lease_seconds);
 }
 
-/* Start a run: the child, its first lines and the lease line of fence_ms. */
+/* Start a run: the child and its first lines, which carry the first fence. */
 bool
 sup_run_start(SupRun *run, const char *program, const char *input, size_t input_len,
 			  int timeout_seconds, int64_t fence_ms)
@@ -67,11 +67,7 @@ sup_run_start(SupRun *run, const char *program, const char *input, size_t input_
 	run->timeout_seconds = timeout_seconds;
 	run->deadline_ms = timeout_seconds > 0 ? now + (int64_t) timeout_seconds * 1000 : 0;
 	run->fence_ms = fence_ms;
-	if (!sup_child_start(&run->child, program, input, input_len))
-		return false;
-	if (fence_ms != 0)
-		sup_child_send_lease(&run->child, fence_ms);
-	return true;
+	return sup_child_start(&run->child, program, input, input_len);
 }
 
 /* Whether a heartbeat is due; never while stopping. */

@@ -165,9 +165,10 @@ extern int64_t sup_lease_margin_ms(double lease_seconds);
 extern int64_t sup_lease_fence_ms(int64_t sent_ms, double lease_seconds);
 
 /*
- * Start a run: the child with input (its first lines) on its stdin, then
- * the lease line of fence_ms (0: no fence); timeout_seconds <= 0 means no
- * timeout.  False and errno if the child could not start.
+ * Start a run: the child with input (its first lines: the spec and the
+ * local part, which carries fence_ms as "lease_until_ms") on its stdin;
+ * fence_ms 0 means no fence, timeout_seconds <= 0 no timeout.  False and
+ * errno if the child could not start.
  */
 extern bool sup_run_start(SupRun *run, const char *program, const char *input, size_t input_len,
 						  int timeout_seconds, int64_t fence_ms);

@@ -19,7 +19,6 @@
 
 #include "transcode/commands.h"
 #include "transcode/file_digest.h"
-#include "transcode/job_input.h"
 #include "transcode/job_spec.h"
 #include "transcode/job_workspace.h"
 #include "transcode/lease_fence.h"
@@ -158,33 +157,6 @@ failed_in(JobRun *run, JobPart part, int rc)
 		default:
 			run->error_code = "internal";
 			break;
-	}
-	return rc;
-}
-
-/*
- * Read the job's first lines: the spec, then (when the supervisor fences)
- * the first lease line.
- */
-static int
-read_input(char **spec, char *why)
-{
-	char	   *second;
-	int			rc = job_input_line(spec, why, JOB_WHY_MAX);
-
-	if (rc == 0 && *spec == NULL)
-	{
-		snprintf(why, JOB_WHY_MAX, "no job spec on stdin");
-		return EX_USAGE;
-	}
-	if (rc == 0 && (rc = job_input_line(&second, why, JOB_WHY_MAX)) == 0 && second != NULL)
-	{
-		if (!lease_fence_take_line(second))
-		{
-			snprintf(why, JOB_WHY_MAX, "the line after the job spec is not {\"lease_until_ms\": N}");
-			rc = EX_USAGE;
-		}
-		free(second);
 	}
 	return rc;
 }
@@ -374,8 +346,12 @@ run_steps(JobRun *run)
 static int
 delete_object(JobRun *run, const char *key, json_t *deleted)
 {
-	int			rc = storage_delete(run->storage, key, run->why);
+	int			rc;
 
+	/* a key the claim skipped (the rules refuse it) is not in the spec */
+	if (key == NULL)
+		return 0;
+	rc = storage_delete(run->storage, key, run->why);
 	if (rc == 0)
 		json_array_append_new(deleted, json_string(key));
 	return failed_in(run, PART_STORE, rc);
@@ -483,8 +459,9 @@ run_job(JobRun *run)
 {
 	/* before anything else runs: the database comes first */
 	process_limits_apply(&run->spec.limits);
+	lease_fence_set(run->spec.lease_until_ms);
 	storage_set_write_gate(lease_fence_gate);
-	if (!job_input_follow())
+	if (!lease_fence_follow(STDIN_FILENO))
 	{
 		snprintf(run->why, JOB_WHY_MAX, "cannot start the thread that reads the lease: %s",
 				 strerror(errno));
@@ -535,7 +512,6 @@ cmd_job(int argc, char **argv)
 		{NULL, 0, NULL, 0}
 	};
 	JobRun	   *run;
-	char	   *text = NULL;
 	int			rc;
 	int			first;
 
@@ -547,11 +523,7 @@ cmd_job(int argc, char **argv)
 	if (run == NULL)
 		return transcode_fail(EX_SOFTWARE, "out of memory");
 	run->original_fd = -1;
-	rc = read_input(&text, run->why);
-	if (rc == 0)
-		rc = job_spec_parse(text, &run->spec, run->why);
-	free(text);
-	rc = failed_in(run, PART_SETUP, rc);
+	rc = failed_in(run, PART_SETUP, job_spec_read(STDIN_FILENO, &run->spec, run->why));
 	if (rc == 0)
 		rc = run_job(run);
 	workspace_remove(&run->workspace);

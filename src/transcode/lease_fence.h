@@ -4,9 +4,11 @@
  *		instant (milliseconds) its supervisor gave it, past which its lease
  *		may be another worker's.  From then on the job starts no write to the
  *		storage (the storage's write gate refuses it) and stops what it is
- *		doing; the supervisor moves the fence with each renewed lease, on
- *		lines {"lease_until_ms": N} of the job's stdin (job-protocol.md).
- *		No fence given, no fence kept (a job run by hand).
+ *		doing.  The first fence comes in the local part (line 2 of stdin);
+ *		the supervisor moves it with each renewed lease, on the lines
+ *		{"lease_until_ms": N} that follow, read by a thread of their own so
+ *		that the media work never waits for them (job-protocol.md).  No
+ *		fence given, no fence kept (a job run by hand).
  */
 #ifndef VPROXY_TRANSCODE_LEASE_FENCE_H
 #define VPROXY_TRANSCODE_LEASE_FENCE_H
@@ -14,11 +16,15 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* Set the fence (0: none). */
+extern void lease_fence_set(int64_t until_ms);
+
 /*
- * Take a line of the job's stdin: when it is a JSON object with an integer
- * "lease_until_ms", that is the fence from now on.  True if it was.
+ * Read the lease lines of fd in a thread of its own until the end of the
+ * input: each moves the fence (a line that is no lease line leaves it).
+ * False, with errno, if the thread could not start.
  */
-extern bool lease_fence_take_line(const char *line);
+extern bool lease_fence_follow(int fd);
 
 /* Whether a fence was given and has passed. */
 extern bool lease_fence_passed(void);

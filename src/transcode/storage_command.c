@@ -155,7 +155,7 @@ read_ranges(Storage *storage, const StorageArgs *args, char *why)
 {
 	StorageHooks hooks = {transcode_stop_requested, NULL, NULL};
 	StorageReader *reader;
-	json_t	   *ranges = json_array();
+	json_t	   *ranges;
 	FILE	   *out;
 	int			status;
 
@@ -163,6 +163,7 @@ read_ranges(Storage *storage, const StorageArgs *args, char *why)
 								 why);
 	if (status != 0)
 		return transcode_fail(status, "storage read: %s", why);
+	ranges = json_array();
 	out = fopen(args->operands[1], "wb");
 	if (out == NULL)
 		status = transcode_fail(EX_CANTCREAT, "storage read: cannot write %s: %s",

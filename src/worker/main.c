@@ -21,10 +21,6 @@
 
 #include "worker/worker.h"
 
-#ifndef VPROXY_VERSION
-#define VPROXY_VERSION "unknown"
-#endif
-
 /* longest sleep of the loop */
 #define MAX_IDLE_SLEEP_MS 60000
 /* after SIGTERM, how long hand-backs may wait for a lost connection */

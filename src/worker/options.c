@@ -20,10 +20,6 @@
 
 #include "worker/worker.h"
 
-#ifndef VPROXY_VERSION
-#define VPROXY_VERSION "unknown"
-#endif
-
 /* getopt_long codes of the options without a short form */
 enum
 {

@@ -21,6 +21,11 @@
 #include "common/child_limits.h"
 #include "supervise/supervise.h"
 
+/* this program's version, which the database's vproxy must have (worker.mk) */
+#ifndef VPROXY_VERSION
+#define VPROXY_VERSION "unknown"
+#endif
+
 #define UUID_TEXT_LEN 36
 /* the most slots one worker runs */
 #define MAX_CONCURRENCY 64
@@ -48,7 +53,9 @@ typedef struct Slot
 	char		lease_token[UUID_TEXT_LEN + 1];
 	char		job_type[32];
 	int			attempt;
-	char	   *spec;			/* the full job spec the child reads */
+	double		lease_seconds;	/* the lease the claim granted */
+	int			timeout_seconds;	/* vproxy.job_timeout at the claim */
+	char	   *spec;			/* what the child reads: the claim's spec and the local part */
 	SupRun		run;
 	bool		ended;			/* the run has finished; outcome below */
 	SupOutcome	outcome;
@@ -94,15 +101,14 @@ typedef struct Db
 	char		last_error[512];
 } Db;
 
-/* The settings of the database this worker serves (from vproxy.worker_checkin). */
+/*
+ * What the database this worker serves said at the last check-in
+ * (vproxy.worker_checkin); everything a job needs comes with its claim.
+ */
 typedef struct Settings
 {
-	json_t	   *storage;		/* url, s3_endpoint, s3_region (no secret) */
-	char		proxy_key_template[1024];
-	char		thumbnail_key_template[1024];
-	double		lease_seconds;
-	int			job_timeout_seconds;
-	double		retry_delay_seconds;
+	char		extension_version[32];
+	double		lease_seconds;	/* vproxy.lease_duration: check in three times per lease */
 	int64_t		fetched_at_ms;
 } Settings;
 

@@ -184,7 +184,9 @@ my $size = -s $clip;
 # Specs a supervisor can get wrong: exit 64, field named.
 {
 	my %bad = (
-		'not JSON' => ['{"job_type": ', qr/not JSON/],
+		'not JSON' => [qq({"job_type": \n{}\n), qr/job spec \(line 1\) is not JSON/],
+		'no local part' => [ (split /\n/, job_input(spec('k')))[0] . "\n", qr/local part \(line 2\) is missing/ ],
+		'local part not JSON' => [ (split /\n/, job_input(spec('k')))[0] . "\n[1]\n", qr/local part \(line 2\) must be a JSON object/ ],
 		'unknown job type' => [ spec('k', job_type => 'transmogrify'), qr/unknown job_type/ ],
 		'negative thumbnail time' => [ spec('k', params => { timestamp_seconds => -1 }), qr/timestamp_seconds/ ],
 		'fractional crf' => [ spec('k', params => { crf => 20.5 }), qr/crf/ ],
@@ -248,11 +250,10 @@ SKIP:
 	skip 'unprivileged mount namespaces not available', 3
 	  unless system('unshare -rm true >/dev/null 2>&1') == 0;
 	my $small = scratch_dir();
-	my $spec = JSON::PP->new->encode(spec('uploads/m1/long.mp4', temp_directory => $small));
+	my $spec = job_input(spec('uploads/m1/long.mp4', temp_directory => $small));
 	my $program = transcode_program();
 	my $out = `unshare -rm sh -c 'mount -t tmpfs -o size=2m none "$small" && exec "$program" job' <<'EOF' 2>&1
-$spec
-EOF`;
+${spec}EOF`;
 	my $status = $? >> 8;
 	is($status, 75, 'no room in the temp directory: exit 75');
 	like($out, qr/out of temp space/, 'no room: cause named');

@@ -1,6 +1,7 @@
 # vproxy-transcode job as its supervisor drives it now: the stdin stays open
-# after the spec, the line after it and every later line {"lease_until_ms":
-# N} move the lease fence (a CLOCK_MONOTONIC instant), and past the fence
+# after the spec and the local part, whose "lease_until_ms" is the first
+# lease fence (a CLOCK_MONOTONIC instant); every later line {"lease_until_ms":
+# N} moves it, and past the fence
 # the job starts no write to the storage and stops (exit 75, error code
 # storage_unavailable).  A failing job names its error code on the progress
 # channel ("error <code>") just before it exits: one case per cause.
@@ -45,14 +46,14 @@ sub now_ms { return int(clock_gettime(CLOCK_MONOTONIC) * 1000) }
 # A lease line.
 sub lease { return sprintf("{\"lease_until_ms\": %d}\n", $_[0]) }
 
-# Run a job as a fencing supervisor does: the spec, then the lines given,
-# stdin left open until the job has said its last word; $during->(\$in,
-# $progress) is called as it runs and may add lines.  Returns status,
-# last_error, progress lines.
+# Run a job as a fencing supervisor does: the spec and the local part with
+# the fence $until, stdin left open until the job has said its last word;
+# $during->(\$in, $progress) is called as it runs and may add lines.
+# Returns status, last_error, progress lines.
 sub run_fenced
 {
-	my ($spec, $first_lines, $during) = @_;
-	my $in = JSON::PP->new->canonical->encode($spec) . "\n" . $first_lines;
+	my ($spec, $until, $during) = @_;
+	my $in = job_input({ %$spec, lease_until_ms => $until });
 	my ($out, $err, $progress) = ('', '', '');
 	my $h = start([ transcode_program(), 'job', '--progress-fd', '3' ], '<', \$in, '>', \$out,
 		'2>', \$err, '3>', \$progress, timeout(120));
@@ -79,7 +80,7 @@ my $sha = upload($clip, 'uploads/m1/clip.mp4');
 # --- the fence
 my $renewed = 0;
 my $r = run_fenced(spec('uploads/m1/clip.mp4', original => { key => 'uploads/m1/clip.mp4', sha256 => $sha }),
-	lease(now_ms() + 600_000), sub {
+	now_ms() + 600_000, sub {
 		my ($in, $progress) = @_;
 		return if $renewed || $progress !~ /^progress 0\.[2-9]/m;
 		$$in .= lease(now_ms() + 600_000);
@@ -92,7 +93,7 @@ ok(-e "$root/$proxy_key" && -e "$root/$thumb_key", 'and stores its outputs');
 unlink "$root/$proxy_key", "$root/$thumb_key";
 
 my $moved = 0;
-$r = run_fenced(spec('uploads/m1/clip.mp4'), lease(now_ms() + 600_000), sub {
+$r = run_fenced(spec('uploads/m1/clip.mp4'), now_ms() + 600_000, sub {
 		my ($in, $progress) = @_;
 		return if $moved || $progress !~ /^progress \S+ proxy$/m;
 		$$in .= lease(now_ms() - 1);
@@ -106,19 +107,19 @@ is(codes($r), 'storage_unavailable', 'error storage_unavailable');
 ok(!-e "$root/$proxy_key" && !-e "$root/$thumb_key", 'nothing stored');
 
 upload($clip, 'uploads/m1/keep.mp4');
-$r = run_fenced(spec('uploads/m1/keep.mp4', job_type => 'video_deletion'), lease(now_ms() - 1));
+$r = run_fenced(spec('uploads/m1/keep.mp4', job_type => 'video_deletion'), now_ms() - 1);
 is($r->{status}, 75, 'video_deletion past its fence: exit 75');
 like($r->{last_error}, qr/the lease fence passed \d+ ms ago: not starting the delete of "uploads\/m1\/keep.mp4"/,
 	'the write gate refused the first delete');
 ok(-e "$root/uploads/m1/keep.mp4", 'the original is still there');
 is(codes($r), 'storage_unavailable', 'error storage_unavailable');
 
-$r = run_fenced(spec('uploads/m1/keep.mp4', job_type => 'video_deletion'), "{\"lease\": 1}\n");
-is($r->{status}, 64, 'a second line that is no lease line: exit 64');
-like($r->{last_error}, qr/the line after the job spec is not \{"lease_until_ms": N\}/, 'named');
+$r = run_fenced(spec('uploads/m1/keep.mp4', job_type => 'video_deletion'), 1.5);
+is($r->{status}, 64, 'a fence that is not a whole number: exit 64');
+like($r->{last_error}, qr/"lease_until_ms" must be an integer/, 'named');
 
 $r = run_job(spec('uploads/m1/keep.mp4', job_type => 'metadata_extraction', outputs => {}));
-is($r->{status}, 0, 'no fence given (the spec alone, then the end of stdin): no fence kept');
+is($r->{status}, 0, 'no fence given (none in the local part): no fence kept');
 
 # --- error codes, one per cause
 $r = run_job(spec('uploads/m1/missing.mp4'));
@@ -153,7 +154,7 @@ SKIP:
 	skip 'unprivileged mount namespaces not available', 1
 	  unless system('unshare -rm true >/dev/null 2>&1') == 0;
 	my $small = scratch_dir();
-	my $text = JSON::PP->new->encode(spec('uploads/m1/clip.mp4', temp_directory => $small));
+	my $text = job_input(spec('uploads/m1/clip.mp4', temp_directory => $small));
 	my $program = transcode_program();
 	my $out = `unshare -rm sh -c 'mount -t tmpfs -o size=1m none "$small" && exec "$program" job --progress-fd 1' <<'EOF' 2>&1
 $text

@@ -131,7 +131,7 @@ SKIP:
 	my $small = scratch_dir();
 	my $spec_file = scratch_dir() . '/spec.json';
 	open my $fh, '>:raw', $spec_file or die "$spec_file: $!";
-	print $fh JSON::PP->new->encode(spec(temp_directory => $small));
+	print $fh job_input(spec(temp_directory => $small));
 	close $fh;
 	my $program = transcode_program();
 	$s3->clear_requests;

@@ -2,7 +2,8 @@
 # an exit status a service manager can act on (issue 20): children's limits
 # the child would refuse (64, before connecting, in the child's own words),
 # unknown job types (64), a role or database that does not exist or may
-# not log in (77, as a wrong password), a server that cannot be reached (69).
+# not log in (77, as a wrong password), a database whose vproxy is another
+# version (77), a server that cannot be reached (69).
 use strict;
 use warnings;
 use IPC::Run qw(run);
@@ -81,6 +82,19 @@ for my $case (sort keys %refusals)
 	is(scalar @lines, 1, "$case: one line");
 	like($lines[0] // '', qr/level=error event=connect_failed sqlstate=$sqlstate error="/, "$case: with its SQLSTATE");
 }
+
+# --- a database whose vproxy is another version: refused at the check-in
+my $old = VproxyTest::Cluster->start(name => 'old', workers => 0, no_database => 1);
+$old->sql('CREATE DATABASE vproxy', 'postgres');
+$old->sql("CREATE EXTENSION vproxy VERSION '1.1.0'");
+my $stale = VproxyTest::ExternalWorker->start($old, name => 'stale', transcode => $fake,
+	conninfo => sprintf('host=%s port=%d dbname=vproxy', $old->node->host, $old->node->port));
+is($stale->wait_exit(30), 77, 'vproxy 1.1.0 in the database: exit 77');
+@lines = grep { length } split /\n/, $stale->log_text;
+is(scalar @lines, 1, 'one line');
+like($lines[0], qr/level=error event=version_mismatch worker=stale worker_version=\S+ extension_version="" note="run ALTER EXTENSION vproxy UPDATE/,
+	'saying what to do');
+$old->node->stop;
 
 # --- a server that is down: 69, worth a restart
 $node->stop;

@@ -39,7 +39,19 @@ is("$row->{status} $row->{attempts}", 'failed 1',
 	'a 128-character non-ASCII tenant\'s missing original: failed at once (exit 66), not left running');
 my $message = decode('UTF-8', $row->{error_message} // '');
 like($message, qr/\x{20ac}{40}/, 'the message names the key, characters whole');
+is($row->{error_code}, 'missing_original', 'error code missing_original');
 unlike($w->log_text, qr/call=fail_job/, 'fail_job took the message the first time');
+
+# the code the child names wins over its exit status's (65 would say bad_media)
+my $notes = PostgreSQL::Test::Utils::tempdir() . '/notes.txt';
+open my $fh, '>', $notes or die $!;
+print $fh "not what the row says\n";
+close $fh;
+$s3->aws_put($notes, 'media', 'vp/uploads/m1/sum.mp4') or die 'upload failed';
+$row = $vp->wait_for_job($vp->enqueue($vp->add_video(key => 'uploads/m1/sum.mp4', no_store => 1,
+	checksum => '0' x 64)), timeout => 60);
+is("$row->{status} $row->{attempts} $row->{error_code}", 'failed 1 checksum_mismatch',
+	'a checksum mismatch: failed at once, error code checksum_mismatch (from the child\'s line)');
 
 # an application's trigger refuses the message: a plain one is recorded instead
 my ($fake, $fake_dir) = VproxyTest::ExternalWorker::fake_transcode();
@@ -50,6 +62,7 @@ is($w->stop, 0, 'the first worker stops');
 $row = $vp->wait_for_job($vp->enqueue($vp->add_video(key => 'uploads/m1/fake-exit-65-sleep-0.1.mp4')), timeout => 60);
 is("$row->{status} $row->{attempts}", 'failed 1', 'vproxy-worker: a refused message does not leave the job running');
 is($row->{error_message}, 'the error message could not be stored', 'a plain message is recorded instead');
+is($row->{error_code}, 'bad_media', 'with the code of exit 65');
 like($plain->log_text, qr/call=fail_job sqlstate=P0001 error="the application refuses this message"/,
 	'the refusal is logged');
 is($plain->stop, 0, 'the worker stops');
@@ -63,5 +76,6 @@ $row = $local->wait_for_job($local->enqueue($local->add_video(key => 'uploads/m1
 	timeout => 60);
 is("$row->{status} $row->{attempts}", 'failed 1', 'in-server worker: a refused message does not leave the job running');
 is($row->{error_message}, 'the error message could not be stored', 'the same plain message');
+is($row->{error_code}, 'bad_media', 'with the code of exit 65');
 $local->assert_no_crash;
 done_testing();

@@ -135,6 +135,8 @@ main(void)
 	url("s3://media/a/../b", false);
 	url("s3://media/./b", false);
 	tap_ok(s3_location_check_url("s3://media/a\nb") != NULL, "a line break in a prefix refused");
+	tap_ok(s3_location_check_url("s3://media/caf\xc3") != NULL, "a prefix of invalid UTF-8 refused");
+	url("s3://media/caf\xc3\xa9/", true);
 
 	parsed("s3://media", "", "", "https", "media.s3.us-east-1.amazonaws.com", "", "");
 	parsed("s3://media/videos//", "", "eu-west-3", "https", "media.s3.eu-west-3.amazonaws.com",

@@ -1,7 +1,7 @@
 /*
  * sigv4_presign_test.c
- *		Unit tests of src/common/sigv4_presign.c with OpenSSL's hashes (as
- *		vproxy-transcode passes them), printing TAP; run by
+ *		Unit tests of src/common/sigv4_presign.c with OpenSSL's hashes as
+ *		vproxy-transcode passes them (src/storage/openssl_hashes.c), printing TAP; run by
  *		test/t/125_common_units.pl.  The reference is the example of AWS's
  *		"Authenticating Requests: Using Query Parameters" page; botocore checks
  *		the presigner's URLs end to end in test/t/110 and test/t/370.
@@ -10,31 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-
 #include "common/sigv4_presign.h"
+#include "storage/openssl_hashes.h"
 #include "unit_tap.h"
-
-/* OpenSSL's SHA-256. */
-static bool
-openssl_sha256(const void *data, size_t length, unsigned char digest[SIGV4_DIGEST_LENGTH],
-			   void *arg)
-{
-	(void) arg;
-	return EVP_Digest(data, length, digest, NULL, EVP_sha256(), NULL) == 1;
-}
-
-/* OpenSSL's HMAC-SHA256. */
-static bool
-openssl_hmac(const void *key, size_t key_length, const void *data, size_t length,
-			 unsigned char mac[SIGV4_DIGEST_LENGTH], void *arg)
-{
-	unsigned int mac_length = SIGV4_DIGEST_LENGTH;
-
-	(void) arg;
-	return HMAC(EVP_sha256(), key, (int) key_length, data, length, mac, &mac_length) != NULL;
-}
 
 /* A hash function that fails. */
 static bool
@@ -71,7 +49,7 @@ presign(const S3Location *location, const SigV4Credentials *credentials,
 int
 main(void)
 {
-	SigV4Hashes hashes = {openssl_sha256, openssl_hmac, NULL};
+	SigV4Hashes hashes = openssl_sigv4_hashes;
 	SigV4Credentials credentials = {"AKIAIOSFODNN7EXAMPLE",
 	"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", NULL};
 	SigV4PresignRequest request = {"GET", "test.txt", 1369353600, 86400};	/* 2013-05-24 */
@@ -142,11 +120,17 @@ main(void)
 	request.key = "";
 	tap_ok(presign(&location, &credentials, &hashes, &request, &problem) == NULL,
 		   "an empty key refused");
+	request.key = "uploads/../../etc/passwd";
+	tap_ok(presign(&location, &credentials, &hashes, &request, &problem) == NULL &&
+		   strstr(problem, "key rule") != NULL, "a key the key rule refuses is never signed");
+	request.key = "/absolute";
+	tap_ok(presign(&location, &credentials, &hashes, &request, &problem) == NULL,
+		   "nor an absolute key");
 	request.key = "k";
 	hashes.sha256 = failing_sha256;
 	tap_ok(presign(&location, &credentials, &hashes, &request, &problem) == NULL &&
 		   strstr(problem, "SHA-256") != NULL, "a failing hash function is reported");
-	hashes.sha256 = openssl_sha256;
+	hashes.sha256 = openssl_sigv4_hashes.sha256;
 	tap_ok(sigv4_presign_url(small, sizeof(small), &location, &credentials, &hashes,
 							 &request) != NULL, "a buffer too small is reported");
 	return tap_done();
