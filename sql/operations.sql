@@ -87,6 +87,17 @@ SELECT '00000000-0000-0000-0000-0000000000e2', 'completed', now() - interval '90
 SELECT vproxy_internal.prune_batch(interval '1 day', interval '1 day', 10) AS removed;
 SELECT vproxy_prune() AS removed;
 SELECT count(*) AS left_of_e2 FROM processing_jobs WHERE video_id = '00000000-0000-0000-0000-0000000000e2';
+-- a job whose lease still runs (cancelled while running: its child may still
+-- be stopping) is kept until the lease expires, whatever its age
+INSERT INTO processing_jobs (id, video_id, status, created_at, completed_at, lease_expires_at, lease_holder)
+VALUES ('00000000-0000-0000-0000-0000000000fa', '00000000-0000-0000-0000-0000000000e2', 'cancelled',
+		now() - interval '99 days', now() - interval '99 days', now() + interval '1 minute', 'w');
+SELECT vproxy_prune('1 second') AS removed;
+SELECT count(*) AS lingering_kept FROM processing_jobs WHERE id = '00000000-0000-0000-0000-0000000000fa';
+UPDATE processing_jobs SET lease_expires_at = now() - interval '1 second'
+ WHERE id = '00000000-0000-0000-0000-0000000000fa';
+SELECT vproxy_prune('1 second') AS removed;
+SELECT count(*) AS expired_removed FROM processing_jobs WHERE id = '00000000-0000-0000-0000-0000000000fa';
 
 -- nobody but the superuser may prune unless granted
 CREATE ROLE vproxy_regress_pruner;

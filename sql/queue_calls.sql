@@ -37,7 +37,8 @@ SELECT next_claim_at() = (SELECT min(lease_expires_at) FROM processing_jobs) AS 
 -- heartbeat: the right token extends the lease and records progress
 SELECT lease_token AS token_c002 FROM processing_jobs WHERE id = '00000000-0000-0000-0000-00000000c002' \gset
 SELECT heartbeat_job('00000000-0000-0000-0000-00000000c002', :'token_c002', 0.25) AS held;
-SELECT progress, lease_expires_at > now() + interval '50 s' AS extended
+SELECT progress, lease_expires_at > now() + interval '50 s' AS extended,
+	   lease_expires_at <= now() + interval '60 s' AS by_lease_duration_only
   FROM processing_jobs WHERE id = '00000000-0000-0000-0000-00000000c002';
 -- progress never goes back; a wrong token is refused
 SELECT heartbeat_job('00000000-0000-0000-0000-00000000c002', :'token_c002', 0.1) AS held;

@@ -144,6 +144,13 @@ UPDATE vproxy.videos SET proxy_path = 'videos/m2/proxy/x.mp4' RETURNING proxy_pa
 SELECT vproxy.vproxy_url('00000000-0000-0000-0000-0000000000c1');
 SELECT vproxy.vproxy_url('00000000-0000-0000-0000-0000000000c1', 'original') LIKE '%/uploads/m1/sub%20dir/%C3%BC.mov' AS own_key;
 \c - :admin
+-- nor a key the child would refuse (a row a superuser wrote, or one from before 1.2.0)
+INSERT INTO vproxy.videos (id, mall_id, original_path)
+VALUES ('00000000-0000-0000-0000-0000000000c2', 'm1', 'uploads/m1/../../etc/passwd');
+\c - app
+SELECT vproxy.vproxy_url('00000000-0000-0000-0000-0000000000c2', 'original');
+SELECT vproxy.vproxy_upload_url('00000000-0000-0000-0000-0000000000c2');
+\c - :admin
 SELECT vproxy_internal.key_problem(k, o) AS problem, k AS key
   FROM (VALUES ('a/b.mp4', false), ('', false), ('/a', false), ('a//b', false), ('a/./b', false), ('a/..', false),
 			   (E'a\x7f', false), (E'a\u0085b', false), ('a/{x}.mp4', false), ('a/{x}.mp4', true),

@@ -141,19 +141,12 @@ SELECT (SELECT count(*) FROM page1) AS page1_rows, (SELECT count(*) FROM page2) 
 							  EXCEPT SELECT id FROM page1 EXCEPT SELECT id FROM page2) s) AS missed;
 TRUNCATE videos CASCADE;
 
--- the documented grants are enough for an application, which cannot sign
--- arbitrary keys itself
-CREATE ROLE vproxy_regress_video_life_app LOGIN;
-GRANT USAGE ON SCHEMA vproxy TO vproxy_regress_video_life_app;
-GRANT SELECT, INSERT, UPDATE, DELETE ON vproxy.videos TO vproxy_regress_video_life_app;
-GRANT SELECT ON vproxy.processing_jobs TO vproxy_regress_video_life_app;
-GRANT EXECUTE ON FUNCTION vproxy.vproxy_enqueue(uuid, text, int, jsonb),
-	vproxy.vproxy_job_status(uuid), vproxy.vproxy_cancel(uuid) TO vproxy_regress_video_life_app;
-GRANT EXECUTE ON FUNCTION vproxy.vproxy_url(uuid, text, interval),
-	vproxy.vproxy_upload_url(uuid, interval), vproxy.vproxy_delete_video(uuid),
-	vproxy.vproxy_delete_videos(uuid[]), vproxy.vproxy_reprocess(uuid, jsonb)
-	TO vproxy_regress_video_life_app;
-SET ROLE vproxy_regress_video_life_app;
+-- the documented grants (src/server/README.md, read from it) are enough for
+-- an application, which cannot sign arbitrary keys itself
+CREATE ROLE app LOGIN;
+\set grants `test/lib/readme-block 'grants: application'`
+:grants
+SET ROLE app;
 INSERT INTO vproxy.videos (id, mall_id, original_path)
 VALUES ('00000000-0000-0000-0000-0000000000f5', 'm1', 'uploads/m1/f5.mov');
 SELECT vproxy.vproxy_upload_url('00000000-0000-0000-0000-0000000000f5') AS upload_url;
@@ -163,5 +156,5 @@ SELECT vproxy_internal.presign('GET', 'any/key', 60);
 SELECT * FROM vproxy.claim_job('app', job_types => ARRAY['video_deletion']);
 RESET ROLE;
 TRUNCATE vproxy.videos CASCADE;
-DROP OWNED BY vproxy_regress_video_life_app;
-DROP ROLE vproxy_regress_video_life_app;
+DROP OWNED BY app;
+DROP ROLE app;

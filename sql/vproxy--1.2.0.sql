@@ -807,6 +807,11 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 			HINT = format('Retry the job it is a segment of, %s.', job.parent_job_id);
 	END IF;
+	-- a job that has not ended is never locked here: its finish locks the
+	-- job, then the video
+	IF job.status NOT IN ('failed', 'cancelled') THEN
+		RETURN false;
+	END IF;
 	-- the video first, as an enqueue locks it: a deletion cannot slip in
 	SELECT v.processing_status INTO video_status FROM vproxy.videos v
 	 WHERE v.id = job.video_id FOR UPDATE;

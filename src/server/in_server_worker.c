@@ -607,6 +607,7 @@ vproxy_worker_main(Datum main_arg)
 		}
 		if (jobs_extension_gone)
 			break;
+		/* pg_stat_activity shows an idle worker as idle */
 		pgstat_report_activity(STATE_IDLE, NULL);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 idle_sleep_ms(next_claim_at), PG_WAIT_EXTENSION);

@@ -127,7 +127,7 @@ file_url(const char *key)
 }
 
 /*
- * vproxy.presign(method text, key text, expires_seconds int) RETURNS text:
+ * vproxy_internal.presign(method text, key text, expires_seconds int) RETURNS text:
  * a presigned GET or PUT URL of a storage key, or its file:// path.
  */
 Datum

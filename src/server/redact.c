@@ -313,11 +313,23 @@ values_starred(char *text, int depth)
 	return out.data;
 }
 
+/* Whether text names a secret setting anywhere (a cheap test before the tokens). */
+static bool
+mentions_secret_setting(const char *text)
+{
+	for (size_t i = 0; i < lengthof(secret_settings); i++)
+		if (strcasestr(text, secret_settings[i]) != NULL)
+			return true;
+	return false;
+}
+
 /* SQL text with the values given to secret settings starred, or text itself. */
 static char *
 without_secret_values(char *text)
 {
-	return text == NULL ? NULL : values_starred(text, 0);
+	if (text == NULL || !mentions_secret_setting(text))
+		return text;
+	return values_starred(text, 0);
 }
 
 /* A copy of text with the secrets in force starred, or text itself. */
@@ -356,9 +368,18 @@ static bool
 redacted_parts(ErrorData *edata, LoggedParts *parts)
 {
 	parts->statement = redacted_sql(unconstify(char *, debug_query_string));
-	parts->message = without_secrets(replaced(edata->message, debug_query_string, parts->statement));
-	parts->detail = without_secrets(replaced(edata->detail, debug_query_string, parts->statement));
-	parts->detail_log = without_secrets(replaced(edata->detail_log, debug_query_string, parts->statement));
+	parts->message = edata->message;
+	parts->detail = edata->detail;
+	parts->detail_log = edata->detail_log;
+	if (parts->statement != debug_query_string)
+	{
+		parts->message = replaced(parts->message, debug_query_string, parts->statement);
+		parts->detail = replaced(parts->detail, debug_query_string, parts->statement);
+		parts->detail_log = replaced(parts->detail_log, debug_query_string, parts->statement);
+	}
+	parts->message = without_secrets(parts->message);
+	parts->detail = without_secrets(parts->detail);
+	parts->detail_log = without_secrets(parts->detail_log);
 	parts->hint = without_secrets(edata->hint);
 	parts->context = redacted_sql(edata->context);
 	parts->internalquery = redacted_sql(edata->internalquery);
