@@ -202,9 +202,6 @@ fetch_original(JobRun *run, const StorageHooks *hooks)
 		snprintf(run->why, JOB_WHY_MAX, "temp directory path is too long");
 		return EX_SOFTWARE;
 	}
-	if (run->spec.original_size > 0 &&
-		(rc = workspace_require_space(&run->workspace, run->spec.original_size, run->why)) != 0)
-		return rc;
 	return storage_get(run->storage, run->spec.original_key, run->input, hooks, run->why);
 }
 
