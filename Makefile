@@ -39,3 +39,6 @@ include src/transcode/transcode.mk
 
 # vproxy-worker: the workers on other machines (libpq, src/worker + src/supervise)
 include src/worker/worker.mk
+
+# vproxy-dashboard: the queue in a browser and in Prometheus (libmicrohttpd, libpq)
+include src/dashboard/dashboard.mk

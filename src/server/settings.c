@@ -10,6 +10,7 @@
 #include "miscadmin.h"
 #include "utils/guc.h"
 
+#include "common/s3_location.h"
 #include "common/storage_key.h"
 #include "settings.h"
 
@@ -54,41 +55,21 @@ show_session_token(void)
 	return (vproxy_s3_session_token && vproxy_s3_session_token[0]) ? "********" : "";
 }
 
-/*
- * Whether name is a bucket name S3 and the services that follow it accept:
- * 3 to 63 lower-case letters, digits, dots and hyphens, starting and ending
- * with a letter or digit, no two dots in a row.
- */
-static bool
-bucket_name_ok(const char *name, size_t length)
+/* Say in errdetail which rule of src/common a value breaks, as a sentence. */
+static void
+detail_rule(const char *rule)
 {
-	if (length < 3 || length > 63)
-		return false;
-	for (size_t i = 0; i < length; i++)
-	{
-		char		c = name[i];
-		bool		alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-
-		if (!alnum && c != '.' && c != '-')
-			return false;
-		if (!alnum && (i == 0 || i == length - 1))
-			return false;
-		if (c == '.' && name[i - 1] == '.')
-			return false;
-	}
-	return true;
+	GUC_check_errdetail("%c%s.", pg_toupper((unsigned char) rule[0]), rule + 1);
 }
 
 /*
- * Accept only file:///absolute/dir or s3://bucket[/prefix], with a valid
- * bucket name and a prefix that is a safe key.
+ * Accept only file:///absolute/dir (no control character) or
+ * s3://bucket[/prefix] as src/common/s3_location checks it for every program.
  */
 static bool
 check_storage_url(char **newval, void **extra, GucSource source)
 {
 	const char *url = *newval;
-	const char *bucket;
-	const char *slash;
 	const char *problem;
 
 	if (strncmp(url, "file:///", 8) == 0)
@@ -106,77 +87,36 @@ check_storage_url(char **newval, void **extra, GucSource source)
 		GUC_check_errdetail("vproxy.storage_url must look like file:///absolute/dir or s3://bucket[/prefix].");
 		return false;
 	}
-	bucket = url + 5;
-	slash = strchr(bucket, '/');
-	if (!bucket_name_ok(bucket, slash ? (size_t) (slash - bucket) : strlen(bucket)))
+	problem = s3_location_check_url(url);
+	if (problem != NULL)
 	{
-		GUC_check_errdetail("\"%.*s\" is not an S3 bucket name: 3 to 63 lower-case letters, digits, dots and hyphens, "
-							"starting and ending with a letter or digit.",
-							(int) (slash ? slash - bucket : (ptrdiff_t) strlen(bucket)), bucket);
+		detail_rule(problem);
 		return false;
-	}
-	if (slash != NULL && slash[1] != '\0')
-	{
-		char	   *prefix = pstrdup(slash + 1);
-		size_t		length = strlen(prefix);
-
-		/* "s3://bucket/prefix/" and "s3://bucket/prefix" name the same place */
-		while (length > 0 && prefix[length - 1] == '/')
-			prefix[--length] = '\0';
-		problem = storage_key_problem(prefix);
-		if (problem != NULL)
-		{
-			GUC_check_errdetail("The prefix of vproxy.storage_url %s.", problem);
-			return false;
-		}
 	}
 	return true;
 }
 
-/* Accept an empty endpoint (AWS) or an http(s) URL with a host and no user, query or fragment. */
+/* Accept an empty endpoint (AWS) or an endpoint URL as s3_location checks it. */
 static bool
 check_s3_endpoint(char **newval, void **extra, GucSource source)
 {
-	const char *url = *newval;
-	const char *host;
+	const char *problem = s3_location_check_endpoint(*newval);
 
-	if (url[0] == '\0')
+	if (problem == NULL)
 		return true;
-	if (strncmp(url, "http://", 7) == 0)
-		host = url + 7;
-	else if (strncmp(url, "https://", 8) == 0)
-		host = url + 8;
-	else
-	{
-		GUC_check_errdetail("vproxy.s3_endpoint must be empty (AWS) or an http:// or https:// URL.");
-		return false;
-	}
-	if (host[0] == '\0' || host[0] == '/' || strpbrk(host, "?#@ ") != NULL)
-	{
-		GUC_check_errdetail("vproxy.s3_endpoint must name a host, with no user, query, fragment or space.");
-		return false;
-	}
-	return true;
+	detail_rule(problem);
+	return false;
 }
 
-/* Accept a region as S3-compatible services name them: letters, digits, - and _, or "auto". */
+/* Accept a region as S3-compatible services name them ("auto" included). */
 static bool
 check_s3_region(char **newval, void **extra, GucSource source)
 {
-	const char *region = *newval;
-	size_t		length = strlen(region);
+	const char *problem = s3_location_check_region(*newval);
 
-	for (size_t i = 0; i < length; i++)
-	{
-		char		c = region[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-			  c == '-' || c == '_'))
-			length = 0;
-	}
-	if (length >= 1 && length <= 64)
+	if (problem == NULL)
 		return true;
-	GUC_check_errdetail("vproxy.s3_region must be 1 to 64 letters, digits, - and _ (such as us-east-1, or auto).");
+	detail_rule(problem);
 	return false;
 }
 
