@@ -352,7 +352,7 @@ record_result(const ClaimedJob *job, SupChild *child, double seconds)
 static void
 heartbeat(ClaimedJob *job, SupRun *run)
 {
-	int64_t		sent = sup_now_ms();
+	int64_t		sent = lease_clock_ms();
 	double		lease_seconds = 0;
 	char	   *error;
 	CallOutcome call;
@@ -368,7 +368,7 @@ heartbeat(ClaimedJob *job, SupRun *run)
 	if (lease == SUP_LEASE_UNKNOWN)
 		ereport(LOG, (errmsg("vproxy: job %s: heartbeat failed, trying again: %s",
 							 job->job_id_text, error)));
-	sup_run_heartbeat_done(run, sent, sup_now_ms(), lease, lease_seconds);
+	sup_run_heartbeat_done(run, sent, lease_clock_ms(), lease, lease_seconds);
 	report_job(job, &run->child);
 }
 
@@ -406,9 +406,9 @@ run_job(ClaimedJob *job, int64_t claim_sent)
 			sup_run_stop(&run, SUP_STOP_SHUTDOWN);
 		if (lease_check_asked())
 			sup_run_ask_heartbeat(&run);
-		if (sup_run_heartbeat_due(&run, sup_now_ms()))
+		if (sup_run_heartbeat_due(&run, lease_clock_ms()))
 			heartbeat(job, &run);
-		now = sup_now_ms();
+		now = lease_clock_ms();
 		if (sup_run_advance(&run, now))
 			break;
 		wait_for_child(&run.child, sup_run_wait_ms(&run, now));
@@ -421,7 +421,7 @@ run_job(ClaimedJob *job, int64_t claim_sent)
 		switch (outcome.verdict)
 		{
 			case SUP_SUCCEEDED:
-				record_result(job, &run.child, sup_run_seconds(&run, sup_now_ms()));
+				record_result(job, &run.child, sup_run_seconds(&run, lease_clock_ms()));
 				break;
 			case SUP_RETRY:
 			case SUP_FAIL:
@@ -598,7 +598,7 @@ vproxy_worker_main(Datum main_arg)
 		}
 		set_state(WORKER_IDLE);
 		clear_woken();
-		claim_sent = sup_now_ms();
+		claim_sent = lease_clock_ms();
 		pgstat_report_activity(STATE_RUNNING, "vproxy: looking for a job");
 		if (jobs_claim(holder, &job, &next_claim_at))
 		{

@@ -20,22 +20,11 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 
 #include "supervise.h"
 
 /* after the child's exit, how long a grandchild may hold its pipes open */
 #define PIPES_AFTER_EXIT_MS 1000
-
-/* Milliseconds of the monotonic clock. */
-int64_t
-sup_now_ms(void)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (int64_t) now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
 
 /* The margin of the lease fence for a lease of lease_seconds. */
 int64_t
@@ -59,7 +48,7 @@ bool
 sup_run_start(SupRun *run, const char *program, const char *input, size_t input_len,
 			  int timeout_seconds, int64_t fence_ms)
 {
-	int64_t		now = sup_now_ms();
+	int64_t		now = lease_clock_ms();
 
 	memset(run, 0, sizeof(*run));
 	run->started_ms = now;

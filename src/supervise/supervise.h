@@ -19,6 +19,8 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 
+#include "common/lease_clock.h"
+
 /* the last bytes of stderr kept for the error message */
 #define SUP_STDERR_TAIL 4096
 /* stdout is one JSON object; more than this is a broken child */
@@ -154,9 +156,6 @@ typedef struct SupRun
 	SupStop		stop;
 	bool		finished;
 } SupRun;
-
-/* Milliseconds of the monotonic clock. */
-extern int64_t sup_now_ms(void);
 
 /* The margin of the lease fence for a lease of lease_seconds (see SUP_FENCE_SLACK_MS). */
 extern int64_t sup_lease_margin_ms(double lease_seconds);

@@ -12,10 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sysexits.h>
-#include <time.h>
 
 #include <jansson.h>
 
+#include "common/lease_clock.h"
 #include "storage/storage.h"
 #include "transcode/job_spec.h"
 #include "transcode/lease_fence.h"
@@ -26,16 +26,6 @@
 #define FOLLOW_STACK_BYTES (256 * 1024)
 
 static _Atomic int64_t fence_ms = NO_FENCE;
-
-/* Milliseconds of the monotonic clock (the supervisor's clock too). */
-static int64_t
-now_ms(void)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (int64_t) now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
 
 /* Set the fence (0: none). */
 void
@@ -105,7 +95,7 @@ lease_fence_follow(int fd)
 bool
 lease_fence_passed(void)
 {
-	return now_ms() >= atomic_load(&fence_ms);
+	return lease_clock_ms() >= atomic_load(&fence_ms);
 }
 
 /* How many milliseconds ago the fence passed; 0 if it has not. */
@@ -113,7 +103,7 @@ int64_t
 lease_fence_passed_ms(void)
 {
 	int64_t		fence = atomic_load(&fence_ms);
-	int64_t		now = now_ms();
+	int64_t		now = lease_clock_ms();
 
 	return now >= fence ? now - fence : 0;
 }

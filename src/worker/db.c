@@ -207,7 +207,7 @@ db_lost(Db *db, const char *why)
 		(db->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : db->backoff_ms * 2);
 	/* full jitter on the upper half: workers cut off together come back apart */
 	delay = db->backoff_ms / 2 + (int) (random() % (db->backoff_ms / 2 + 1));
-	db->retry_at_ms = sup_now_ms() + delay;
+	db->retry_at_ms = lease_clock_ms() + delay;
 	if (strcmp(why, db->last_error) != 0 || db->backoff_ms == BACKOFF_FIRST_MS)
 		log_event("warning", "connection_lost", "retry_in_ms=%d error=%s", delay,
 				  log_quote(why, quoted, sizeof(quoted)));
@@ -293,7 +293,7 @@ db_socket_ready(Db *db)
 
 	if (db->connecting)
 	{
-		db_step(db, sup_now_ms());
+		db_step(db, lease_clock_ms());
 		return;
 	}
 	if (!db->ready)
@@ -317,7 +317,7 @@ db_socket_ready(Db *db)
 PGresult *
 db_call(Db *db, const char *sql, int nparams, const char *const *values, int timeout_ms)
 {
-	int64_t		deadline = sup_now_ms() + timeout_ms;
+	int64_t		deadline = lease_clock_ms() + timeout_ms;
 	PGresult   *result = NULL;
 	PGresult   *next;
 	char		why[512];
@@ -353,7 +353,7 @@ db_call(Db *db, const char *sql, int nparams, const char *const *values, int tim
 			result = next;
 			continue;
 		}
-		now = sup_now_ms();
+		now = lease_clock_ms();
 		if (now >= deadline)
 		{
 			PQclear(result);
@@ -366,7 +366,7 @@ db_call(Db *db, const char *sql, int nparams, const char *const *values, int tim
 		if (poll(fds, nfds, (int) (deadline - now > HOOK_PERIOD_MS ? HOOK_PERIOD_MS : deadline - now)) < 0 &&
 			errno != EINTR)
 			break;
-		db->hooks.after_wait(db->hooks.arg, sup_now_ms());
+		db->hooks.after_wait(db->hooks.arg, lease_clock_ms());
 		if ((fds[0].revents & (POLLIN | POLLERR | POLLHUP)) && !PQconsumeInput(db->conn))
 			break;
 	}

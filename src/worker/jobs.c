@@ -69,7 +69,7 @@ jobs_checkin(Worker *w)
 	json_error_t error;
 	char		message[512],
 				quoted[600];
-	int64_t		now = sup_now_ms();
+	int64_t		now = lease_clock_ms();
 
 	snprintf(pid, sizeof(pid), "%d", (int) getpid());
 	snprintf(concurrency, sizeof(concurrency), "%d", w->options.concurrency);
@@ -288,7 +288,7 @@ jobs_claim_one(Worker *w, Slot *slot)
 	values[0] = w->holder;
 	values[1] = w->options.job_types;
 	/* noted before the claim's transaction starts: the database counts the lease from later */
-	sent = sup_now_ms();
+	sent = lease_clock_ms();
 	result = db_call(&w->db, "SELECT job_id, video_id, job_type, attempt, lease_token, lease_seconds, "
 					 "timeout_seconds, spec::text FROM vproxy.claim_job($1, $2::text[])",
 					 2, values, CALL_TIMEOUT_MS);
@@ -300,7 +300,7 @@ jobs_claim_one(Worker *w, Slot *slot)
 				  sqlstate_of(result) ? sqlstate_of(result) : "none",
 				  log_quote(message_of(result, message, sizeof(message)), quoted, sizeof(quoted)));
 		PQclear(result);
-		w->next_claim_ms = sup_now_ms() + 1000;
+		w->next_claim_ms = lease_clock_ms() + 1000;
 		return false;
 	}
 	if (PQntuples(result) == 0)
@@ -314,7 +314,7 @@ jobs_claim_one(Worker *w, Slot *slot)
 		 * Look again when a delayed job becomes due, at the poll interval
 		 * (no LISTEN), or after a minute in case a NOTIFY was lost.
 		 */
-		now = sup_now_ms();
+		now = lease_clock_ms();
 		w->next_claim_ms = now + (w->options.poll_interval > 0 ?
 								  (int64_t) (w->options.poll_interval * 1000) : IDLE_CLAIM_MS);
 		if (next != NULL && PQresultStatus(next) == PGRES_TUPLES_OK && PQntuples(next) == 1 &&
@@ -357,7 +357,7 @@ jobs_claim_one(Worker *w, Slot *slot)
 		slot->outcome.verdict = SUP_RETRY;
 		snprintf(slot->outcome.error_code, sizeof(slot->outcome.error_code), "internal");
 		text_clip_copy(slot->outcome.message, sizeof(slot->outcome.message), cause);
-		slot->report_at_ms = sup_now_ms();
+		slot->report_at_ms = lease_clock_ms();
 	}
 	return true;
 }
@@ -377,7 +377,7 @@ jobs_heartbeat(Worker *w, Slot *slot)
 				message[512],
 				quoted[600];
 	SupLease	outcome = SUP_LEASE_UNKNOWN;
-	int64_t		sent = sup_now_ms();
+	int64_t		sent = lease_clock_ms();
 
 	snprintf(progress, sizeof(progress), "%.4f", slot->run.child.progress);
 	values[0] = slot->job_id;
@@ -403,7 +403,7 @@ jobs_heartbeat(Worker *w, Slot *slot)
 	if (outcome == SUP_LEASE_LOST)
 		log_event("warning", "lease_lost", "%s note=\"cancelled or taken over; stopping the child\"",
 				  fields);
-	sup_run_heartbeat_done(&slot->run, sent, sup_now_ms(), outcome, slot->lease_seconds);
+	sup_run_heartbeat_done(&slot->run, sent, lease_clock_ms(), outcome, slot->lease_seconds);
 }
 
 /* Offer the child's result; true when the slot is settled. */

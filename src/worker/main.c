@@ -329,7 +329,7 @@ main(int argc, char **argv)
 
 	for (;;)
 	{
-		int64_t		now = sup_now_ms();
+		int64_t		now = lease_clock_ms();
 		bool		found_none = false;
 
 		drain_signal_pipe(&w);
@@ -349,7 +349,7 @@ main(int argc, char **argv)
 		}
 		if (w.stopping && (!any_busy(&w) || now >= stop_deadline))
 			break;
-		wait_for_events(&w, sleep_ms(&w, sup_now_ms()));
+		wait_for_events(&w, sleep_ms(&w, lease_clock_ms()));
 	}
 
 	for (int i = 0; i < w.options.concurrency; i++)
