@@ -23,6 +23,7 @@
 #include "utils/snapmgr.h"
 
 #include "supervise/call_policy.h"
+#include "supervise/supervise.h"
 #include "jobs.h"
 
 /* a call the database fails for now is tried again this often */
@@ -471,7 +472,7 @@ jobs_fail(const ClaimedJob *job, const char *error_code, const char *error, bool
 	/* an error message the database refuses: keep the fact, drop the words */
 	if (outcome == CALL_BAD_DATA)
 	{
-		call.error = "the error message could not be stored";
+		call.error = SUP_REFUSED_MESSAGE;
 		outcome = guarded_call("recording the failure", job, fail_body, &call, call_error);
 	}
 	*status = call.status;

@@ -9,28 +9,39 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "common/text_clip.h"
 #include "worker/worker.h"
 
-/* A logfmt value: bare when it can be, else double-quoted with escapes. */
+/*
+ * A logfmt value: bare when it can be, else double-quoted with escapes;
+ * cut on a character boundary to fit, invalid UTF-8 made '?'.
+ */
 const char *
 log_quote(const char *text, char *buffer, size_t size)
 {
-	bool		bare = text[0] != '\0';
+	char		valid[8192];
+	bool		bare;
 	size_t		out = 0;
 
-	for (const char *c = text; *c && bare; c++)
-		if (*c <= ' ' || *c == '"' || *c == '=' || *c == '\\' || (unsigned char) *c == 0x7f)
-			bare = false;
+	text_clip_copy(valid, sizeof(valid), text);
+	bare = valid[0] != '\0';
+	for (const char *c = valid; *c && bare; c++)
+		bare = (unsigned char) *c > ' ' && (unsigned char) *c < 0x7f &&
+			*c != '"' && *c != '=' && *c != '\\';
 	if (bare)
 	{
-		snprintf(buffer, size, "%s", text);
+		text_clip_copy(buffer, size, valid);
 		return buffer;
 	}
 	if (size < 3)
 		return "\"\"";
 	buffer[out++] = '"';
-	for (const char *c = text; *c && out + 3 < size; c++)
+	for (const char *c = valid; *c;)
 	{
+		size_t		n = text_clip_char_length(c, strlen(c));
+
+		if (out + n + 2 > size - 1)
+			break;
 		if (*c == '"' || *c == '\\')
 		{
 			buffer[out++] = '\\';
@@ -44,7 +55,11 @@ log_quote(const char *text, char *buffer, size_t size)
 		else if ((unsigned char) *c < ' ')
 			buffer[out++] = ' ';
 		else
-			buffer[out++] = *c;
+		{
+			memcpy(buffer + out, c, n);
+			out += n;
+		}
+		c += n;
 	}
 	buffer[out++] = '"';
 	buffer[out] = '\0';
