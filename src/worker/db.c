@@ -171,8 +171,8 @@ db_connect_first(Db *db)
 		first_line(db->conn ? PQerrorMessage(db->conn) : "out of memory", why, sizeof(why));
 		(void) take_sqlstate(why, sqlstate);
 		status = db->conn && refused(db->conn, sqlstate) ? EX_NOPERM : EX_UNAVAILABLE;
-		log_event("error", "connect_failed", "sqlstate=%s error=%s", sqlstate[0] ? sqlstate : "none",
-				  log_quote(why, quoted, sizeof(quoted)));
+		logfmt_event("error", "connect_failed", "sqlstate=%s error=%s", sqlstate[0] ? sqlstate : "none",
+				  logfmt_quote(why, quoted, sizeof(quoted)));
 		PQfinish(db->conn);
 		db->conn = NULL;
 		return status;
@@ -181,12 +181,12 @@ db_connect_first(Db *db)
 	{
 		if (db->ready)
 			return EX_NOPERM;	/* connected, but the check-in was refused */
-		log_event("error", "connect_failed", "error=%s",
-				  log_quote(db->last_error, quoted, sizeof(quoted)));
+		logfmt_event("error", "connect_failed", "error=%s",
+				  logfmt_quote(db->last_error, quoted, sizeof(quoted)));
 		return EX_UNAVAILABLE;
 	}
-	log_event("info", "connected", "database=%s host=%s",
-			  log_quote(PQdb(db->conn), quoted, sizeof(quoted)),
+	logfmt_event("info", "connected", "database=%s host=%s",
+			  logfmt_quote(PQdb(db->conn), quoted, sizeof(quoted)),
 			  PQhost(db->conn) ? PQhost(db->conn) : "local");
 	return 0;
 }
@@ -209,8 +209,8 @@ db_lost(Db *db, const char *why)
 	delay = db->backoff_ms / 2 + (int) (random() % (db->backoff_ms / 2 + 1));
 	db->retry_at_ms = lease_clock_ms() + delay;
 	if (strcmp(why, db->last_error) != 0 || db->backoff_ms == BACKOFF_FIRST_MS)
-		log_event("warning", "connection_lost", "retry_in_ms=%d error=%s", delay,
-				  log_quote(why, quoted, sizeof(quoted)));
+		logfmt_event("warning", "connection_lost", "retry_in_ms=%d error=%s", delay,
+				  logfmt_quote(why, quoted, sizeof(quoted)));
 	snprintf(db->last_error, sizeof(db->last_error), "%s", why);
 }
 
@@ -247,7 +247,7 @@ db_step(Db *db, int64_t now_ms)
 			db->connecting = false;
 			if (set_up_session(db))
 			{
-				log_event("info", "reconnected", NULL);
+				logfmt_event("info", "reconnected", NULL);
 				db->last_error[0] = '\0';
 			}
 			break;

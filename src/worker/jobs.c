@@ -85,9 +85,9 @@ jobs_checkin(Worker *w)
 		return false;
 	if (PQresultStatus(result) != PGRES_TUPLES_OK || PQntuples(result) != 1)
 	{
-		log_event("error", "checkin_failed", "worker=%s sqlstate=%s error=%s", w->options.name,
+		logfmt_event("error", "checkin_failed", "worker=%s sqlstate=%s error=%s", w->options.name,
 				  sqlstate_of(result) ? sqlstate_of(result) : "none",
-				  log_quote(message_of(result, message, sizeof(message)), quoted, sizeof(quoted)));
+				  logfmt_quote(message_of(result, message, sizeof(message)), quoted, sizeof(quoted)));
 		PQclear(result);
 		w->next_checkin_ms = now + 10000;
 		return false;
@@ -104,17 +104,17 @@ jobs_checkin(Worker *w)
 	if (strcmp(w->settings.extension_version, VPROXY_VERSION) != 0)
 	{
 		/* another SQL API: refused at once, and a restart would not help */
-		log_event("error", "version_mismatch", "worker=%s worker_version=%s extension_version=%s "
+		logfmt_event("error", "version_mismatch", "worker=%s worker_version=%s extension_version=%s "
 				  "note=\"run ALTER EXTENSION vproxy UPDATE in the database, or a vproxy-worker of its version\"",
 				  w->options.name, VPROXY_VERSION,
-				  log_quote(w->settings.extension_version, quoted, sizeof(quoted)));
+				  logfmt_quote(w->settings.extension_version, quoted, sizeof(quoted)));
 		w->exit_status = EX_NOPERM;
 		w->stopping = true;
 		return false;
 	}
 	if (w->settings.lease_seconds <= 0)
 	{
-		log_event("error", "checkin_failed", "worker=%s error=\"the check-in did not say the lease\"",
+		logfmt_event("error", "checkin_failed", "worker=%s error=\"the check-in did not say the lease\"",
 				  w->options.name);
 		w->next_checkin_ms = now + 10000;
 		return false;
@@ -210,21 +210,21 @@ try_failure(Worker *w, Slot *slot, const char *error_code, const char *cause, bo
 	{
 		CallPolicy	policy = call_policy(sqlstate_of(result));
 
-		log_event("warning", "call_failed", "%s call=fail_job sqlstate=%s error=%s", fields,
+		logfmt_event("warning", "call_failed", "%s call=fail_job sqlstate=%s error=%s", fields,
 				  sqlstate_of(result) ? sqlstate_of(result) : "none",
-				  log_quote(message_of(result, message, sizeof(message)), quoted, sizeof(quoted)));
+				  logfmt_quote(message_of(result, message, sizeof(message)), quoted, sizeof(quoted)));
 		PQclear(result);
 		*refused = policy == CALL_POLICY_BAD_DATA;
 		return policy == CALL_POLICY_GIVE_UP;	/* give up: the lease runs out */
 	}
 	status = PQgetisnull(result, 0, 0) ? NULL : PQgetvalue(result, 0, 0);
-	log_quote(cause, quoted, sizeof(quoted));
+	logfmt_quote(cause, quoted, sizeof(quoted));
 	if (status == NULL)
-		log_event("warning", "lease_lost", "%s note=\"failure not recorded\" error=%s", fields, quoted);
+		logfmt_event("warning", "lease_lost", "%s note=\"failure not recorded\" error=%s", fields, quoted);
 	else if (strcmp(status, "pending") == 0)
-		log_event("warning", "job_retry", "%s error=%s", fields, quoted);
+		logfmt_event("warning", "job_retry", "%s error=%s", fields, quoted);
 	else
-		log_event("error", "job_failed", "%s error=%s", fields, quoted);
+		logfmt_event("error", "job_failed", "%s error=%s", fields, quoted);
 	PQclear(result);
 	return true;
 }
@@ -296,9 +296,9 @@ jobs_claim_one(Worker *w, Slot *slot)
 		return false;
 	if (PQresultStatus(result) != PGRES_TUPLES_OK)
 	{
-		log_event("warning", "claim_failed", "worker=%s sqlstate=%s error=%s", w->options.name,
+		logfmt_event("warning", "claim_failed", "worker=%s sqlstate=%s error=%s", w->options.name,
 				  sqlstate_of(result) ? sqlstate_of(result) : "none",
-				  log_quote(message_of(result, message, sizeof(message)), quoted, sizeof(quoted)));
+				  logfmt_quote(message_of(result, message, sizeof(message)), quoted, sizeof(quoted)));
 		PQclear(result);
 		w->next_claim_ms = lease_clock_ms() + 1000;
 		return false;
@@ -343,7 +343,7 @@ jobs_claim_one(Worker *w, Slot *slot)
 	slot->spec = child_input(w, PQgetvalue(result, 0, 7), sup_lease_fence_ms(sent, slot->lease_seconds));
 	PQclear(result);
 	job_fields(w, slot, fields, sizeof(fields));
-	log_event("info", "job_start", "%s", fields);
+	logfmt_event("info", "job_start", "%s", fields);
 
 	if (slot->spec == NULL ||
 		!sup_run_start(&slot->run, w->options.transcode, slot->spec, strlen(slot->spec),
@@ -392,16 +392,16 @@ jobs_heartbeat(Worker *w, Slot *slot)
 		slot->lease_seconds = atof(PQgetvalue(result, 0, 0));
 	else if (result != NULL && PQresultStatus(result) != PGRES_TUPLES_OK)
 	{
-		log_event("warning", "heartbeat_failed", "%s sqlstate=%s error=%s", fields,
+		logfmt_event("warning", "heartbeat_failed", "%s sqlstate=%s error=%s", fields,
 				  sqlstate_of(result) ? sqlstate_of(result) : "none",
-				  log_quote(message_of(result, message, sizeof(message)), quoted, sizeof(quoted)));
+				  logfmt_quote(message_of(result, message, sizeof(message)), quoted, sizeof(quoted)));
 		/* a call that cannot succeed: the lease runs out as if it were lost */
 		if (call_policy(sqlstate_of(result)) != CALL_POLICY_RETRY)
 			outcome = SUP_LEASE_LOST;
 	}
 	PQclear(result);
 	if (outcome == SUP_LEASE_LOST)
-		log_event("warning", "lease_lost", "%s note=\"cancelled or taken over; stopping the child\"",
+		logfmt_event("warning", "lease_lost", "%s note=\"cancelled or taken over; stopping the child\"",
 				  fields);
 	sup_run_heartbeat_done(&slot->run, sent, lease_clock_ms(), outcome, slot->lease_seconds);
 }
@@ -425,20 +425,20 @@ record_result(Worker *w, Slot *slot, int64_t now_ms)
 	if (PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1)
 	{
 		if (strcmp(PQgetvalue(result, 0, 0), "t") == 0)
-			log_event("info", "job_finish", "%s seconds=%.1f cpu_seconds=%.1f max_rss_mb=%ld",
+			logfmt_event("info", "job_finish", "%s seconds=%.1f cpu_seconds=%.1f max_rss_mb=%ld",
 					  fields, sup_run_seconds(&slot->run, now_ms),
 					  sup_child_cpu_seconds(&slot->run.child),
 					  slot->run.child.usage.ru_maxrss / 1024);
 		else
-			log_event("warning", "lease_lost", "%s note=\"result not recorded\"", fields);
+			logfmt_event("warning", "lease_lost", "%s note=\"result not recorded\"", fields);
 		PQclear(result);
 		return true;
 	}
 	policy = call_policy(sqlstate_of(result));
 	message_of(result, message, sizeof(message));
-	log_event("warning", "call_failed", "%s call=finish_job sqlstate=%s error=%s", fields,
+	logfmt_event("warning", "call_failed", "%s call=finish_job sqlstate=%s error=%s", fields,
 			  sqlstate_of(result) ? sqlstate_of(result) : "none",
-			  log_quote(message, quoted, sizeof(quoted)));
+			  logfmt_quote(message, quoted, sizeof(quoted)));
 	PQclear(result);
 	if (policy == CALL_POLICY_BAD_DATA)
 	{
@@ -480,11 +480,11 @@ jobs_report(Worker *w, Slot *slot, int64_t now_ms)
 			break;
 		case SUP_ABANDON:
 			if (slot->run.stop == SUP_STOP_LEASE_EXPIRED)
-				log_event("warning", "job_abandoned",
+				logfmt_event("warning", "job_abandoned",
 						  "%s note=\"lease not renewed in time; child stopped at the fence, nothing written\"",
 						  fields);
 			else
-				log_event("warning", "job_abandoned", "%s note=\"cancelled or taken over; nothing written\"",
+				logfmt_event("warning", "job_abandoned", "%s note=\"cancelled or taken over; nothing written\"",
 						  fields);
 			settled = true;
 			break;
@@ -494,7 +494,7 @@ jobs_report(Worker *w, Slot *slot, int64_t now_ms)
 				break;
 			if (PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1 &&
 				strcmp(PQgetvalue(result, 0, 0), "t") == 0)
-				log_event("info", "job_released", "%s note=\"handed back on shutdown, attempt not counted\"",
+				logfmt_event("info", "job_released", "%s note=\"handed back on shutdown, attempt not counted\"",
 						  fields);
 			PQclear(result);
 			settled = true;

@@ -56,7 +56,7 @@ drain_signal_pipe(Worker *w)
 	if (got_stop && !w->stopping)
 	{
 		w->stopping = true;
-		log_event("info", "stopping", "worker=%s note=\"handing jobs back\"", w->options.name);
+		logfmt_event("info", "stopping", "worker=%s note=\"handing jobs back\"", w->options.name);
 	}
 }
 
@@ -322,7 +322,7 @@ main(int argc, char **argv)
 	w.db.hooks = (DbHooks) {hook_session_ready, hook_notified, hook_wait_fds, hook_after_wait, &w};
 	if ((status = db_connect_first(&w.db)) != 0)
 		return status;
-	log_event("info", "worker_start", "worker=%s concurrency=%d listen=%s once=%s version=%s",
+	logfmt_event("info", "worker_start", "worker=%s concurrency=%d listen=%s once=%s version=%s",
 			  w.options.name, w.options.concurrency,
 			  w.options.poll_interval > 0 ? "no" : "yes", w.options.once ? "yes" : "no",
 			  VPROXY_VERSION);
@@ -344,7 +344,7 @@ main(int argc, char **argv)
 			found_none = !claim_while_work(&w);
 		if (w.options.once && found_none && !any_busy(&w))
 		{
-			log_event("info", "queue_drained", "worker=%s", w.options.name);
+			logfmt_event("info", "queue_drained", "worker=%s", w.options.name);
 			break;
 		}
 		if (w.stopping && (!any_busy(&w) || now >= stop_deadline))
@@ -357,12 +357,12 @@ main(int argc, char **argv)
 		{
 			/* the database stayed away: the lease runs out, the child must not outlive us */
 			sup_child_stop_now(&w.slots[i].run.child, SUP_GRACE_MS);
-			log_event("warning", "job_not_handed_back", "worker=%s job=%s", w.options.name,
+			logfmt_event("warning", "job_not_handed_back", "worker=%s job=%s", w.options.name,
 					  w.slots[i].job_id);
 		}
 	if (w.db.ready)
 		jobs_checkout(&w);
 	db_close(&w.db);
-	log_event("info", "worker_stop", "worker=%s", w.options.name);
+	logfmt_event("info", "worker_stop", "worker=%s", w.options.name);
 	return w.exit_status;
 }

@@ -19,6 +19,7 @@
 #include <libpq-fe.h>
 
 #include "common/child_limits.h"
+#include "common/logfmt.h"
 #include "supervise/supervise.h"
 
 /* this program's version, which the database's vproxy must have (worker.mk) */
@@ -127,11 +128,6 @@ typedef struct Worker
 	bool		stopping;		/* SIGTERM or SIGINT, or a refused check-in */
 	int			exit_status;	/* 0, or why the worker stops (EX_NOPERM: refused) */
 } Worker;
-
-/* log.c: one logfmt line on stderr per event. */
-extern void log_event(const char *level, const char *event, const char *fmt,...)
-			__attribute__((format(printf, 3, 4)));
-extern const char *log_quote(const char *text, char *buffer, size_t size);
 
 /* db.c: the connection, its calls and LISTEN. */
 extern int	db_connect_first(Db *db);
