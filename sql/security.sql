@@ -238,6 +238,41 @@ SELECT position($$statement: SELECT 'vproxy-redact-1' /* vproxy.s3_secret_access
   FROM server_log;
 
 -- ---------------------------------------------------------------------------
+-- Schema vproxy must be a superuser's alone: PostgreSQL makes it at CREATE
+-- EXTENSION, but a role with CREATE on the database (its owner) may make it
+-- first, then rename it and put tables of its own under vproxy's names,
+-- which the SECURITY DEFINER functions would then use as the extension's
+-- owner.  CREATE EXTENSION and ALTER EXTENSION UPDATE refuse a schema
+-- vproxy that another role owns, may create objects in, or has objects in.
+-- ---------------------------------------------------------------------------
+DROP EXTENSION vproxy;
+ALTER SCHEMA vproxy OWNER TO app;
+CREATE EXTENSION vproxy;
+ALTER SCHEMA vproxy OWNER TO :admin;
+GRANT CREATE ON SCHEMA vproxy TO app;
+CREATE EXTENSION vproxy;
+REVOKE CREATE ON SCHEMA vproxy FROM app;
+CREATE FUNCTION vproxy.vproxy_prune(text) RETURNS bigint LANGUAGE sql AS 'SELECT 0::bigint';
+ALTER FUNCTION vproxy.vproxy_prune(text) OWNER TO app;
+CREATE EXTENSION vproxy VERSION '1.0.0';
+DROP FUNCTION vproxy.vproxy_prune(text);
+-- an update from an older version refuses it too
+CREATE EXTENSION vproxy VERSION '1.1.0';
+ALTER SCHEMA vproxy OWNER TO app;
+ALTER EXTENSION vproxy UPDATE;
+ALTER SCHEMA vproxy OWNER TO :admin;
+DROP EXTENSION vproxy;
+-- a schema of a superuser's, and no other's objects in it: installed
+CREATE EXTENSION vproxy;
+SELECT extversion FROM pg_extension WHERE extname = 'vproxy';
+\set grants `test/lib/readme-block 'grants: application'`
+:grants
+\set grants `test/lib/readme-block 'grants: monitor'`
+:grants
+\set grants `test/lib/readme-block 'grants: worker'`
+:grants
+
+-- ---------------------------------------------------------------------------
 -- A mistake: CREATE EXTENSION outside vproxy.database is an ERROR naming it
 -- ---------------------------------------------------------------------------
 CREATE DATABASE vproxy_regress_other;
