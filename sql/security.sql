@@ -221,6 +221,12 @@ ALTER SYSTEM SET vproxy.s3_secret_access_key = 'vproxy-redact-candidate-2';
 SELECT set_config('vproxy.s3_session_token', 'vproxy-redact-candidate-3', false);
 RESET ROLE;
 DO $$BEGIN EXECUTE 'ALTER SYSTEM SET vproxy.s3_secret_access_key = ''vproxy-redact-candidate-4'''; END$$;
+-- a role that cannot give the secret a value hides nothing by naming it:
+-- its statements are logged as written (here, one that runs a string
+-- that follows the name)
+SET SESSION AUTHORIZATION app;
+DO $$DECLARE s3_secret_access_key text; a text[]; BEGIN a := ARRAY[s3_secret_access_key, $q$SELECT 'vproxy-redact-5'$q$]; EXECUTE a[2]; END$$;
+RESET SESSION AUTHORIZATION;
 RESET log_statement;
 -- the temporary instance's log: tmp_check/data's server writes log/postmaster.log
 CREATE TEMP TABLE server_log AS
@@ -233,6 +239,8 @@ SELECT position($$statement: SELECT 'vproxy-redact-1' /* vproxy.s3_secret_access
 		   AS failed_set_config_logged,
 	   position($q$STATEMENT:  DO $$BEGIN EXECUTE 'ALTER SYSTEM SET vproxy.s3_secret_access_key = ''********'''; END$$;$q$
 				IN text) > 0 AS nested_logged,
+	   position($x$statement: DO $$DECLARE s3_secret_access_key text; a text[]; BEGIN a := ARRAY[s3_secret_access_key, $q$SELECT 'vproxy-redact-5'$q$]; EXECUTE a[2]; END$$;$x$
+				IN text) > 0 AS app_statement_logged_whole,
 	   position('vproxy-redact-candidate' IN text) = 0 AS no_candidate_value,
 	   position('regress-secret-do-not-show' IN text) = 0 AS no_secret
   FROM server_log;

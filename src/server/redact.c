@@ -9,7 +9,9 @@
  *		SYSTEM SET, SET, set_config): the value that follows the name is
  *		starred, the statement is logged.  Only the value is hidden, never
  *		the statement: a statement that merely names the setting (in a
- *		comment, say) is logged as it was.
+ *		comment, say) is logged as it was, and the statements of a role that
+ *		cannot set a secret (not a superuser, no ALTER SYSTEM on it) are
+ *		logged as they were, whatever follows the name.
  *
  *		Only the log is changed.  A message also sent to the client goes to
  *		it as it was (the client wrote what it quotes): were it starred,
@@ -22,9 +24,11 @@
 
 #include <ctype.h>
 
+#include "access/xact.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "tcop/tcopprot.h"
+#include "utils/acl.h"
 #include "utils/elog.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -323,13 +327,41 @@ mentions_secret_setting(const char *text)
 	return false;
 }
 
-/* SQL text with the values given to secret settings starred, or text itself. */
+/*
+ * Whether the current role could give a secret setting a value: a
+ * superuser (the session's, or the role set), or a role granted ALTER
+ * SYSTEM on one.  Only such a role's statement may carry a new secret.
+ * Outside a transaction (an aborted one runs no statement) the catalogs
+ * cannot be read: true, to be safe.
+ */
+static bool
+may_set_secrets(void)
+{
+	if (GetSessionUserIsSuperuser() || !IsTransactionState() || superuser())
+		return true;
+	for (size_t i = 0; i < lengthof(secret_settings); i++)
+		if (pg_parameter_aclcheck(psprintf("vproxy.%s", secret_settings[i]), GetUserId(),
+								  ACL_ALTER_SYSTEM) == ACLCHECK_OK)
+			return true;
+	return false;
+}
+
+/*
+ * SQL text with the values given to secret settings starred, or text
+ * itself.  Only for a role that may set them: anybody else's statement
+ * carries no secret, and naming the setting hides nothing of it.
+ */
 static char *
 without_secret_values(char *text)
 {
+	char	   *starred;
+
 	if (text == NULL || !mentions_secret_setting(text))
 		return text;
-	return values_starred(text, 0);
+	starred = values_starred(text, 0);
+	if (starred != text && !may_set_secrets())
+		return text;
+	return starred;
 }
 
 /* A copy of text with the secrets in force starred, or text itself. */
