@@ -13,7 +13,8 @@
  *		cannot set a secret (not a superuser, no ALTER SYSTEM on it) are
  *		logged as they were, whatever follows the name.
  *
- *		Only the log is changed.  A message also sent to the client goes to
+ *		Only the log is changed (and pg_stat_activity, for the statements of
+ *		roles that may set a secret).  A message also sent to the client goes to
  *		it as it was (the client wrote what it quotes): were it starred,
  *		any user could test guesses of the secret (SELECT 'guess'::int would
  *		answer with stars exactly when the guess is right).  Such a message
@@ -27,7 +28,9 @@
 #include "access/xact.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "tcop/tcopprot.h"
+#include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/elog.h"
 #include "utils/guc.h"
@@ -41,6 +44,7 @@ static const char *const secret_settings[] = {"s3_secret_access_key", "s3_sessio
 #define STARS "********"
 
 static emit_log_hook_type prev_emit_log_hook = NULL;
+static ProcessUtility_hook_type prev_process_utility = NULL;
 
 /* A copy of text with every occurrence of needle replaced, or text itself. */
 static char *
@@ -518,10 +522,44 @@ redact_secret(ErrorData *edata)
 	log_starred_copy(edata, &parts, show_statement);
 }
 
-/* Install the emit_log_hook that blanks the secret in every log line. */
+/*
+ * ProcessUtility hook: pg_stat_activity shows the statement of a role that
+ * may set a secret as the log does.  Members of pg_read_all_stats (the
+ * monitor role) read every session's statement there, and a session that
+ * ran ALTER SYSTEM SET of a secret setting shows it until its next
+ * statement: starred from here on (PostgreSQL showed it as written while
+ * it was parsed).  Other roles' statements stay as written.
+ */
+static void
+redact_activity(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+				ProcessUtilityContext context, ParamListInfo params,
+				QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	if (context == PROCESS_UTILITY_TOPLEVEL && queryString != NULL)
+	{
+		char	   *starred = redacted_sql(unconstify(char *, queryString));
+
+		/* anybody else would see its own guesses of the secret starred there */
+		if (starred != queryString && may_set_secrets())
+			pgstat_report_activity(STATE_RUNNING, starred);
+	}
+	if (prev_process_utility)
+		prev_process_utility(pstmt, queryString, readOnlyTree, context, params,
+							 queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+								queryEnv, dest, qc);
+}
+
+/*
+ * Install the emit_log_hook that blanks the secret in every log line, and
+ * the ProcessUtility hook that does it in pg_stat_activity.
+ */
 void
 install_secret_redaction(void)
 {
 	prev_emit_log_hook = emit_log_hook;
 	emit_log_hook = redact_secret;
+	prev_process_utility = ProcessUtility_hook;
+	ProcessUtility_hook = redact_activity;
 }
