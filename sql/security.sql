@@ -162,6 +162,7 @@ SELECT vproxy_internal.key_problem(k, o) AS problem, k AS key
 TRUNCATE vproxy.videos CASCADE;
 \set recipe `test/lib/readme-block 'recipe: rls'`
 :recipe
+GRANT SELECT ON vproxy.job_statistics TO app;
 \c - app
 SET app.mall_id = 'm1';
 INSERT INTO vproxy.videos (id, mall_id, original_path)
@@ -175,6 +176,8 @@ INSERT INTO vproxy.videos (id, mall_id, original_path)
 VALUES ('00000000-0000-0000-0000-0000000000d2', 'm2', 'uploads/m2/two.mov');
 SELECT count(*) AS videos_seen FROM vproxy.videos;
 SELECT count(*) AS jobs_seen FROM vproxy.processing_jobs;
+-- a view of the queue granted to the application shows its tenant's rows only
+SELECT coalesce(sum(jobs), 0) AS jobs_in_statistics FROM vproxy.job_statistics;
 -- tenant m2 names tenant m1's video and jobs: they do not exist for it
 -- (SQLSTATE P0002, as for an id nobody has)
 \set VERBOSITY sqlstate
