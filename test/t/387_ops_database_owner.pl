@@ -1,17 +1,20 @@
 # The application role may own its database, as it often does: PostgreSQL
 # then gives it schema public (owned by pg_database_owner) and ALTER
 # DATABASE ... SET.  vproxy's background workers (the in-server worker and
-# the pruner) connect to that database as the bootstrap superuser: nothing
-# the owner puts in public, and no search_path it sets for the database,
-# may run in them.  The owner's functions, operators and domains named like
-# the built-in ones the workers' calls use record who ran them; none ran as
-# a superuser, and the owner did not become one.
+# the pruner) connect to that database as the bootstrap superuser, a
+# vproxy-worker as the worker role, vproxy-dashboard as the monitor role: nothing the owner puts in public, and
+# no search_path it sets for the database, may run in them.  The owner's
+# functions, operators and domains named like the built-in ones the
+# workers' calls use record who ran them; none ran as anybody but the
+# owner, and the owner did not become a superuser.
 use strict;
 use warnings;
 use File::Spec;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use VproxyTest::Cluster;
+use VproxyTest::Dashboard;
+use VproxyTest::ExternalWorker;
 use VproxyTest::Grants;
 
 my $fake = File::Spec->rel2abs('test/lib/VproxyTest/fake-transcode');
@@ -34,6 +37,7 @@ $vp->sql('ALTER DATABASE vproxy OWNER TO app');
 # what the owner of the database does, with no privilege beyond the README's grants
 $node->safe_psql('vproxy', <<'SQL', extra_params => ['-U', 'app']);
 CREATE TABLE public.calls (who name, superuser boolean, what text);
+GRANT INSERT ON public.calls TO PUBLIC;
 CREATE FUNCTION public.pwn(what text) RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
 	INSERT INTO public.calls
@@ -67,6 +71,22 @@ ok($vp->wait_until("SELECT NOT EXISTS (SELECT FROM vproxy.processing_jobs WHERE 
 
 is($vp->sql("SELECT string_agg(DISTINCT what, ', ') FROM public.calls WHERE superuser"), '',
 	'none of the owner\'s functions ran as a superuser');
+
+# nor in the session of a vproxy-worker on another machine, as its role
+my $worker = VproxyTest::ExternalWorker->start($vp, name => 'other', transcode => $fake,
+	args => [ '--once', '--job-types', 'metadata_extraction' ],
+	env => { PGOPTIONS => undef, FAKE_TRANSCODE_DIR => $fake_dir });
+is($worker->wait_exit(60), 0, 'a vproxy-worker checked in and left');
+# nor in the dashboard's, as the monitor role
+{
+	local %ENV = %ENV;
+	delete $ENV{PGOPTIONS};
+	my $dashboard = VproxyTest::Dashboard->start($vp, role => 'monitor');
+	is($dashboard->get('/api/summary')->{status}, 200, 'the dashboard read the queue');
+	$dashboard->stop;
+}
+is($vp->sql("SELECT string_agg(DISTINCT who::text, ', ') FROM public.calls WHERE who <> 'app'"), '',
+	'none of the owner\'s functions ran as anybody else');
 is($vp->value("SELECT rolsuper FROM pg_roles WHERE rolname = 'app'"), 'f', 'the owner is no superuser');
 
 $vp->assert_no_crash;
