@@ -335,13 +335,14 @@ mentions_secret_setting(const char *text)
  * Whether the current role could give a secret setting a value: a
  * superuser (the session's, or the role set), or a role granted ALTER
  * SYSTEM on one.  Only such a role's statement may carry a new secret.
- * Outside a transaction (an aborted one runs no statement) the catalogs
- * cannot be read: true, to be safe.
+ * Outside a transaction (an aborted one runs no statement; the postmaster
+ * and other processes without a session user) the catalogs cannot be
+ * read: true, to be safe.
  */
 static bool
 may_set_secrets(void)
 {
-	if (GetSessionUserIsSuperuser() || !IsTransactionState() || superuser())
+	if (!IsTransactionState() || GetSessionUserIsSuperuser() || superuser())
 		return true;
 	for (size_t i = 0; i < lengthof(secret_settings); i++)
 		if (pg_parameter_aclcheck(psprintf("vproxy.%s", secret_settings[i]), GetUserId(),
