@@ -560,7 +560,7 @@ vproxy_worker_main(Datum main_arg)
 	if (!attach_to_slot(DatumGetInt32(main_arg)))
 		proc_exit(0);
 
-	BackgroundWorkerInitializeConnection(vproxy_database, NULL, 0);
+	jobs_connect(vproxy_database);
 	set_session_defaults();
 	jobs_set_stop_flag(&got_sigterm);
 	pgstat_report_appname("vproxy worker");

@@ -24,8 +24,13 @@
 /* while a call waits, the hooks are served at least this often (fences, SIGKILLs) */
 #define HOOK_PERIOD_MS 100
 
-/* The session the worker's calls expect, whatever the role or database set. */
+/*
+ * The session the worker's calls expect, whatever the role or database set;
+ * the search_path too: the calls name built-in types without their schema,
+ * and the database's owner could put its own of those names first.
+ */
 static const char *const session_setup =
+"SET search_path = pg_catalog, pg_temp; "
 "SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0; "
 "SET lock_timeout = '5s'; SET default_transaction_isolation = 'read committed'; "
 "SET default_transaction_read_only = off";
