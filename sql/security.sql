@@ -162,6 +162,7 @@ SELECT vproxy_internal.key_problem(k, o) AS problem, k AS key
 TRUNCATE vproxy.videos CASCADE;
 \set recipe `test/lib/readme-block 'recipe: rls'`
 :recipe
+GRANT SELECT ON vproxy.job_statistics TO app;
 \c - app
 SET app.mall_id = 'm1';
 INSERT INTO vproxy.videos (id, mall_id, original_path)
@@ -175,6 +176,8 @@ INSERT INTO vproxy.videos (id, mall_id, original_path)
 VALUES ('00000000-0000-0000-0000-0000000000d2', 'm2', 'uploads/m2/two.mov');
 SELECT count(*) AS videos_seen FROM vproxy.videos;
 SELECT count(*) AS jobs_seen FROM vproxy.processing_jobs;
+-- a view of the queue granted to the application shows its tenant's rows only
+SELECT coalesce(sum(jobs), 0) AS jobs_in_statistics FROM vproxy.job_statistics;
 -- tenant m2 names tenant m1's video and jobs: they do not exist for it
 -- (SQLSTATE P0002, as for an id nobody has)
 \set VERBOSITY sqlstate
@@ -221,6 +224,12 @@ ALTER SYSTEM SET vproxy.s3_secret_access_key = 'vproxy-redact-candidate-2';
 SELECT set_config('vproxy.s3_session_token', 'vproxy-redact-candidate-3', false);
 RESET ROLE;
 DO $$BEGIN EXECUTE 'ALTER SYSTEM SET vproxy.s3_secret_access_key = ''vproxy-redact-candidate-4'''; END$$;
+-- a role that cannot give the secret a value hides nothing by naming it:
+-- its statements are logged as written (here, one that runs a string
+-- that follows the name)
+SET SESSION AUTHORIZATION app;
+DO $$DECLARE s3_secret_access_key text; a text[]; BEGIN a := ARRAY[s3_secret_access_key, $q$SELECT 'vproxy-redact-5'$q$]; EXECUTE a[2]; END$$;
+RESET SESSION AUTHORIZATION;
 RESET log_statement;
 -- the temporary instance's log: tmp_check/data's server writes log/postmaster.log
 CREATE TEMP TABLE server_log AS
@@ -233,9 +242,46 @@ SELECT position($$statement: SELECT 'vproxy-redact-1' /* vproxy.s3_secret_access
 		   AS failed_set_config_logged,
 	   position($q$STATEMENT:  DO $$BEGIN EXECUTE 'ALTER SYSTEM SET vproxy.s3_secret_access_key = ''********'''; END$$;$q$
 				IN text) > 0 AS nested_logged,
+	   position($x$statement: DO $$DECLARE s3_secret_access_key text; a text[]; BEGIN a := ARRAY[s3_secret_access_key, $q$SELECT 'vproxy-redact-5'$q$]; EXECUTE a[2]; END$$;$x$
+				IN text) > 0 AS app_statement_logged_whole,
 	   position('vproxy-redact-candidate' IN text) = 0 AS no_candidate_value,
 	   position('regress-secret-do-not-show' IN text) = 0 AS no_secret
   FROM server_log;
+
+-- ---------------------------------------------------------------------------
+-- Schema vproxy must be a superuser's alone: PostgreSQL makes it at CREATE
+-- EXTENSION, but a role with CREATE on the database (its owner) may make it
+-- first, then rename it and put tables of its own under vproxy's names,
+-- which the SECURITY DEFINER functions would then use as the extension's
+-- owner.  CREATE EXTENSION and ALTER EXTENSION UPDATE refuse a schema
+-- vproxy that another role owns, may create objects in, or has objects in.
+-- ---------------------------------------------------------------------------
+DROP EXTENSION vproxy;
+ALTER SCHEMA vproxy OWNER TO app;
+CREATE EXTENSION vproxy;
+ALTER SCHEMA vproxy OWNER TO :admin;
+GRANT CREATE ON SCHEMA vproxy TO app;
+CREATE EXTENSION vproxy;
+REVOKE CREATE ON SCHEMA vproxy FROM app;
+CREATE FUNCTION vproxy.vproxy_prune(text) RETURNS bigint LANGUAGE sql AS 'SELECT 0::bigint';
+ALTER FUNCTION vproxy.vproxy_prune(text) OWNER TO app;
+CREATE EXTENSION vproxy VERSION '1.0.0';
+DROP FUNCTION vproxy.vproxy_prune(text);
+-- an update from an older version refuses it too
+CREATE EXTENSION vproxy VERSION '1.1.0';
+ALTER SCHEMA vproxy OWNER TO app;
+ALTER EXTENSION vproxy UPDATE;
+ALTER SCHEMA vproxy OWNER TO :admin;
+DROP EXTENSION vproxy;
+-- a schema of a superuser's, and no other's objects in it: installed
+CREATE EXTENSION vproxy;
+SELECT extversion FROM pg_extension WHERE extname = 'vproxy';
+\set grants `test/lib/readme-block 'grants: application'`
+:grants
+\set grants `test/lib/readme-block 'grants: monitor'`
+:grants
+\set grants `test/lib/readme-block 'grants: worker'`
+:grants
 
 -- ---------------------------------------------------------------------------
 -- A mistake: CREATE EXTENSION outside vproxy.database is an ERROR naming it

@@ -1818,11 +1818,15 @@ CREATE FUNCTION vproxy.worker_activity(
 	AS 'MODULE_PATHNAME', 'vproxy_worker_activity'
 	LANGUAGE C STRICT VOLATILE SET search_path = pg_catalog, pg_temp;
 
+-- The views run as their reader (security_invoker): its privileges and
+-- row-level security apply to the tables they read, as they would to its
+-- own query.
+--
 -- The workers, in the server and outside it, side by side.  In-server
 -- workers have their slot number in "worker" and no host (they run on the
 -- database server); external ones their name and host, and drop out when
 -- they have not checked in for a lease.
-CREATE VIEW vproxy.workers AS
+CREATE VIEW vproxy.workers WITH (security_invoker = true) AS
 	SELECT a.worker, a.pid, a.state, a.job_id, a.video_id, a.job_type, a.attempt,
 		   a.progress, a.stage, a.state_since, a.job_started_at, v.filename,
 		   'in-server'::text AS kind, format('vproxy worker %s', a.worker) AS name,
@@ -1871,7 +1875,7 @@ CREATE VIEW vproxy.split_jobs AS
 	 GROUP BY p.id, v.filename, u.params ->> 'prefix';
 
 -- per job type and status: how many, and how long the ended ones took
-CREATE VIEW vproxy.job_statistics AS
+CREATE VIEW vproxy.job_statistics WITH (security_invoker = true) AS
 	SELECT j.job_type, j.status, count(*) AS jobs,
 		   avg(extract(epoch FROM j.completed_at - j.started_at))
 			   FILTER (WHERE j.completed_at IS NOT NULL AND j.started_at IS NOT NULL)
@@ -1885,7 +1889,7 @@ CREATE VIEW vproxy.job_statistics AS
 	 GROUP BY j.job_type, j.status;
 
 -- failed jobs, newest first, with the video and the reason
-CREATE VIEW vproxy.recent_failures AS
+CREATE VIEW vproxy.recent_failures WITH (security_invoker = true) AS
 	SELECT j.id AS job_id, j.video_id, v.filename, v.mall_id, j.job_type, j.attempts,
 		   j.error_message, v.processing_error, j.started_at, j.completed_at, j.error_code
 	  FROM vproxy.processing_jobs j
@@ -1895,7 +1899,7 @@ CREATE VIEW vproxy.recent_failures AS
 
 -- completed jobs that took over two minutes, slowest first, with how long
 -- the video plays
-CREATE VIEW vproxy.slow_jobs AS
+CREATE VIEW vproxy.slow_jobs WITH (security_invoker = true) AS
 	SELECT j.id AS job_id, j.video_id, v.filename, j.job_type,
 		   extract(epoch FROM j.completed_at - j.started_at)::double precision AS duration_seconds,
 		   (j.result_data #>> '{metadata,original,duration_seconds}')::double precision

@@ -44,8 +44,8 @@ auth_load(const char *token_file)
 
 	if (in == NULL)
 	{
-		dash_log("error", "token_file", "file=%s error=%s",
-				 dash_log_quote(token_file, quoted, sizeof(quoted)), strerror(errno));
+		logfmt_event("error", "token_file", "file=%s error=%s",
+				 logfmt_quote(token_file, quoted, sizeof(quoted)), strerror(errno));
 		return EX_NOINPUT;
 	}
 	token_len = fread(token, 1, TOKEN_MAX + 1, in);
@@ -56,8 +56,8 @@ auth_load(const char *token_file)
 	token[token_len] = '\0';
 	if (token_len == 0 || token_len > TOKEN_MAX || strlen(token) != token_len)
 	{
-		dash_log("error", "token_file", "file=%s error=\"the token must be 1 to 4096 bytes of text\"",
-				 dash_log_quote(token_file, quoted, sizeof(quoted)));
+		logfmt_event("error", "token_file", "file=%s error=\"the token must be 1 to 4096 bytes of text\"",
+				 logfmt_quote(token_file, quoted, sizeof(quoted)));
 		return EX_DATAERR;
 	}
 	HMAC(EVP_sha256(), token, (int) token_len, (const unsigned char *) purpose, strlen(purpose),

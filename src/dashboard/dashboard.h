@@ -21,6 +21,8 @@
 #include <libpq-fe.h>
 #include <microhttpd.h>
 
+#include "common/logfmt.h"
+
 #define UUID_TEXT_LEN 36
 
 /* What the command line asked for. */
@@ -76,10 +78,7 @@ typedef struct Waiter
 /* main.c */
 extern const char *dash_version(void);
 
-/* log.c */
-extern void dash_log(const char *level, const char *event, const char *fmt,...)
-			__attribute__((format(printf, 3, 4)));
-extern const char *dash_log_quote(const char *text, char *buffer, size_t size);
+/* clock.c */
 extern int64_t dash_now_ms(void);
 extern int64_t dash_monotonic_ms(void);
 

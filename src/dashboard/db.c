@@ -93,43 +93,43 @@ db_check_first(const char *conninfo)
 
 	if (conn == NULL)
 	{
-		dash_log("error", "connect_failed", "error=%s", dash_log_quote(why, quoted, sizeof(quoted)));
+		logfmt_event("error", "connect_failed", "error=%s", logfmt_quote(why, quoted, sizeof(quoted)));
 		return refused ? EX_NOPERM : EX_UNAVAILABLE;
 	}
 	result = PQexec(conn, queries_check());
 	if (PQresultStatus(result) != PGRES_TUPLES_OK || PQntuples(result) != 1)
 	{
 		db_first_line(PQerrorMessage(conn), why, sizeof(why));
-		dash_log("error", "connect_failed", "error=%s", dash_log_quote(why, quoted, sizeof(quoted)));
+		logfmt_event("error", "connect_failed", "error=%s", logfmt_quote(why, quoted, sizeof(quoted)));
 		status = EX_UNAVAILABLE;
 	}
 	else if (strcmp(PQgetvalue(result, 0, 1), "t") != 0)
 	{
-		dash_log("error", "no_vproxy", "database=%s note=\"no schema vproxy: CREATE EXTENSION vproxy, or connect to the database that has it\"",
+		logfmt_event("error", "no_vproxy", "database=%s note=\"no schema vproxy: CREATE EXTENSION vproxy, or connect to the database that has it\"",
 				 PQgetvalue(result, 0, 4));
 		status = EX_UNAVAILABLE;
 	}
 	else if (!PQgetisnull(result, 0, 8) && !version_at_least_ours(PQgetvalue(result, 0, 8)))
 	{
-		dash_log("error", "vproxy_too_old", "database=%s version=%s note=\"this dashboard reads vproxy %s or later: run ALTER EXTENSION vproxy UPDATE there first\"",
-				 dash_log_quote(PQgetvalue(result, 0, 4), quoted, sizeof(quoted)),
+		logfmt_event("error", "vproxy_too_old", "database=%s version=%s note=\"this dashboard reads vproxy %s or later: run ALTER EXTENSION vproxy UPDATE there first\"",
+				 logfmt_quote(PQgetvalue(result, 0, 4), quoted, sizeof(quoted)),
 				 PQgetvalue(result, 0, 8), dash_version());
 		status = EX_UNAVAILABLE;
 	}
 	else if (strcmp(PQgetvalue(result, 0, 0), "t") != 0)
 	{
-		dash_log("error", "not_allowed", "role=%s note=\"the role needs pg_monitor, USAGE on schema vproxy, SELECT on its tables and views, EXECUTE on vproxy.worker_activity()\"",
-				 dash_log_quote(PQgetvalue(result, 0, 3), quoted, sizeof(quoted)));
+		logfmt_event("error", "not_allowed", "role=%s note=\"the role needs pg_monitor, USAGE on schema vproxy, SELECT on its tables and views, EXECUTE on vproxy.worker_activity()\"",
+				 logfmt_quote(PQgetvalue(result, 0, 3), quoted, sizeof(quoted)));
 		status = EX_NOPERM;
 	}
 	else
 	{
 		if (strcmp(PQgetvalue(result, 0, 2), "t") == 0)
-			dash_log("warning", "role_can_write", "role=%s note=\"the dashboard only reads: give it a role with the monitor grants alone\"",
-					 dash_log_quote(PQgetvalue(result, 0, 3), quoted, sizeof(quoted)));
-		dash_log("info", "connected", "database=%s role=%s",
-				 dash_log_quote(PQgetvalue(result, 0, 4), why, sizeof(why)),
-				 dash_log_quote(PQgetvalue(result, 0, 3), quoted, sizeof(quoted)));
+			logfmt_event("warning", "role_can_write", "role=%s note=\"the dashboard only reads: give it a role with the monitor grants alone\"",
+					 logfmt_quote(PQgetvalue(result, 0, 3), quoted, sizeof(quoted)));
+		logfmt_event("info", "connected", "database=%s role=%s",
+				 logfmt_quote(PQgetvalue(result, 0, 4), why, sizeof(why)),
+				 logfmt_quote(PQgetvalue(result, 0, 3), quoted, sizeof(quoted)));
 		/* the S3 origin must be in the CSP of the first page served */
 		media_storage(PQgetisnull(result, 0, 5) ? NULL : PQgetvalue(result, 0, 5),
 					  PQgetvalue(result, 0, 6), PQgetvalue(result, 0, 7));

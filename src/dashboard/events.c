@@ -420,15 +420,15 @@ listen_connect(void)
 
 	if (conn == NULL)
 	{
-		dash_log("warning", "listener_connect_failed", "error=%s",
-				 dash_log_quote(why, quoted, sizeof(quoted)));
+		logfmt_event("warning", "listener_connect_failed", "error=%s",
+				 logfmt_quote(why, quoted, sizeof(quoted)));
 		return NULL;
 	}
 	result = PQexec(conn, queries_listen());
 	if (PQresultStatus(result) != PGRES_COMMAND_OK)
 	{
 		db_first_line(PQerrorMessage(conn), why, sizeof(why));
-		dash_log("warning", "listen_failed", "error=%s", dash_log_quote(why, quoted, sizeof(quoted)));
+		logfmt_event("warning", "listen_failed", "error=%s", logfmt_quote(why, quoted, sizeof(quoted)));
 		PQclear(result);
 		PQfinish(conn);
 		return NULL;
@@ -468,7 +468,7 @@ listener_main(void *arg)
 			else
 			{
 				backoff_ms = 0;
-				dash_log("info", "listening", "channel=vproxy_jobs");
+				logfmt_event("info", "listening", "channel=vproxy_jobs");
 				/* jobs may have ended while nobody listened */
 				if (was_connected)
 					publish("resync", "{}");
@@ -483,8 +483,8 @@ listener_main(void *arg)
 			if (!PQconsumeInput(conn))
 			{
 				db_first_line(PQerrorMessage(conn), why, sizeof(why));
-				dash_log("warning", "listener_connection_lost", "error=%s",
-						 dash_log_quote(why, quoted, sizeof(quoted)));
+				logfmt_event("warning", "listener_connection_lost", "error=%s",
+						 logfmt_quote(why, quoted, sizeof(quoted)));
 				PQfinish(conn);
 				conn = NULL;
 				continue;
@@ -512,7 +512,7 @@ events_start(const char *conninfo)
 	listener_conninfo = conninfo ? strdup(conninfo) : NULL;
 	if (pthread_create(&listener, NULL, listener_main, NULL) != 0)
 	{
-		dash_log("error", "thread_failed", "thread=listener");
+		logfmt_event("error", "thread_failed", "thread=listener");
 		exit(1);
 	}
 }

@@ -188,10 +188,10 @@ handle_post(struct MHD_Connection *connection, const char *url, Request *req,
 	}
 	if (!req->token_too_long && auth_login(req->token, req->token_len, cookie, sizeof(cookie)))
 	{
-		dash_log("info", "login", NULL);
+		logfmt_event("info", "login", NULL);
 		return send_redirect(connection, "/", cookie);
 	}
-	dash_log("warning", "login_refused", NULL);
+	logfmt_event("warning", "login_refused", NULL);
 	return send_redirect(connection, "/#wrong-token", NULL);
 }
 
@@ -273,7 +273,7 @@ mhd_log(void *cls, const char *fmt, va_list ap)
 	len = strlen(message);
 	while (len > 0 && message[len - 1] == '\n')
 		message[--len] = '\0';
-	dash_log("warning", "http", "message=%s", dash_log_quote(message, quoted, sizeof(quoted)));
+	logfmt_event("warning", "http", "message=%s", logfmt_quote(message, quoted, sizeof(quoted)));
 }
 
 /* Start serving on the --listen address; NULL (logged) if it cannot be bound. */
@@ -295,8 +295,8 @@ http_start(const Options *options)
 							  MHD_OPTION_END);
 	if (daemon == NULL)
 	{
-		dash_log("error", "listen_failed", "address=%s",
-				 dash_log_quote(options->listen_text, quoted, sizeof(quoted)));
+		logfmt_event("error", "listen_failed", "address=%s",
+				 logfmt_quote(options->listen_text, quoted, sizeof(quoted)));
 		return NULL;
 	}
 	return daemon;

@@ -191,7 +191,7 @@ main(int argc, char **argv)
 	if ((daemon = http_start(&options)) == NULL)
 		return EX_UNAVAILABLE;
 	info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_BIND_PORT);
-	dash_log("info", "listening", "address=%s port=%u token=%s version=%s", options.listen_text,
+	logfmt_event("info", "listening", "address=%s port=%u token=%s version=%s", options.listen_text,
 			 info ? (unsigned int) info->port : 0, auth_enabled() ? "required" : "none",
 			 VPROXY_VERSION);
 
@@ -202,7 +202,7 @@ main(int argc, char **argv)
 		if (signo != SIGHUP)
 			break;
 	}
-	dash_log("info", "stopping", "signal=%s", signo == SIGTERM ? "SIGTERM" : "SIGINT");
+	logfmt_event("info", "stopping", "signal=%s", signo == SIGTERM ? "SIGTERM" : "SIGINT");
 	/* no new connection; the ones waiting for views or events get their answer */
 	listen_socket = MHD_quiesce_daemon(daemon);
 	events_stop();
@@ -210,6 +210,6 @@ main(int argc, char **argv)
 	MHD_stop_daemon(daemon);
 	if (listen_socket != MHD_INVALID_SOCKET)
 		close(listen_socket);
-	dash_log("info", "stopped", NULL);
+	logfmt_event("info", "stopped", NULL);
 	return 0;
 }

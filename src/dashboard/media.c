@@ -77,7 +77,7 @@ media_init(void)
 {
 	if (getrandom(link_key, sizeof(link_key), 0) != (ssize_t) sizeof(link_key))
 	{
-		dash_log("error", "no_randomness", "error=\"getrandom failed\"");
+		logfmt_event("error", "no_randomness", "error=\"getrandom failed\"");
 		exit(1);
 	}
 	credentials.access_key_id = env_value("AWS_ACCESS_KEY_ID");
@@ -167,7 +167,7 @@ s3_link(const S3Location *location, const char *key)
 	if (problem == NULL)
 		value = json_string(url);
 	else
-		dash_log("warning", "presign_failed", "error=\"%s\"", problem);
+		logfmt_event("warning", "presign_failed", "error=\"%s\"", problem);
 	free(url);
 	return value;
 }

@@ -221,12 +221,15 @@ static const char *const job_sql =
 /*
  * The session every dashboard connection gets, whatever the role or database
  * set: read-only, no statement longer than 10 s, no lock waited for long,
- * times in UTC, no JIT (the same short queries run again and again).
+ * times in UTC, no JIT (the same short queries run again and again), and
+ * only pg_catalog for the names the queries leave unqualified (the
+ * database's owner could put its own of those names first).
  */
 const char *
 queries_session(void)
 {
-	return "SET default_transaction_read_only = on; SET statement_timeout = '10s'; "
+	return "SET search_path = pg_catalog, pg_temp; "
+		"SET default_transaction_read_only = on; SET statement_timeout = '10s'; "
 		"SET lock_timeout = '2s'; SET idle_in_transaction_session_timeout = '10s'; "
 		"SET TimeZone = 'UTC'; SET jit = off";
 }

@@ -327,8 +327,8 @@ refresh(PGconn *conn, const ViewSpec *spec, int64_t started_wall_ms)
 		return NULL;
 	text = queries_run(conn, spec, &snapshot->status, why, sizeof(why));
 	if (snapshot->status == MHD_HTTP_SERVICE_UNAVAILABLE)
-		dash_log("warning", "query_failed", "view=%d error=%s", (int) spec->kind,
-				 dash_log_quote(why, quoted, sizeof(quoted)));
+		logfmt_event("warning", "query_failed", "view=%d error=%s", (int) spec->kind,
+				 logfmt_quote(why, quoted, sizeof(quoted)));
 	if (text == NULL)
 	{
 		free(snapshot);
@@ -414,13 +414,13 @@ reader_main(void *arg)
 				backoff_ms = backoff_ms == 0 ? BACKOFF_FIRST_MS :
 					(backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff_ms * 2);
 				retry_at_ms = now + backoff_ms;
-				dash_log("warning", "reader_connect_failed", "error=%s retry_ms=%lld",
-						 dash_log_quote(why, quoted, sizeof(quoted)), (long long) backoff_ms);
+				logfmt_event("warning", "reader_connect_failed", "error=%s retry_ms=%lld",
+						 logfmt_quote(why, quoted, sizeof(quoted)), (long long) backoff_ms);
 			}
 			else
 			{
 				backoff_ms = 0;
-				dash_log("info", "reader_connected", NULL);
+				logfmt_event("info", "reader_connected", NULL);
 			}
 		}
 		if (conn != NULL)
@@ -429,8 +429,8 @@ reader_main(void *arg)
 			if (PQstatus(conn) != CONNECTION_OK)
 			{
 				db_first_line(PQerrorMessage(conn), why, sizeof(why));
-				dash_log("warning", "reader_connection_lost", "error=%s",
-						 dash_log_quote(why, quoted, sizeof(quoted)));
+				logfmt_event("warning", "reader_connection_lost", "error=%s",
+						 logfmt_quote(why, quoted, sizeof(quoted)));
 				PQfinish(conn);
 				conn = NULL;
 				retry_at_ms = 0;
@@ -467,7 +467,7 @@ views_start(const char *conninfo)
 	reader_conninfo = conninfo ? strdup(conninfo) : NULL;
 	if (pthread_create(&reader, NULL, reader_main, NULL) != 0)
 	{
-		dash_log("error", "thread_failed", "thread=reader");
+		logfmt_event("error", "thread_failed", "thread=reader");
 		exit(1);
 	}
 }

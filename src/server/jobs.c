@@ -18,11 +18,14 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "postmaster/bgworker.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/snapmgr.h"
 
 #include "supervise/call_policy.h"
+#include "supervise/supervise.h"
 #include "jobs.h"
 
 /* a call the database fails for now is tried again this often */
@@ -135,6 +138,21 @@ static bool
 stop_requested(void)
 {
 	return stop_flag != NULL && *stop_flag;
+}
+
+/*
+ * Connect a background worker to database, as the bootstrap superuser, with
+ * search_path = pg_catalog, pg_temp whatever ALTER DATABASE or ALTER ROLE
+ * set.  The calls' SQL names built-in functions, operators and types
+ * without their schema, and the database's owner may create objects of
+ * those names in schema public, or set the database's search_path to a
+ * schema of its own: they would run as a superuser here.
+ */
+void
+jobs_connect(const char *database)
+{
+	BackgroundWorkerInitializeConnection(database, NULL, 0);
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 }
 
 /* Tell the calls which flag says that the worker must stop. */
@@ -471,7 +489,7 @@ jobs_fail(const ClaimedJob *job, const char *error_code, const char *error, bool
 	/* an error message the database refuses: keep the fact, drop the words */
 	if (outcome == CALL_BAD_DATA)
 	{
-		call.error = "the error message could not be stored";
+		call.error = SUP_REFUSED_MESSAGE;
 		outcome = guarded_call("recording the failure", job, fail_body, &call, call_error);
 	}
 	*status = call.status;

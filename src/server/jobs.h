@@ -45,6 +45,9 @@ typedef enum CallOutcome
 /* Set when a call found the extension gone: the worker must leave. */
 extern bool jobs_extension_gone;
 
+/* Connect a background worker to database for the calls, with a safe search_path. */
+extern void jobs_connect(const char *database);
+
 /* Tell the calls which flag says that the worker must stop waiting for the database. */
 extern void jobs_set_stop_flag(volatile sig_atomic_t *flag);
 

@@ -9,9 +9,12 @@
  *		SYSTEM SET, SET, set_config): the value that follows the name is
  *		starred, the statement is logged.  Only the value is hidden, never
  *		the statement: a statement that merely names the setting (in a
- *		comment, say) is logged as it was.
+ *		comment, say) is logged as it was, and the statements of a role that
+ *		cannot set a secret (not a superuser, no ALTER SYSTEM on it) are
+ *		logged as they were, whatever follows the name.
  *
- *		Only the log is changed.  A message also sent to the client goes to
+ *		Only the log is changed (and pg_stat_activity, for the statements of
+ *		roles that may set a secret).  A message also sent to the client goes to
  *		it as it was (the client wrote what it quotes): were it starred,
  *		any user could test guesses of the secret (SELECT 'guess'::int would
  *		answer with stars exactly when the guess is right).  Such a message
@@ -22,9 +25,13 @@
 
 #include <ctype.h>
 
+#include "access/xact.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "tcop/tcopprot.h"
+#include "tcop/utility.h"
+#include "utils/acl.h"
 #include "utils/elog.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -37,6 +44,7 @@ static const char *const secret_settings[] = {"s3_secret_access_key", "s3_sessio
 #define STARS "********"
 
 static emit_log_hook_type prev_emit_log_hook = NULL;
+static ProcessUtility_hook_type prev_process_utility = NULL;
 
 /* A copy of text with every occurrence of needle replaced, or text itself. */
 static char *
@@ -323,13 +331,42 @@ mentions_secret_setting(const char *text)
 	return false;
 }
 
-/* SQL text with the values given to secret settings starred, or text itself. */
+/*
+ * Whether the current role could give a secret setting a value: a
+ * superuser (the session's, or the role set), or a role granted ALTER
+ * SYSTEM on one.  Only such a role's statement may carry a new secret.
+ * Outside a transaction (an aborted one runs no statement; the postmaster
+ * and other processes without a session user) the catalogs cannot be
+ * read: true, to be safe.
+ */
+static bool
+may_set_secrets(void)
+{
+	if (!IsTransactionState() || GetSessionUserIsSuperuser() || superuser())
+		return true;
+	for (size_t i = 0; i < lengthof(secret_settings); i++)
+		if (pg_parameter_aclcheck(psprintf("vproxy.%s", secret_settings[i]), GetUserId(),
+								  ACL_ALTER_SYSTEM) == ACLCHECK_OK)
+			return true;
+	return false;
+}
+
+/*
+ * SQL text with the values given to secret settings starred, or text
+ * itself.  Only for a role that may set them: anybody else's statement
+ * carries no secret, and naming the setting hides nothing of it.
+ */
 static char *
 without_secret_values(char *text)
 {
+	char	   *starred;
+
 	if (text == NULL || !mentions_secret_setting(text))
 		return text;
-	return values_starred(text, 0);
+	starred = values_starred(text, 0);
+	if (starred != text && !may_set_secrets())
+		return text;
+	return starred;
 }
 
 /* A copy of text with the secrets in force starred, or text itself. */
@@ -486,10 +523,44 @@ redact_secret(ErrorData *edata)
 	log_starred_copy(edata, &parts, show_statement);
 }
 
-/* Install the emit_log_hook that blanks the secret in every log line. */
+/*
+ * ProcessUtility hook: pg_stat_activity shows the statement of a role that
+ * may set a secret as the log does.  Members of pg_read_all_stats (the
+ * monitor role) read every session's statement there, and a session that
+ * ran ALTER SYSTEM SET of a secret setting shows it until its next
+ * statement: starred from here on (PostgreSQL showed it as written while
+ * it was parsed).  Other roles' statements stay as written.
+ */
+static void
+redact_activity(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+				ProcessUtilityContext context, ParamListInfo params,
+				QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	if (context == PROCESS_UTILITY_TOPLEVEL && queryString != NULL)
+	{
+		char	   *starred = redacted_sql(unconstify(char *, queryString));
+
+		/* anybody else would see its own guesses of the secret starred there */
+		if (starred != queryString && may_set_secrets())
+			pgstat_report_activity(STATE_RUNNING, starred);
+	}
+	if (prev_process_utility)
+		prev_process_utility(pstmt, queryString, readOnlyTree, context, params,
+							 queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+								queryEnv, dest, qc);
+}
+
+/*
+ * Install the emit_log_hook that blanks the secret in every log line, and
+ * the ProcessUtility hook that does it in pg_stat_activity.
+ */
 void
 install_secret_redaction(void)
 {
 	prev_emit_log_hook = emit_log_hook;
 	emit_log_hook = redact_secret;
+	prev_process_utility = ProcessUtility_hook;
+	ProcessUtility_hook = redact_activity;
 }

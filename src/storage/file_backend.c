@@ -135,6 +135,8 @@ file_put(void *state, const char *key, const char *local_path,
 								  strerror(error));
 		}
 		if (status == 0)
+			status = storage_may_write("rename into the store", key, why);
+		if (status == 0)
 			status = local_output_commit(&output, true, why);
 		else
 			local_output_discard(&output);

@@ -72,6 +72,8 @@ empty_directory(int dir_fd, const char *prefix, const StorageHooks *hooks, int64
 			if (status == 0 && unlinkat(dirfd(dir), name, AT_REMOVEDIR) != 0 && errno != ENOENT)
 				status = removal_failed(prefix, errno, why);
 		}
+		else if ((status = storage_may_write("delete", prefix, why)) != 0)
+			break;
 		else if (unlinkat(dirfd(dir), name, 0) == 0)
 			(*removed)++;
 		else if (errno != ENOENT)

@@ -345,6 +345,15 @@ start_attempt(S3Client *client, S3Request *request, char *why)
 {
 	CURL	   *easy;
 
+	/* every attempt of a write asks the gate: a retry is a write started anew */
+	if (strcmp(request->method, "GET") != 0 && strcmp(request->method, "HEAD") != 0 &&
+		strcmp(request->operation, "AbortMultipartUpload") != 0)
+	{
+		int			status = storage_may_write(request->operation, request->object_key, why);
+
+		if (status != 0)
+			return status;
+	}
 	if (request->attempts++ == 0)
 		request->first_started = monotonic_seconds();
 	request->moved = 0;

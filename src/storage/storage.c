@@ -114,6 +114,8 @@ storage_put(Storage *storage, const char *key, const char *local_path,
 		content_type = "application/octet-stream";
 	if (strpbrk(content_type, "\r\n") != NULL)
 		return storage_fail(why, EX_USAGE, "content type holds a line break");
+	if ((status = storage_may_write("upload", key, why)) != 0)
+		return status;
 	return storage->backend->put(storage->state, key, local_path, content_type,
 								 hooks, why);
 }
@@ -139,6 +141,8 @@ storage_delete(Storage *storage, const char *key, char *why)
 
 	status = storage_check_key(key, why);
 	if (status != 0)
+		return status;
+	if ((status = storage_may_write("delete", key, why)) != 0)
 		return status;
 	return storage->backend->delete(storage->state, key, why);
 }
@@ -187,8 +191,12 @@ int
 storage_delete_prefix(Storage *storage, const char *prefix, const StorageHooks *hooks,
 					  int64_t *removed, char *why)
 {
+	int			status;
+
 	*removed = 0;
 	if (check_prefix(prefix, why) != 0)
 		return EX_USAGE;
+	if ((status = storage_may_write("removal", prefix, why)) != 0)
+		return status;
 	return storage->backend->delete_prefix(storage->state, prefix, hooks, removed, why);
 }

@@ -56,6 +56,18 @@ typedef struct StorageObjectInfo
 
 typedef struct Storage Storage;
 
+/*
+ * The gate every write to the storage passes before it starts: an upload,
+ * each part of a multipart upload and its completion, a rename into the
+ * store, a delete (the abort of an unfinished multipart upload is not a
+ * write).  0 lets the write start; a status, with why, refuses it.  One per
+ * process; none (the default) lets every write start.  vproxy-transcode job
+ * sets its lease fence here.
+ */
+typedef int (*StorageWriteGate) (const char *operation, const char *key, char *why);
+
+extern void storage_set_write_gate(StorageWriteGate gate);
+
 /* Parse the configuration and prepare a handle (no network traffic yet). */
 extern int	storage_open(const StorageConfig *config, Storage **storage, char *why);
 extern void storage_close(Storage *storage);

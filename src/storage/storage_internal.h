@@ -76,6 +76,9 @@ extern bool storage_should_stop(const StorageHooks *hooks);
 /* Report progress through the hooks, if any. */
 extern void storage_progress(const StorageHooks *hooks, int64_t done, int64_t total);
 
+/* Ask the write gate (storage_set_write_gate) whether a write may start: 0, or its status. */
+extern int	storage_may_write(const char *operation, const char *key, char *why);
+
 /*
  * A local file written under a temporary name in its final directory and
  * renamed into place only when complete, so that no partial file is ever

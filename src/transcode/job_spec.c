@@ -357,23 +357,23 @@ parse_params(json_t *params, JobSpec *spec, char *why)
  * "yield_to_postmaster", "yield_db_cpu"}, each optional.
  */
 static int
-parse_limits(json_t *limits, ProcessLimits *out, char *why)
+parse_limits(json_t *limits, ChildLimits *out, char *why)
 {
 	double		memory = -1;
 	const char *wrong;
 	int			rc;
 
-	process_limits_defaults(out);
+	child_limits_defaults(out);
 	if ((rc = get_integer(limits, "nice", &out->nice, why)) != 0 ||
 		(rc = get_integer(limits, "threads", &out->threads, why)) != 0 ||
 		(rc = get_integer(limits, "yield_to_postmaster", &out->yield_to_postmaster, why)) != 0 ||
 		(rc = get_integer(limits, "yield_db_cpu", &out->yield_db_cpu, why)) != 0 ||
-		(rc = get_number(limits, "memory_limit_bytes", 0, (double) PROCESS_MEMORY_MAX, &memory, why)) != 0)
+		(rc = get_number(limits, "memory_limit_bytes", 0, (double) CHILD_MEMORY_MAX, &memory, why)) != 0)
 		return rc;
 	if (memory != floor(memory))
 		return refuse(why, "job spec: \"%s\" must be an integer", "memory_limit_bytes");
 	out->memory_limit_bytes = (int64_t) memory;
-	if ((wrong = process_limits_check(out)) != NULL)
+	if ((wrong = child_limits_check(out)) != NULL)
 		return refuse(why, "job spec: \"limits\": %s", wrong);
 	return 0;
 }
@@ -464,11 +464,12 @@ job_spec_parse(const char *spec_text, const char *local_text, JobSpec *spec, cha
 
 /*
  * Read one line from fd, byte by byte so that nothing after it is taken
- * from the pipe (later lines are the supervisor's, read elsewhere); without
- * its newline, malloc'd.  0, or EX_USAGE / EX_SOFTWARE with the reason.
+ * from the pipe (later lines are the supervisor's lease lines, read by the
+ * lease fence's thread with this function too); without its newline,
+ * malloc'd.  0, or EX_USAGE / EX_SOFTWARE with the reason.
  */
-static int
-read_line(int fd, const char *what, char **line, char *why)
+int
+job_spec_read_line(int fd, const char *what, char **line, char *why)
 {
 	size_t		used = 0;
 	size_t		size = 4096;
@@ -534,8 +535,8 @@ job_spec_read(int fd, JobSpec *spec, char *why)
 	int			rc;
 
 	memset(spec, 0, sizeof(*spec));
-	if ((rc = read_line(fd, "the job spec (line 1)", &spec_text, why)) == 0 &&
-		(rc = read_line(fd, "the worker's local part (line 2)", &local_text, why)) == 0)
+	if ((rc = job_spec_read_line(fd, "the job spec (line 1)", &spec_text, why)) == 0 &&
+		(rc = job_spec_read_line(fd, "the worker's local part (line 2)", &local_text, why)) == 0)
 		rc = job_spec_parse(spec_text, local_text, spec, why);
 	free(spec_text);
 	free(local_text);

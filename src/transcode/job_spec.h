@@ -12,7 +12,7 @@
 
 #include "media/media.h"
 #include "storage/storage.h"
-#include "transcode/process_limits.h"
+#include "common/child_limits.h"
 
 #define JOB_SPEC_WHY_MAX 512
 
@@ -45,7 +45,7 @@ typedef struct JobSpec
 	ProxyOptions proxy;
 	ThumbnailOptions thumbnail;
 	const char *temp_directory; /* "" = $TMPDIR or /tmp */
-	ProcessLimits limits;		/* "limits"; absent: process_limits_defaults */
+	ChildLimits limits;		/* "limits"; absent: child_limits_defaults */
 	int64_t		lease_until_ms; /* CLOCK_MONOTONIC end of the lease; 0: none given */
 } JobSpec;
 
@@ -58,6 +58,13 @@ extern int	job_spec_read(int fd, JobSpec *spec, char *why);
 
 /* Parse and check the two lines; 0 or EX_USAGE with the reason in why. */
 extern int	job_spec_parse(const char *spec_text, const char *local_text, JobSpec *spec, char *why);
+
+/*
+ * Read one line from fd, byte by byte so that nothing after it is taken
+ * from the pipe; without its newline, malloc'd.  0, or EX_USAGE (the end of
+ * the input, a line too long) or EX_SOFTWARE with the reason naming what.
+ */
+extern int	job_spec_read_line(int fd, const char *what, char **line, char *why);
 extern void job_spec_free(JobSpec *spec);
 
 extern bool job_makes_proxy(const JobSpec *spec);

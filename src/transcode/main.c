@@ -37,9 +37,9 @@ static const char usage_text[] =
 "       vproxy-transcode plan INPUT [--segment-seconds S] [proxy options]\n"
 "       vproxy-transcode segment INPUT CHUNK --first N [--next M] [--interlaced 0|1] [proxy options]\n"
 "       vproxy-transcode audio INPUT CHUNK [--audio-bitrate BPS]\n"
-"       vproxy-transcode stitch OUTPUT [--audio CHUNK] SEGMENT_CHUNK...\n"
+"       vproxy-transcode stitch OUTPUT [--audio CHUNK] --segment CHUNK...\n"
 "LIMITS: --threads N (decoder, filters and x264 together; 0 = cores) --nice N (0-19)\n"
-"        --memory-limit BYTES (address space; 0 = none; default 4 GiB)\n"
+"        --memory-limit SIZE (address space, such as 4GB or 512MB; 0 = none; default 4GB)\n"
 "        --yield-to-postmaster PID --yield-db-cpu PCT (pause while that server's processes\n"
 "        use more than PCT % of one CPU)\n";
 

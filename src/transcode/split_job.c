@@ -41,6 +41,7 @@ typedef struct RangedOriginal
 {
 	StorageReader *reader;
 	MediaSource source;
+	int			failed;			/* the status of a read that failed, 0 */
 	char		path[PATH_MAX];
 	char		why[STORAGE_WHY_MAX];
 } RangedOriginal;
@@ -60,6 +61,23 @@ split_fail(SplitJob *job, int status, const char *fmt,...)
 	return status;
 }
 
+/* The error code of a storage call that failed with rc (job-protocol.md). */
+static const char *
+storage_error_code(int rc)
+{
+	return rc == EX_NOINPUT ? "missing_original" : rc == EX_NOPERM ? "storage_refused" :
+		rc == EX_TEMPFAIL ? "storage_unavailable" : "internal";
+}
+
+/* A storage call of the job failed with rc: note its error code; rc. */
+static int
+storage_failed(SplitJob *job, int rc)
+{
+	if (rc != 0 && job->error_code == NULL)
+		job->error_code = storage_error_code(rc);
+	return rc;
+}
+
 /* MediaSource's read: a ranged read of the original; the count or a negated status. */
 static int
 read_ranged(void *arg, int64_t offset, uint8_t *buffer, int size)
@@ -72,6 +90,7 @@ read_ranged(void *arg, int64_t offset, uint8_t *buffer, int size)
 	if (rc != 0)
 	{
 		fprintf(stderr, "vproxy-transcode: reading the original: %s\n", original->why);
+		original->failed = rc;
 		return -rc;
 	}
 	return (int) got;
@@ -93,24 +112,33 @@ open_ranged(SplitJob *job, RangedOriginal *original)
 	rc = storage_reader_open(job->storage, spec->original_key, 0, job->storage_hooks,
 							 &original->reader, job->why);
 	if (rc != 0)
-		return rc;
+		return storage_failed(job, rc);
 	original->source.size = storage_reader_size(original->reader);
 	if (spec->original_size >= 0 && original->source.size != spec->original_size)
+	{
+		job->error_code = "checksum_mismatch";
 		return split_fail(job, EX_DATAERR, "size mismatch: the original has %lld bytes, expected %lld",
 						  (long long) original->source.size, (long long) spec->original_size);
+	}
 	original->source.read_at = read_ranged;
 	original->source.arg = original;
 	media_set_source(original->path, &original->source);
 	return 0;
 }
 
-/* Stop reading the original. */
-static void
-close_ranged(RangedOriginal *original)
+/*
+ * Stop reading the original; a failure of media after a failed read is the
+ * storage's, rc.
+ */
+static int
+close_ranged(SplitJob *job, RangedOriginal *original, int rc)
 {
+	if (rc != 0 && original->failed != 0)
+		storage_failed(job, original->failed);
 	media_set_source(NULL, NULL);
 	storage_reader_close(original->reader);
 	original->reader = NULL;
+	return rc;
 }
 
 /* A key of the unit's spec: a string the key rule accepts. */
@@ -171,7 +199,7 @@ split_job_plan(SplitJob *job, json_t **result)
 							  job->media_hooks, &plan, job->why);
 	else
 		plan.segments = 0;
-	close_ranged(&original);
+	rc = close_ranged(job, &original, rc);
 	if (rc != 0 || plan.segments < 2)
 		return rc;
 	*result = json_pack("{s:s, s:o, s:{s:o}}", "status", "split", "plan", split_plan_json(&plan),
@@ -204,10 +232,10 @@ run_video(SplitJob *job, json_t *unit, json_t **result)
 								&info, job->why);
 	if (original.reader != NULL)
 		counts = storage_reader_counts(original.reader);
-	close_ranged(&original);
+	rc = close_ranged(job, &original, rc);
 	if (rc == 0)
-		rc = storage_put(job->storage, chunk_key, chunk, "application/octet-stream",
-						 job->storage_hooks, job->why);
+		rc = storage_failed(job, storage_put(job->storage, chunk_key, chunk, "application/octet-stream",
+											 job->storage_hooks, job->why));
 	if (rc != 0)
 		return rc;
 	*result = json_pack("{s:s, s:I, s:b, s:f, s:i, s:I, s:I}", "status", "success",
@@ -244,16 +272,16 @@ run_audio(SplitJob *job, json_t **result)
 	if (rc == 0)
 		rc = media_make_thumbnail(original.path, thumbnail, &spec->thumbnail, job->media_hooks, &info,
 								  job->why);
-	close_ranged(&original);
+	rc = close_ranged(job, &original, rc);
 	if (rc != 0)
 		return rc;
 	if (has_audio &&
 		(rc = storage_put(job->storage, audio_key, audio, "application/octet-stream",
 						  job->storage_hooks, job->why)) != 0)
-		return rc;
+		return storage_failed(job, rc);
 	rc = storage_put(job->storage, thumbnail_key, thumbnail, "image/jpeg", job->storage_hooks, job->why);
 	if (rc != 0)
-		return rc;
+		return storage_failed(job, rc);
 	*result = json_pack("{s:s, s:b, s:o}", "status", "success", "has_audio", has_audio,
 						"thumbnail", thumbnail_info_json(&info));
 	return 0;
@@ -297,13 +325,15 @@ run_verify(SplitJob *job, json_t **result)
 						   job->why, SPLIT_JOB_WHY_MAX);
 	storage_reader_close(original.reader);
 	if (rc != 0)
-		return rc;
+		return storage_failed(job, rc);
+	job->error_code = "checksum_mismatch";
 	if (spec->original_size >= 0 && size != spec->original_size)
 		return split_fail(job, EX_DATAERR, "size mismatch: the original has %lld bytes, expected %lld",
 						  (long long) size, (long long) spec->original_size);
 	if (spec->original_sha256 != NULL && strcasecmp(sha256, spec->original_sha256) != 0)
 		return split_fail(job, EX_DATAERR, "checksum mismatch: the original has SHA-256 %s, expected %s",
 						  sha256, spec->original_sha256);
+	job->error_code = NULL;
 	*result = json_pack("{s:s, s:s}", "status", "success", "original_sha256", sha256);
 	return 0;
 }
@@ -321,9 +351,11 @@ fetch_segments(SplitJob *job, json_t *segments, char **paths)
 		const char *key;
 
 		if ((rc = unit_key(job, segment, "chunk_key", &key)) != 0 ||
-			(rc = workspace_path(job, paths[i], "segment-%05lld.chunk", (int64_t) i)) != 0 ||
-			(rc = storage_get(job->storage, key, paths[i], job->storage_hooks, job->why)) != 0)
+			(rc = workspace_path(job, paths[i], "segment-%05lld.chunk", (int64_t) i)) != 0)
 			return rc;
+		/* a chunk gone is no missing original: an internal fault, worth a retry */
+		if ((rc = storage_get(job->storage, key, paths[i], job->storage_hooks, job->why)) != 0)
+			return storage_failed(job, rc == EX_NOINPUT ? EX_SOFTWARE : rc);
 	}
 	return 0;
 }
@@ -338,7 +370,7 @@ store_output(SplitJob *job, const char *path, const char *key, const char *type,
 								 SPLIT_JOB_WHY_MAX);
 
 	if (rc == 0)
-		rc = storage_put(job->storage, key, path, type, job->storage_hooks, job->why);
+		rc = storage_failed(job, storage_put(job->storage, key, path, type, job->storage_hooks, job->why));
 	if (rc == 0)
 		json_object_set_new(description, "sha256", json_string(sha256));
 	return rc;
@@ -376,6 +408,8 @@ stitch_and_store(SplitJob *job, json_t *unit, char **paths, json_t **result)
 	if (rc == 0 && json_is_true(json_object_get(audio, "has_audio")) &&
 		(rc = unit_key(job, audio, "audio_key", &key)) == 0)
 		rc = storage_get(job->storage, key, audio_chunk, job->storage_hooks, job->why);
+	if (rc != 0)
+		rc = storage_failed(job, rc == EX_NOINPUT ? EX_SOFTWARE : rc);
 	if (rc == 0)
 		rc = media_stitch((const char *const *) paths, (int) json_array_size(json_object_get(unit, "segments")),
 						  json_is_true(json_object_get(audio, "has_audio")) ? audio_chunk : NULL,
@@ -437,7 +471,8 @@ run_cleanup(SplitJob *job, json_t **result)
 
 	if (length < 2 || prefix[length - 1] != '/')
 		return split_fail(job, EX_USAGE, "job spec: the cleanup needs a prefix ending in '/'");
-	rc = storage_delete_prefix(job->storage, prefix, job->storage_hooks, &removed, job->why);
+	rc = storage_failed(job, storage_delete_prefix(job->storage, prefix, job->storage_hooks, &removed,
+												   job->why));
 	if (rc == 0)
 		*result = json_pack("{s:s, s:I}", "status", "success", "removed", (json_int_t) removed);
 	return rc;

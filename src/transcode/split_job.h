@@ -22,6 +22,7 @@ typedef struct SplitJob
 	Workspace  *workspace;
 	const MediaHooks *media_hooks;	/* stop and progress of the stage */
 	const StorageHooks *storage_hooks;
+	const char *error_code;		/* of a failure, when it names one (job-protocol.md) */
 	char	   *why;			/* SPLIT_JOB_WHY_MAX bytes */
 } SplitJob;
 

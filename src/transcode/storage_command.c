@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/child_limits.h"
 #include "storage/storage.h"
 #include "transcode/commands.h"
 
@@ -88,7 +89,7 @@ parse_storage_args(int argc, char **argv, StorageArgs *args)
 		else if (strcmp(arg, "--expires") == 0 && strcmp(args->operation, "presign") == 0 &&
 				 has_value)
 		{
-			if (!transcode_parse_int(argv[++i], &args->expires_seconds))
+			if (!child_limits_parse_int(argv[++i], &args->expires_seconds))
 				return usage_error("storage presign: --expires wants whole seconds, not \"%s\"",
 								   argv[i]);
 		}
@@ -111,7 +112,7 @@ parse_storage_args(int argc, char **argv, StorageArgs *args)
 		{
 			int			readahead;
 
-			if (!transcode_parse_int(argv[++i], &readahead) || readahead < 0)
+			if (!child_limits_parse_int(argv[++i], &readahead) || readahead < 0)
 				return usage_error("storage read: --readahead wants a number of bytes, not \"%s\"",
 								   argv[i]);
 			args->readahead = readahead;

@@ -77,7 +77,7 @@ sub split_proxy
 	my $audio = VproxyTest::Media::run_transcode('audio', $source, "$dir/$name.audio", @exact);
 	is($audio->{status}, 0, "$name: audio") or diag $audio->{stderr};
 	my @with_audio = $audio->{json}{has_audio} ? ('--audio', "$dir/$name.audio") : ();
-	my $stitched = VproxyTest::Media::run_transcode('stitch', $output, @with_audio, @chunks);
+	my $stitched = VproxyTest::Media::run_transcode('stitch', $output, @with_audio, map { ('--segment', $_) } @chunks);
 	is($stitched->{status}, 0, "$name: stitched") or diag $stitched->{stderr};
 	return ($plan->{json}, \@reports, \@chunks);
 }
@@ -113,13 +113,13 @@ for my $name (sort keys %sources)
 # the stitch refuses segments that do not make one stream
 my @hevc = @{ $chunks_of{open_gop_hevc} };
 my @mixed = ($hevc[0], $chunks_of{interlaced_ts}[1], @hevc[ 2 .. $#hevc ]);
-my $refused = VproxyTest::Media::run_transcode('stitch', "$dir/mixed.mp4", @mixed);
+my $refused = VproxyTest::Media::run_transcode('stitch', "$dir/mixed.mp4", map { ('--segment', $_) } @mixed);
 is($refused->{status}, 70, "a segment of another size is refused");
 like($refused->{last_error}, qr/other stream headers/, 'as having other stream headers');
-$refused = VproxyTest::Media::run_transcode('stitch', "$dir/gap.mp4", @hevc[ 0, 2 .. $#hevc ]);
+$refused = VproxyTest::Media::run_transcode('stitch', "$dir/gap.mp4", map { ('--segment', $_) } @hevc[ 0, 2 .. $#hevc ]);
 like($refused->{last_error}, qr/does not follow the one before/, 'a missing segment is refused');
 VproxyTest::Media::run_quiet('truncate', '-s', '-100', $hevc[1]);
-$refused = VproxyTest::Media::run_transcode('stitch', "$dir/cut.mp4", @hevc);
+$refused = VproxyTest::Media::run_transcode('stitch', "$dir/cut.mp4", map { ('--segment', $_) } @hevc);
 like($refused->{last_error}, qr/not a whole chunk/, 'a cut chunk is refused');
 ok(!-e "$dir/$_.mp4", "no $_ proxy left behind") for qw(mixed gap cut);
 

@@ -199,7 +199,8 @@ my $wrong = VproxyTest::ExternalWorker->start($vp, name => 'wrong', role => 'vpr
 is($wrong->wait_exit(30), 77, 'a wrong password: exit status 77');
 my @lines = split /\n/, $wrong->log_text;
 is(scalar @lines, 1, 'one line');
-like($lines[0], qr/level=error event=connect_failed error=".*password authentication failed/, 'naming the cause');
+like($lines[0], qr/level=error event=connect_failed sqlstate=28P01 error=".*password authentication failed/,
+	'naming the cause, with its SQLSTATE');
 my $right = VproxyTest::ExternalWorker->start($vp, name => 'right', role => 'vproxy_pw', transcode => $fake,
 	env => { %env, PGPASSWORD => 'right', FAKE_TRANSCODE_DIR => $fake_dir }, args => [ '--once' ]);
 is($right->wait_exit(30), 0, 'the right password works (member of the worker role)');

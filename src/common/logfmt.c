@@ -1,37 +1,47 @@
 /*
- * log.c
- *		vproxy-dashboard's log: one line per event on stderr in logfmt, as
- *		vproxy-worker writes it:
- *		time=2026-11-30T00:10:00.123Z level=info event=listening address=127.0.0.1:8787
+ * logfmt.c
+ *		One logfmt line per event on stderr (logfmt.h).
  */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
 
-#include "dashboard/dashboard.h"
+#include "common/logfmt.h"
+#include "common/text_clip.h"
 
-/* A logfmt value: bare when it can be, else double-quoted with escapes. */
+/*
+ * A logfmt value: bare when it can be, else double-quoted with escapes;
+ * cut on a character boundary to fit, invalid UTF-8 made '?'.
+ */
 const char *
-dash_log_quote(const char *text, char *buffer, size_t size)
+logfmt_quote(const char *text, char *buffer, size_t size)
 {
-	bool		bare = text[0] != '\0';
+	char		valid[8192];
+	bool		bare;
 	size_t		out = 0;
 
-	for (const char *c = text; *c && bare; c++)
-		if (*c <= ' ' || *c == '"' || *c == '=' || *c == '\\' || (unsigned char) *c == 0x7f)
-			bare = false;
+	text_clip_copy(valid, sizeof(valid), text);
+	bare = valid[0] != '\0';
+	for (const char *c = valid; *c && bare; c++)
+		bare = (unsigned char) *c > ' ' && (unsigned char) *c < 0x7f &&
+			*c != '"' && *c != '=' && *c != '\\';
 	if (bare)
 	{
-		snprintf(buffer, size, "%s", text);
+		text_clip_copy(buffer, size, valid);
 		return buffer;
 	}
 	if (size < 3)
 		return "\"\"";
 	buffer[out++] = '"';
-	for (const char *c = text; *c && out + 3 < size; c++)
+	for (const char *c = valid; *c;)
 	{
+		size_t		n = text_clip_char_length(c, strlen(c));
+
+		if (out + n + 2 > size - 1)
+			break;
 		if (*c == '"' || *c == '\\')
 		{
 			buffer[out++] = '\\';
@@ -45,7 +55,11 @@ dash_log_quote(const char *text, char *buffer, size_t size)
 		else if ((unsigned char) *c < ' ')
 			buffer[out++] = ' ';
 		else
-			buffer[out++] = *c;
+		{
+			memcpy(buffer + out, c, n);
+			out += n;
+		}
+		c += n;
 	}
 	buffer[out++] = '"';
 	buffer[out] = '\0';
@@ -54,9 +68,9 @@ dash_log_quote(const char *text, char *buffer, size_t size)
 
 /* Write "time=… level=… event=…" and the caller's fields, as one line. */
 void
-dash_log(const char *level, const char *event, const char *fmt,...)
+logfmt_event(const char *level, const char *event, const char *fmt,...)
 {
-	char		line[4096];
+	char		line[8192];
 	char		stamp[32];
 	struct timeval now;
 	struct tm	tm;
@@ -79,27 +93,7 @@ dash_log(const char *level, const char *event, const char *fmt,...)
 	if (len > sizeof(line) - 2)
 		len = sizeof(line) - 2;
 	line[len++] = '\n';
-	/* one write per line: the threads' lines never interleave */
+	/* one write per line: the lines of threads never interleave */
 	fwrite(line, 1, len, stderr);
 	fflush(stderr);
-}
-
-/* Wall-clock time in milliseconds since the epoch. */
-int64_t
-dash_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Monotonic time in milliseconds, for intervals. */
-int64_t
-dash_monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
