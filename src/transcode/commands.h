@@ -44,6 +44,14 @@ extern int	transcode_parse_options(int argc, char **argv, const struct option *o
 									TranscodeOptionFn take, void *arg, int operands,
 									const char *usage, int *first_operand);
 
+/*
+ * Confine a command that works on local files, before it reads them, after
+ * its limits (sandbox.h): read its inputs, write beside its outputs (each
+ * list NULL-ended, or NULL), nothing else of the user's; no network.  0, or
+ * the exit status after the failure message.
+ */
+extern int	transcode_confine(const char *const *inputs, const char *const *outputs);
+
 /* Print one JSON object on stdout, then a newline; steals the reference. */
 extern int	transcode_print_json(json_t *object);
 

@@ -24,6 +24,7 @@
 #include "transcode/lease_fence.h"
 #include "transcode/media_json.h"
 #include "transcode/process_limits.h"
+#include "transcode/sandbox.h"
 
 #define JOB_WHY_MAX 512
 #define EXTENSION_MAX 8
@@ -38,7 +39,8 @@
 #define OUTPUT_SLACK_BYTES (16 * 1024 * 1024)
 
 _Static_assert(MEDIA_WHY_MAX <= JOB_WHY_MAX && STORAGE_WHY_MAX <= JOB_WHY_MAX &&
-			   WORKSPACE_WHY_MAX <= JOB_WHY_MAX && JOB_SPEC_WHY_MAX <= JOB_WHY_MAX,
+			   WORKSPACE_WHY_MAX <= JOB_WHY_MAX && JOB_SPEC_WHY_MAX <= JOB_WHY_MAX &&
+			   SANDBOX_WHY_MAX <= JOB_WHY_MAX,
 			   "why buffers fit");
 
 /* Where in the job a failure happened: what its exit status means there. */
@@ -302,8 +304,6 @@ run_steps(JobRun *run)
 	int64_t		output_bytes;
 	int			rc;
 
-	if ((rc = workspace_create(run->spec.temp_directory, &run->workspace, run->why)) != 0)
-		return failed_in(run, PART_SETUP, rc);
 	if ((rc = storage_open(&run->spec.storage, &run->storage, run->why)) != 0)
 		return failed_in(run, PART_SETUP, rc);
 	if (!workspace_file(&run->workspace, "proxy.mp4", run->proxy_file, sizeof(run->proxy_file)) ||
@@ -449,15 +449,30 @@ take_job_option(int code, const char *value, void *arg)
 
 /*
  * Run the job once its spec is read: bound the process, guard the storage's
- * writes with the fence and follow the lease lines, then do the work.
+ * writes with the fence, make the workspace, confine the process to it and
+ * the storage, follow the lease lines, then do the work.
  */
 static int
 run_job(JobRun *run)
 {
+	const char *workspace[] = {run->workspace.path, NULL};
+	SandboxRules rules = {NULL, NULL, NULL, &run->spec.storage};
+	int			rc;
+
 	/* before anything else runs: the database comes first */
 	process_limits_apply(&run->spec.limits);
 	lease_fence_set(run->spec.lease_until_ms);
 	storage_set_write_gate(lease_fence_gate);
+	/* outside the sandbox, which allows the workspace and nothing around it */
+	if (!job_deletes_video(&run->spec))
+	{
+		if ((rc = workspace_create(run->spec.temp_directory, &run->workspace, run->why)) != 0)
+			return failed_in(run, PART_SETUP, rc);
+		rules.write = workspace;
+	}
+	/* before the first thread, before the upload is read */
+	if ((rc = sandbox_apply(&rules, run->why)) != 0)
+		return failed_in(run, PART_SETUP, rc);
 	if (!lease_fence_follow(STDIN_FILENO))
 	{
 		snprintf(run->why, JOB_WHY_MAX, "cannot start the thread that reads the lease: %s",
