@@ -78,6 +78,14 @@ enum
 extern const char *transcode_proxy_option(ProxyOptions *options, int code, const char *value,
 										  bool *taken);
 
+/*
+ * Confine a command that works on local files, before it reads them, after
+ * its limits (sandbox.h): read its inputs, write beside its outputs (each
+ * list NULL-ended, or NULL), nothing else of the user's; no network.  0, or
+ * the exit status after the failure message.
+ */
+extern int	transcode_confine(const char *const *inputs, const char *const *outputs);
+
 /* Print one JSON object on stdout, then a newline; steals the reference. */
 extern int	transcode_print_json(json_t *object);
 

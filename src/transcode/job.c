@@ -24,6 +24,7 @@
 #include "transcode/lease_fence.h"
 #include "transcode/media_json.h"
 #include "transcode/process_limits.h"
+#include "transcode/sandbox.h"
 #include "transcode/split_job.h"
 
 #define JOB_WHY_MAX 512
@@ -40,7 +41,7 @@
 
 _Static_assert(MEDIA_WHY_MAX <= JOB_WHY_MAX && STORAGE_WHY_MAX <= JOB_WHY_MAX &&
 			   WORKSPACE_WHY_MAX <= JOB_WHY_MAX && JOB_SPEC_WHY_MAX <= JOB_WHY_MAX &&
-			   SPLIT_JOB_WHY_MAX == JOB_WHY_MAX,
+			   SANDBOX_WHY_MAX <= JOB_WHY_MAX && SPLIT_JOB_WHY_MAX == JOB_WHY_MAX,
 			   "why buffers fit");
 
 /* Where in the job a failure happened: what its exit status means there. */
@@ -315,7 +316,7 @@ split_failed(JobRun *run, const SplitJob *split, int rc)
 	return failed_in(run, PART_MEDIA, rc);
 }
 
-/* A unit of a split proxy (split_job.c): in a workspace, with the storage open. */
+/* A unit of a split proxy (split_job.c), in the workspace, with the storage open. */
 static int
 run_unit(JobRun *run)
 {
@@ -324,8 +325,7 @@ run_unit(JobRun *run)
 	SplitJob	split;
 	int			rc;
 
-	if ((rc = workspace_create(run->spec.temp_directory, &run->workspace, run->why)) != 0 ||
-		(rc = storage_open(&run->spec.storage, &run->storage, run->why)) != 0)
+	if ((rc = storage_open(&run->spec.storage, &run->storage, run->why)) != 0)
 		return failed_in(run, PART_SETUP, rc);
 	split = split_job_of(run, &media_hooks, &storage_hooks);
 	enter_stage(run, json_string_value(json_object_get(run->spec.unit, "unit")), 0.0, 1.0);
@@ -348,8 +348,6 @@ run_steps(JobRun *run)
 	int64_t		output_bytes;
 	int			rc;
 
-	if ((rc = workspace_create(run->spec.temp_directory, &run->workspace, run->why)) != 0)
-		return failed_in(run, PART_SETUP, rc);
 	if ((rc = storage_open(&run->spec.storage, &run->storage, run->why)) != 0)
 		return failed_in(run, PART_SETUP, rc);
 	if (!workspace_file(&run->workspace, "proxy.mp4", run->proxy_file, sizeof(run->proxy_file)) ||
@@ -520,15 +518,30 @@ take_job_option(int code, const char *value, void *arg)
 
 /*
  * Run the job once its spec is read: bound the process, guard the storage's
- * writes with the fence and follow the lease lines, then do the work.
+ * writes with the fence, make the workspace, confine the process to it and
+ * the storage, follow the lease lines, then do the work.
  */
 static int
 run_job(JobRun *run)
 {
+	const char *workspace[] = {run->workspace.path, NULL};
+	SandboxRules rules = {NULL, NULL, NULL, &run->spec.storage};
+	int			rc;
+
 	/* before anything else runs: the database comes first */
 	process_limits_apply(&run->spec.limits);
 	lease_fence_set(run->spec.lease_until_ms);
 	storage_set_write_gate(lease_fence_gate);
+	/* outside the sandbox, which allows the workspace and nothing around it */
+	if (!job_deletes_video(&run->spec))
+	{
+		if ((rc = workspace_create(run->spec.temp_directory, &run->workspace, run->why)) != 0)
+			return failed_in(run, PART_SETUP, rc);
+		rules.write = workspace;
+	}
+	/* before the first thread, before the upload is read */
+	if ((rc = sandbox_apply(&rules, run->why)) != 0)
+		return failed_in(run, PART_SETUP, rc);
 	if (!lease_fence_follow(STDIN_FILENO))
 	{
 		snprintf(run->why, JOB_WHY_MAX, "cannot start the thread that reads the lease: %s",

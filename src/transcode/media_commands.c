@@ -132,6 +132,8 @@ cmd_probe(int argc, char **argv)
 										  "usage: vproxy-transcode probe INPUT [LIMITS]", &first)) != 0)
 		return status;
 	process_limits_apply(&args.limits);
+	if ((status = transcode_confine((const char *[]) {argv[first], NULL}, NULL)) != 0)
+		return status;
 	status = media_probe(argv[first], &hooks, &info, why);
 	if (status != 0)
 		return transcode_fail(status, "%s", why);
@@ -172,6 +174,9 @@ cmd_proxy(int argc, char **argv)
 	if ((status = media_check_proxy_options(&args.proxy, why)) != 0)
 		return transcode_fail(status, "%s", why);
 	process_limits_apply(&args.limits);
+	if ((status = transcode_confine((const char *[]) {argv[first], NULL},
+									(const char *[]) {argv[first + 1], NULL})) != 0)
+		return status;
 	status = media_make_proxy(argv[first], argv[first + 1], &args.proxy, &hooks, &info, why);
 	if (status != 0)
 		return transcode_fail(status, "%s", why);
@@ -203,6 +208,9 @@ cmd_thumbnail(int argc, char **argv)
 	if ((status = media_check_thumbnail_options(&args.thumbnail, why)) != 0)
 		return transcode_fail(status, "%s", why);
 	process_limits_apply(&args.limits);
+	if ((status = transcode_confine((const char *[]) {argv[first], NULL},
+									(const char *[]) {argv[first + 1], NULL})) != 0)
+		return status;
 	status = media_make_thumbnail(argv[first], argv[first + 1], &args.thumbnail, &hooks, &info, why);
 	if (status != 0)
 		return transcode_fail(status, "%s", why);

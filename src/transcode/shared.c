@@ -17,6 +17,7 @@
 #include "common/text_clip.h"
 #include "media/media.h"
 #include "transcode/commands.h"
+#include "transcode/sandbox.h"
 
 static volatile sig_atomic_t stop_signal_number;
 static int	progress_fd = -1;
@@ -86,6 +87,17 @@ transcode_parse_options(int argc, char **argv, const struct option *options,
 		return transcode_fail(EX_USAGE, "%s", usage);
 	*first_operand = optind;
 	return 0;
+}
+
+/* Confine a command to its files (transcode_confine in commands.h). */
+int
+transcode_confine(const char *const *inputs, const char *const *outputs)
+{
+	SandboxRules rules = {inputs, NULL, outputs, NULL};
+	char		why[SANDBOX_WHY_MAX];
+	int			status = sandbox_apply(&rules, why);
+
+	return status == 0 ? 0 : transcode_fail(status, "%s", why);
 }
 
 /* Print one JSON object on stdout followed by a newline. */

@@ -122,7 +122,8 @@ parse_split_args(int argc, char **argv, const struct option *options, int operan
 	child_limits_defaults(&args->limits);
 	args->segment_seconds = 60.0;
 	args->segment.next_slot = -1;
-	args->segments = calloc(argc, sizeof(char *));
+	/* room for every chunk, the audio and the end of the list */
+	args->segments = calloc(argc + 2, sizeof(char *));
 	if (args->segments == NULL)
 		return transcode_fail(EX_SOFTWARE, "out of memory");
 	if ((status = transcode_parse_options(argc, argv, options, take_split_option, args, operands,
@@ -152,6 +153,8 @@ cmd_plan(int argc, char **argv)
 	status = parse_split_args(argc, argv, options, 1,
 							  "usage: vproxy-transcode plan INPUT [--segment-seconds S] [options]",
 							  &args, &first);
+	if (status == 0)
+		status = transcode_confine((const char *[]) {argv[first], NULL}, NULL);
 	if (status == 0 &&
 		(status = media_plan_split(argv[first], &args.options, args.segment_seconds, &hooks,
 								   &plan, why)) != 0)
@@ -185,6 +188,9 @@ cmd_segment(int argc, char **argv)
 							  &args, &first);
 	if (status == 0 && !args.first_given)
 		status = transcode_fail(EX_USAGE, "segment needs --first");
+	if (status == 0)
+		status = transcode_confine((const char *[]) {argv[first], NULL},
+								   (const char *[]) {argv[first + 1], NULL});
 	if (status == 0 &&
 		(status = media_make_segment(argv[first], argv[first + 1], &args.options, &args.segment,
 									 &hooks, &info, why)) != 0)
@@ -215,6 +221,9 @@ cmd_audio(int argc, char **argv)
 	status = parse_split_args(argc, argv, options, 2,
 							  "usage: vproxy-transcode audio INPUT CHUNK [--audio-bitrate BPS]",
 							  &args, &first);
+	if (status == 0)
+		status = transcode_confine((const char *[]) {argv[first], NULL},
+								   (const char *[]) {argv[first + 1], NULL});
 	if (status == 0 &&
 		(status = media_make_audio(argv[first], argv[first + 1], &args.options, &hooks,
 								   &has_audio, why)) != 0)
@@ -245,6 +254,13 @@ cmd_stitch(int argc, char **argv)
 	status = parse_split_args(argc, argv, options, 1,
 							  "usage: vproxy-transcode stitch OUTPUT [--audio CHUNK] --segment CHUNK...",
 							  &args, &first);
+	/* the chunks and the audio are read, the proxy written */
+	if (status == 0)
+	{
+		args.segments[args.count] = args.audio;
+		status = transcode_confine(args.segments, (const char *[]) {argv[first], NULL});
+		args.segments[args.count] = NULL;
+	}
 	if (status == 0 &&
 		(status = media_stitch(args.segments, args.count, args.audio, argv[first], &hooks,
 							   &info, why)) != 0)

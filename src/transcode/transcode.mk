@@ -2,7 +2,7 @@
 # Included by the top Makefile after PGXS, so $(bindir) is PostgreSQL's.
 
 TRANSCODE_PKGS = libavformat libavcodec libavfilter libswscale libswresample libavutil \
-	libturbojpeg libcurl libcrypto jansson expat
+	libturbojpeg libcurl libcrypto jansson expat libseccomp
 TRANSCODE_SRCS = $(sort $(wildcard src/media/*.c src/storage/*.c src/transcode/*.c src/common/*.c))
 
 TRANSCODE_CFLAGS = -std=gnu11 -g -Wall -Wextra $(WERROR_FLAGS) -pthread -Isrc \

@@ -226,6 +226,22 @@ my $size = -s $clip;
 	like($r->{last_error}, qr/stopped by signal 15/, 'SIGTERM: cause named');
 	ok(!-e "$root/$proxy_key", 'SIGTERM: no proxy stored');
 	leaves_no_workspace('SIGTERM');
+
+	# killed alone (the OOM killer, a crash): the remover, outside the sandbox, removes
+	# what the job left
+	my $killed = 0;
+	$r = run_job(spec('uploads/m1/long.mp4'), on_progress => sub {
+		my ($line, $harness) = @_;
+		if (!$killed && $line =~ / proxy$/ && $line =~ /^progress 0\.(\d+)/ && $1 > 1000)
+		{
+			$harness->signal('KILL');
+			$killed = 1;
+		}
+	});
+	is($r->{status}, 128 + 9, 'SIGKILL to the job alone during the proxy');
+	my $waited = 0;
+	$waited += 0.1, select(undef, undef, undef, 0.1) while workspaces_in($tmp) && $waited < 10;
+	leaves_no_workspace('SIGKILL');
 }
 
 # A workspace left by a killed job is swept by the next one; a live one is kept.
@@ -237,9 +253,14 @@ my $size = -s $clip;
 	make_path("$abandoned/sub", $alive);
 	open my $fh, '>', "$abandoned/sub/original.mp4" or die;
 	close $fh;
+	my $outside = scratch_dir();
+	open $fh, '>', "$outside/kept" or die;
+	close $fh;
+	symlink($outside, "$abandoned/sub/link") or die;
 	my $r = run_job(spec('uploads/m1/phone clip+1.mp4', job_type => 'metadata_extraction', outputs => {}));
 	is($r->{status}, 0, 'job next to abandoned workspaces succeeds');
 	ok(!-e $abandoned, "abandoned workspace of pid $dead_pid swept");
+	ok(-e "$outside/kept", 'a symbolic link in it removed, not followed');
 	ok(-d $alive, 'workspace of a live process kept');
 	rmdir $alive;
 }
