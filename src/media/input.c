@@ -67,17 +67,44 @@ is_usable_audio(const AVStream *stream)
 		par->ch_layout.nb_channels > 0 && par->sample_rate > 0;
 }
 
-/* Video: default disposition first, then the most pixels. */
+/* Whether the demuxer read any packet of a stream, or its index counts frames. */
+static bool
+carries_frames(const AVStream *stream)
+{
+	return (stream->event_flags & AVSTREAM_EVENT_FLAG_NEW_PACKETS) || stream->nb_frames > 0;
+}
+
+/*
+ * Video: the stream a player plays.  One that carries frames (a programme's
+ * PID may carry none; the CLI ranks those last too), then the default
+ * disposition, then the most frames, then the longest, then the larger
+ * picture.  Not the larger picture first: a Motion Photo's second track is
+ * two stills larger than its motion, both marked default.
+ */
 static bool
 better_video(const AVStream *candidate, const AVStream *best)
 {
+	bool		candidate_frames = carries_frames(candidate);
+	bool		best_frames = carries_frames(best);
 	bool		candidate_default = candidate->disposition & AV_DISPOSITION_DEFAULT;
 	bool		best_default = best->disposition & AV_DISPOSITION_DEFAULT;
 	int64_t		candidate_area = (int64_t) candidate->codecpar->width * candidate->codecpar->height;
 	int64_t		best_area = (int64_t) best->codecpar->width * best->codecpar->height;
 
+	if (candidate_frames != best_frames)
+		return candidate_frames;
 	if (candidate_default != best_default)
 		return candidate_default;
+	if (candidate->nb_frames > 0 && best->nb_frames > 0 && candidate->nb_frames != best->nb_frames)
+		return candidate->nb_frames > best->nb_frames;
+	if (candidate->duration > 0 && best->duration > 0)
+	{
+		int			order = av_compare_ts(candidate->duration, candidate->time_base,
+										  best->duration, best->time_base);
+
+		if (order != 0)
+			return order > 0;
+	}
 	return candidate_area > best_area;
 }
 

@@ -605,8 +605,12 @@ sub ffprobe_json
 	return decode_json($out);
 }
 
-# The stream ffmpeg's own choice would use: of the video streams that are
-# not cover art, the one with the largest picture (the first of equals).
+# The video stream a player plays, which vproxy must choose: of the video
+# streams that are not cover art, one whose picture size ffprobe found (a
+# programme's PID may carry no packet), then the one marked default, then
+# the most frames, then the longest, then the largest picture; the first of
+# equals.  (ffmpeg's own choice is the largest picture, which for a Motion
+# Photo is its two stills.)
 sub video_stream
 {
 	my ($probe) = @_;
@@ -614,9 +618,21 @@ sub video_stream
 	for my $s (@{ $probe->{streams} })
 	{
 		next unless $s->{codec_type} eq 'video' && !($s->{disposition}{attached_pic});
-		$best = $s if !$best || ($s->{width} // 0) * ($s->{height} // 0) > ($best->{width} // 0) * ($best->{height} // 0);
+		$best = $s if !$best || better_video($s, $best) > 0;
 	}
 	return $best;
+}
+
+# Compare two ffprobe video streams by the rule of video_stream: > 0 when $a is better.
+sub better_video
+{
+	my ($a, $b) = @_;
+	my $both = sub { my ($key) = @_; ($a->{$key} // 0) > 0 && ($b->{$key} // 0) > 0 };
+	return ((($a->{width} // 0) > 0) <=> (($b->{width} // 0) > 0))
+	  || (($a->{disposition}{default} // 0) <=> ($b->{disposition}{default} // 0))
+	  || ($both->('nb_frames') ? $a->{nb_frames} <=> $b->{nb_frames} : 0)
+	  || ($both->('duration') ? $a->{duration} <=> $b->{duration} : 0)
+	  || (($a->{width} // 0) * ($a->{height} // 0) <=> ($b->{width} // 0) * ($b->{height} // 0));
 }
 
 # The packets ffprobe reads of a file: [stream index, pts or dts, duration], seconds.
