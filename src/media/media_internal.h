@@ -81,6 +81,9 @@ extern int	media_open_decoder(AVStream *stream, int threads,
 extern int	media_decode_first_frame(MediaInput *input, char *why);
 extern bool media_frame_is_clean(const AVFrame *frame);
 
+/* frame_usable.c */
+extern bool media_frame_is_usable(const AVFrame *frame);
+
 /* orientation.c */
 extern Orientation media_orientation(const AVStream *stream);
 extern void media_display_size(int width, int height, AVRational sar,

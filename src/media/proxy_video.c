@@ -289,7 +289,7 @@ filter_frame(ProxyRun *run, AVFrame *frame, char *why)
 	if (frame->pts != AV_NOPTS_VALUE &&
 		(frame->pts > run->video_limit_pts || frame->pts < run->video_floor_pts))
 		return 0;
-	if (media_frame_is_clean(frame))
+	if (media_frame_is_usable(frame))
 		run->frames_decoded++;
 	if (run->video_filter_open &&
 		(frame->width != run->filter_width || frame->height != run->filter_height ||
@@ -428,7 +428,7 @@ proxy_video_end_decoding(ProxyRun *run, char *why)
 	avcodec_send_packet(run->video_decoder, NULL);
 	status = drain_decoder(run, why);
 	if (status == 0 && run->frames_decoded == 0)
-		return media_fail(why, EX_DATAERR, "no frame of the video stream decodes without errors");
+		return media_fail(why, EX_DATAERR, "no frame of the video stream decodes into a picture");
 	if (status == 0)
 		status = finish_filter(run, run->video_end_pts, why);
 	if (status == 0 && run->frames_filtered == 0 && run->last_frame->buf[0] != NULL)
