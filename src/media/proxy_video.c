@@ -277,6 +277,12 @@ filter_frame(ProxyRun *run, AVFrame *frame, char *why)
 		return media_fail(why, EX_DATAERR, "a frame is %dx%d, larger than vproxy accepts",
 						  frame->width, frame->height);
 	frame->pts = frame->best_effort_timestamp;
+	/*
+	 * one the decoder gives back without a time (the last ones of a raw
+	 * stream) follows the latest, as the CLI times it
+	 */
+	if (frame->pts == AV_NOPTS_VALUE && run->video_end_pts != AV_NOPTS_VALUE)
+		frame->pts = media_ts_add(run->video_end_pts, run->video_offset);
 	/* a timestamp that cannot be shifted by the start time is damaged: skipped */
 	if (frame->pts != AV_NOPTS_VALUE &&
 		(frame->pts = media_ts_sub(frame->pts, run->video_offset)) == AV_NOPTS_VALUE)

@@ -249,6 +249,7 @@ seek_to_start(ThumbnailRun *run)
 {
 	const AVInputFormat *iformat = run->input.format->iformat;
 
+	timeline_restart(&run->input.timeline, 0, true);
 	if ((iformat->flags & AVFMT_TS_DISCONT) && !(iformat->flags & AVFMT_NO_BYTE_SEEK) &&
 		av_seek_frame(run->input.format, -1, 0, AVSEEK_FLAG_BYTE) >= 0)
 		return;
@@ -274,6 +275,8 @@ seek_to(ThumbnailRun *run, double seconds)
 		run->input.video->codecpar->video_delay > 0)
 		seconds -= 3.0 / 23.0;
 	timestamp = media_ts_add(run->input.start_time, seconds > 0 ? llround(seconds * AV_TIME_BASE) : 0);
+	/* the timestamps read next go on from nothing read before */
+	timeline_restart(&run->input.timeline, 0, false);
 	if (seconds <= 0 || timestamp == AV_NOPTS_VALUE ||
 		avformat_seek_file(run->input.format, -1, INT64_MIN, timestamp, timestamp, 0) < 0)
 	{

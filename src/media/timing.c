@@ -45,6 +45,8 @@ typedef struct PacketScan
 	int64_t		video_last;		/* latest video pts */
 	int64_t		video_end;		/* latest video pts + duration */
 	int64_t		video_packets;
+	Timeline	timeline;		/* the scanned packets' timestamps, as read */
+	bool		whole;			/* the scan read the whole file from its start */
 } PacketScan;
 
 /* Whether `rate` could be a frame rate of a stream in `time_base`. */
@@ -145,7 +147,10 @@ scan_to_end(MediaInput *input, AVFormatContext *format, AVIOContext *pb,
 		if (ret < 0)
 			break;
 		if (packet->stream_index == scan->video_index || packet->stream_index == scan->audio_index)
+		{
+			timeline_packet(&scan->timeline, format->streams[packet->stream_index], packet);
 			scan_packet(scan, format->streams[packet->stream_index], packet);
+		}
 		av_packet_unref(packet);
 	}
 	av_packet_free(&packet);
@@ -154,7 +159,10 @@ scan_to_end(MediaInput *input, AVFormatContext *format, AVIOContext *pb,
 	return 0;
 }
 
-/* Start a scan of `format`: the chosen streams by index, the others discarded. */
+/*
+ * Start a scan of `format`: the chosen streams by index, the others
+ * discarded, timestamps put on a timeline as media_read_packet does.
+ */
 static void
 scan_init(const MediaInput *input, AVFormatContext *format, PacketScan *scan)
 {
@@ -166,11 +174,18 @@ scan_init(const MediaInput *input, AVFormatContext *format, PacketScan *scan)
 	for (unsigned i = 0; i < format->nb_streams; i++)
 		if ((int) i != scan->video_index && (int) i != scan->audio_index)
 			format->streams[i]->discard = AVDISCARD_ALL;
+	timeline_init(&scan->timeline, format,
+				  scan->video_index >= 0 ? format->streams[scan->video_index] : NULL,
+				  scan->audio_index >= 0 ? format->streams[scan->audio_index] : NULL,
+				  input->start_time);
 }
 
 /*
  * Scan the packets of a second opening of `path`: only the last part of the
- * file when `tail` and the format seeks by bytes, else all of it.
+ * file when `tail` and the format seeks by bytes, else all of it.  Where
+ * timestamps may jump, the second opening is probed like the first, so that
+ * its packets, their durations and so the jumps of its timeline are the
+ * same as those the proxy and the thumbnail read.
  */
 static int
 scan_file(const char *path, MediaInput *input, bool tail, PacketScan *scan, char *why)
@@ -186,6 +201,8 @@ scan_file(const char *path, MediaInput *input, bool tail, PacketScan *scan, char
 		status = media_fail_stopped(why);
 	else if (ret < 0)
 		status = media_fail_input(why, pb, ret, "cannot open the input again to measure its duration");
+	if (status == 0 && !tail && (format->iformat->flags & AVFMT_TS_DISCONT))
+		status = media_find_stream_info(format, pb, input->hooks, why);
 	if (status == 0)
 		scan_init(input, format, scan);
 	if (status == 0 && tail && !(format->iformat->flags & AVFMT_NO_BYTE_SEEK))
@@ -196,6 +213,7 @@ scan_file(const char *path, MediaInput *input, bool tail, PacketScan *scan, char
 
 			if (position <= 0 || av_seek_frame(format, -1, position, AVSEEK_FLAG_BYTE) < 0)
 				break;
+			timeline_restart(&scan->timeline, 0, false);
 			status = scan_to_end(input, format, pb, scan, why);
 			found = scan->end != AV_NOPTS_VALUE;
 		}
@@ -208,7 +226,10 @@ scan_file(const char *path, MediaInput *input, bool tail, PacketScan *scan, char
 		}
 	}
 	else if (status == 0)
+	{
 		status = scan_to_end(input, format, pb, scan, why);
+		scan->whole = true;
+	}
 	avformat_close_input(&format);
 	avio_closep(&pb);
 	return status;
@@ -241,8 +262,31 @@ average_rate(const MediaInput *input, const PacketScan *scan)
 }
 
 /*
+ * The span of a scan's packets (AV_TIME_BASE units), 0 when none had a
+ * time.  A raw stream's video packets carry no timestamps: its frames
+ * follow one another at the stream's rate, as the CLI times them.
+ */
+static int64_t
+scanned_span(const MediaInput *input, const PacketScan *scan)
+{
+	int64_t		span;
+
+	if (scan->whole && !scan->timeline.video_timed && scan->video_packets > 0 &&
+		input->frame_rate.num > 0)
+		return av_rescale_q(scan->video_packets, av_inv_q(input->frame_rate), AV_TIME_BASE_Q);
+	if (scan->end == AV_NOPTS_VALUE)
+		return 0;
+	span = media_ts_sub(scan->end, input->start_time);
+	return span == AV_NOPTS_VALUE ? 0 : span;
+}
+
+/*
  * Fill input->duration and input->frame_rate (see the top of this file);
- * 0, or a status when the video has no duration at all.
+ * 0, or a status when the video has no duration at all.  Where timestamps
+ * may jump (MPEG-TS/PS, Ogg), the whole file is read, re-based as it is
+ * read (timeline.c): where they did jump, what libavformat states is the
+ * span from the first part's start to the last part's end, not the sum of
+ * the parts, and the duration is measured instead.
  */
 int
 media_input_timing(const char *path, MediaInput *input, char *why)
@@ -252,6 +296,7 @@ media_input_timing(const char *path, MediaInput *input, char *why)
 		video->avg_frame_rate : video->r_frame_rate;
 	bool		rate_known = plausible_rate(stated, video->time_base);
 	bool		count_known = video->nb_frames > 0 && video->duration != AV_NOPTS_VALUE && video->duration > 0;
+	bool		discontinuous = input->timeline.discontinuous;
 	PacketScan	scan;
 	bool		scanned = false;
 	bool		measured = false;
@@ -259,18 +304,21 @@ media_input_timing(const char *path, MediaInput *input, char *why)
 
 	input->duration = stated_duration(input);
 	input->frame_rate = rate_known ? stated : (AVRational) {0, 1};
-	if (input->duration <= 0 || (!rate_known && !count_known))
+	if (discontinuous || input->duration <= 0 || (!rate_known && !count_known))
 	{
 		/* the frame count needs every packet; the end only the last ones */
-		status = scan_file(path, input, rate_known || count_known, &scan, why);
+		status = scan_file(path, input, !discontinuous && (rate_known || count_known), &scan, why);
 		if (status != 0)
 			return status;
 		scanned = true;
-		if (input->duration <= 0 && scan.end != AV_NOPTS_VALUE)
+		if (scan.whole)
 		{
-			int64_t		duration = media_ts_sub(scan.end, input->start_time);
-
-			input->duration = duration == AV_NOPTS_VALUE ? 0 : duration;
+			input->whole_file = scan.timeline;
+			input->whole_file_read = true;
+		}
+		if (input->duration <= 0 || scan.timeline.jumps > 0)
+		{
+			input->duration = scanned_span(input, &scan);
 			measured = true;
 		}
 	}
