@@ -349,10 +349,13 @@ media_input_close(MediaInput *input)
 /*
  * Read the next packet of a chosen stream, its timestamps put on the
  * input's timeline (timeline.c): 0, 1 at the end of the input, or a status.
- * Like the ffmpeg CLI, a damaged tail ends the input instead of failing it
- * (broken structure included); a stop request, a read the system refused,
- * or a refused allocation fail it (media_errno_status tells out of memory
- * from an impossible size).
+ * After a seek (seek.c), every packet before the first video keyframe is
+ * dropped: no decoder shows those frames right without what came before,
+ * and the timeline goes on from where it stood at that keyframe.  Like the
+ * ffmpeg CLI, a damaged tail ends the input instead of failing it (broken
+ * structure included); a stop request, a read the system refused, or a
+ * refused allocation fail it (media_errno_status tells out of memory from
+ * an impossible size).
  */
 int
 media_read_packet(MediaInput *input, AVPacket *packet, char *why)
@@ -373,6 +376,13 @@ media_read_packet(MediaInput *input, AVPacket *packet, char *why)
 			return media_fail_input(why, input->pb, ret, "cannot read the input");
 		if (ret < 0)
 			return 1;
+		if (input->await_keyframe &&
+			(packet->stream_index != input->video->index || !(packet->flags & AV_PKT_FLAG_KEY)))
+		{
+			av_packet_unref(packet);
+			continue;
+		}
+		input->await_keyframe = false;
 		if (packet->stream_index == input->video->index ||
 			(input->audio != NULL && packet->stream_index == input->audio->index))
 		{

@@ -32,6 +32,8 @@ typedef struct MediaInput
 	Timeline	timeline;		/* of the packets read (timeline.c) */
 	Timeline	whole_file;		/* of timing.c's pass over the whole file */
 	bool		whole_file_read;	/* whether timing.c made that pass */
+	bool		await_keyframe; /* after a seek: drop packets until a video
+								 * keyframe (seek.c) */
 	const MediaHooks *hooks;
 } MediaInput;
 
@@ -81,6 +83,10 @@ extern int	media_find_stream_info(AVFormatContext *format, AVIOContext *pb,
 extern int	media_read_packet(MediaInput *input, AVPacket *packet, char *why);
 extern bool media_stop_requested(const MediaHooks *hooks);
 extern int	media_fail_stopped(char *why);
+
+/* seek.c */
+extern void media_seek_start(MediaInput *input);
+extern bool media_seek(MediaInput *input, int64_t time);
 
 /* timing.c */
 extern int	media_input_timing(const char *path, MediaInput *input, char *why);
