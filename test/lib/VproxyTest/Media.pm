@@ -643,7 +643,8 @@ sub bad_input
 
 # The fuzzing seeds: the corpus's containers and codecs at a size a fuzzer
 # mutates quickly (64x48, under a second, a few kB each), written into $dir,
-# plus the corpus's clips and bad inputs under 64 kB.  Returns the paths.
+# plus the corpus's clips, bad inputs and uploads under 64 kB.  Returns the
+# paths.
 my %SEEDS = (
 	h264_aac_mp4 => [qw(-c:v libx264 -preset ultrafast -bf 2 -c:a aac -f mp4)],
 	h264_frag_mp4 => [qw(-c:v libx264 -preset ultrafast -g 3 -c:a aac -movflags frag_keyframe+empty_moov -f mp4)],
@@ -669,6 +670,22 @@ my %SEEDS = (
 	mpeg2_ps => [qw(-c:v mpeg2video -c:a mp2 -f vob)],
 	mpeg2_mxf => [qw(-r 25 -c:v mpeg2video -ar 48000 -c:a pcm_s16le -f mxf)],
 	vp8_ivf => [qw(-c:v libvpx -an -f ivf)],
+	h264_raw => [qw(-c:v libx264 -preset ultrafast -bf 2 -an -f h264)],
+	hevc_raw => [qw(-c:v libx265 -preset ultrafast -x265-params log-level=error -an -f hevc)],
+	mpeg4_ts => [qw(-c:v mpeg4 -g 3 -c:a mp2 -f mpegts)],
+	# two recordings joined: the timestamps jump back (timeline.c)
+	joined_ts => sub {
+		my ($path, $dir) = @_;
+		my $data = '';
+		for my $part (1, 2)
+		{
+			ffmpeg(qw(-f lavfi -i testsrc2=size=64x48:rate=10 -f lavfi -i sine=frequency=440:sample_rate=22050
+				-t 0.5 -pix_fmt yuv420p -c:v libx264 -preset ultrafast -c:a mp2 -f mpegts), "$dir/part$part.ts");
+			$data .= read_file("$dir/part$part.ts");
+			unlink "$dir/part$part.ts";
+		}
+		write_file($path, $data);
+	},
 );
 
 sub fuzz_seeds
