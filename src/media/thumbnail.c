@@ -202,7 +202,7 @@ take_frame(ThumbnailRun *run, AVFrame *frame, char *why)
 	int			status = 0;
 
 	frame->pts = frame->best_effort_timestamp;
-	/* one the decoder gives back without a time (a raw stream's last) follows the latest */
+	/* one given back without a time (a raw stream's last) follows the latest */
 	if (frame->pts == AV_NOPTS_VALUE)
 		frame->pts = run->latest_end_pts;
 	if (frame->pts != AV_NOPTS_VALUE && frame->pkt_duration > 0)

@@ -54,6 +54,7 @@ for my $name (upload_names())
 
 	my $probe = run_transcode('probe', $path);
 	is($probe->{status}, 0, "$name: probe succeeds") or diag $probe->{stderr};
+	is(sanitizer_report($probe), '', "$name: no sanitizer report from probe");
 	my $info = $probe->{json} // {};
 	for my $key (grep { $_ ne 'times' && $_ ne 'deinterlace' } sort keys %$expect)
 	{
@@ -63,6 +64,7 @@ for my $name (upload_names())
 	my $proxy = "$dir/$name.mp4";
 	my $result = run_transcode('proxy', $path, $proxy);
 	is($result->{status}, 0, "$name: proxy made") or diag $result->{stderr};
+	is(sanitizer_report($result), '', "$name: no sanitizer report from proxy");
 	cli_proxy($path, $video->{index}, "$dir/$name.cli.mp4");
 	my ($frames, $end, $duration) = video_summary($proxy);
 	my ($cli_frames, $cli_end, $cli_duration) = video_summary("$dir/$name.cli.mp4");
@@ -79,6 +81,7 @@ for my $name (upload_names())
 		my $out = "$dir/$name-" . ($at // 'default') . '.jpg';
 		my $thumbnail = run_transcode('thumbnail', $path, $out, defined $at ? ('--at', $at) : ());
 		is($thumbnail->{status}, 0, "$name: thumbnail at $when") or diag $thumbnail->{stderr};
+		is(sanitizer_report($thumbnail), '', "$name: no sanitizer report from the thumbnail at $when");
 		my $json = $thumbnail->{json} or next;
 		cli_frame($path, $video->{index}, $json->{timestamp_seconds}, "$json->{width}:$json->{height}",
 			$expect->{deinterlace}, "$out.cli.nut");
