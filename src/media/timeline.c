@@ -61,7 +61,10 @@ timeline_init(Timeline *timeline, const AVFormatContext *format,
 
 		timeline->streams[0].frame_duration = frame_duration(rate);
 		/* the CLI starts a stream without timestamps at minus the reordering delay */
-		delay = video->codecpar->video_delay * frame_duration(video->avg_frame_rate);
+		if (video->codecpar->video_delay < 0 ||
+			__builtin_mul_overflow((int64_t) video->codecpar->video_delay,
+								   frame_duration(video->avg_frame_rate), &delay))
+			delay = 0;
 	}
 	timeline->first_video_dts = media_ts_sub(start_time, delay);
 	timeline_restart(timeline, 0, true);
