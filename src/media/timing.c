@@ -34,6 +34,8 @@
 /* no upload lasts longer: a longer span is damaged timestamps */
 #define MAX_DURATION_HOURS 48
 #define MAX_PLAUSIBLE_FPS 240
+/* no reordering shows a frame further from its decoding time */
+#define MAX_REORDER_GAP ((int64_t) 10 * AV_TIME_BASE)
 
 /* What a pass over the packets found; times in AV_TIME_BASE units. */
 typedef struct PacketScan
@@ -95,11 +97,32 @@ later(int64_t a, int64_t b)
 	return a > b ? a : b;
 }
 
+/*
+ * When a packet is shown: its pts, but its dts where the pts is unknown or
+ * damaged (further from the dts than any reordering delays a frame: in a
+ * file whose timestamps jump, only the dts is re-based, and a pts hours
+ * from it would stretch the duration to hours).
+ */
+static int64_t
+shown_at(const AVStream *stream, const AVPacket *packet)
+{
+	int64_t		gap;
+
+	if (packet->pts == AV_NOPTS_VALUE || packet->dts == AV_NOPTS_VALUE)
+		return packet->pts != AV_NOPTS_VALUE ? packet->pts : packet->dts;
+	gap = media_ts_sub(packet->pts, packet->dts);
+	if (gap != AV_NOPTS_VALUE)
+		gap = av_rescale_q(gap, stream->time_base, AV_TIME_BASE_Q);
+	if (gap == AV_NOPTS_VALUE || gap > MAX_REORDER_GAP || gap < -MAX_REORDER_GAP)
+		return packet->dts;
+	return packet->pts;
+}
+
 /* Account one packet of a chosen stream. */
 static void
 scan_packet(PacketScan *scan, const AVStream *stream, const AVPacket *packet)
 {
-	int64_t		pts = packet->pts != AV_NOPTS_VALUE ? packet->pts : packet->dts;
+	int64_t		pts = shown_at(stream, packet);
 	int64_t		end;
 
 	if (pts == AV_NOPTS_VALUE)
