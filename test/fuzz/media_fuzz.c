@@ -9,9 +9,9 @@
  *		already here), any status but 0 and 65 (66, 70, 77: the input exists,
  *		the folder is writable), a success without its output, or a file
  *		left behind in the working folder.  With MEDIA_FUZZ_FORMAT_LOG set,
- *		it appends a line per input to that file: the demuxer libavformat's
- *		probe takes it for and whether probe accepted it, the record per
- *		container (test/fuzz/formats).  Built by test/fuzz/build.
+ *		it appends a line per input to that file: the demuxer that opened
+ *		it (else the one libavformat's probe takes it for) and whether probe
+ *		accepted it, the record per container (test/fuzz/formats).  Built by test/fuzz/build.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -101,9 +101,12 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-/* Note which demuxer the probe takes an input for, and what probe said of it. */
+/*
+ * Note which demuxer an input went to, and whether probe accepted it: the
+ * one that opened it, else the one libavformat's probe takes it for.
+ */
 static void
-note_format(const uint8_t *data, size_t size, int probe_status)
+note_format(const uint8_t *data, size_t size, int probe_status, const MediaInfo *info)
 {
 	AVProbeData probe = {.filename = input_path};
 	const AVInputFormat *format;
@@ -112,6 +115,12 @@ note_format(const uint8_t *data, size_t size, int probe_status)
 
 	if (format_log == NULL)
 		return;
+	if (probe_status == 0)
+	{
+		fprintf(format_log, "%s accepted\n", info->format_name);
+		fflush(format_log);
+		return;
+	}
 	buffer = calloc(1, size + AVPROBE_PADDING_SIZE);
 	if (buffer == NULL)
 		defect("noting the format", ENOMEM, strerror(ENOMEM));
@@ -119,8 +128,7 @@ note_format(const uint8_t *data, size_t size, int probe_status)
 	probe.buf = buffer;
 	probe.buf_size = (int) size;
 	format = av_probe_input_format3(&probe, 1, &score);
-	fprintf(format_log, "%s %s\n", format != NULL ? format->name : "(none)",
-			probe_status == 0 ? "accepted" : "refused");
+	fprintf(format_log, "%s refused\n", format != NULL ? format->name : "(none)");
 	fflush(format_log);
 	free(buffer);
 }
@@ -144,7 +152,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	probe_status = media_probe(input_path, NULL, &info, why);
 	check_status("probe", probe_status, why);
-	note_format(data, size, probe_status);
+	note_format(data, size, probe_status, &info);
 
 	media_thumbnail_defaults(&thumbnail_options);
 	thumbnail_status = media_make_thumbnail(input_path, thumbnail_path, &thumbnail_options,
