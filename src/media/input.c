@@ -332,8 +332,10 @@ media_input_open(const char *path, const MediaHooks *hooks,
 	choose_streams(input);
 	if ((ret = validate_streams(input, why)) != 0)
 		return ret;
+	if ((ret = media_input_timing(path, input, why)) != 0)
+		return ret;
 	timeline_init(&input->timeline, input->format, input->video, input->audio, input->start_time);
-	return media_input_timing(path, input, why);
+	return 0;
 }
 
 /* Close the input; safe on a half-opened one. */

@@ -42,6 +42,7 @@ typedef struct PacketScan
 {
 	int			video_index;	/* in the scanning context, -1: none */
 	int			audio_index;
+	int64_t		first;			/* earliest time any packet is shown */
 	int64_t		end;			/* latest end of any packet, AV_NOPTS_VALUE */
 	int64_t		video_first;	/* earliest video pts */
 	int64_t		video_last;		/* latest video pts */
@@ -135,6 +136,8 @@ scan_packet(PacketScan *scan, const AVStream *stream, const AVPacket *packet)
 	pts = av_rescale_q(pts, stream->time_base, AV_TIME_BASE_Q);
 	end = end == AV_NOPTS_VALUE ? pts : av_rescale_q(end, stream->time_base, AV_TIME_BASE_Q);
 	scan->end = later(scan->end, end);
+	if (scan->first == AV_NOPTS_VALUE || pts < scan->first)
+		scan->first = pts;
 	if (packet->stream_index != scan->video_index)
 		return;
 	scan->video_packets++;
@@ -192,7 +195,7 @@ scan_init(const MediaInput *input, AVFormatContext *format, PacketScan *scan)
 	scan->video_index = (unsigned) input->video->index < format->nb_streams ? input->video->index : -1;
 	scan->audio_index = input->audio != NULL &&
 		(unsigned) input->audio->index < format->nb_streams ? input->audio->index : -1;
-	scan->end = scan->video_first = scan->video_last = scan->video_end = AV_NOPTS_VALUE;
+	scan->first = scan->end = scan->video_first = scan->video_last = scan->video_end = AV_NOPTS_VALUE;
 	scan->video_packets = 0;
 	for (unsigned i = 0; i < format->nb_streams; i++)
 		if ((int) i != scan->video_index && (int) i != scan->audio_index)
@@ -309,7 +312,10 @@ scanned_span(const MediaInput *input, const PacketScan *scan)
  * may jump (MPEG-TS/PS, Ogg), the whole file is read, re-based as it is
  * read (timeline.c): where they did jump, what libavformat states is the
  * span from the first part's start to the last part's end, not the sum of
- * the parts, and the duration is measured instead.
+ * the parts, and the duration is measured instead, from the earliest
+ * re-based time (libavformat's start time is the earliest raw timestamp:
+ * a first frame stamped a day before the rest, re-based to follow them,
+ * would start the video a day early).
  */
 int
 media_input_timing(const char *path, MediaInput *input, char *why)
@@ -319,7 +325,7 @@ media_input_timing(const char *path, MediaInput *input, char *why)
 		video->avg_frame_rate : video->r_frame_rate;
 	bool		rate_known = plausible_rate(stated, video->time_base);
 	bool		count_known = video->nb_frames > 0 && video->duration != AV_NOPTS_VALUE && video->duration > 0;
-	bool		discontinuous = input->timeline.discontinuous;
+	bool		discontinuous = (input->format->iformat->flags & AVFMT_TS_DISCONT) != 0;
 	PacketScan	scan;
 	bool		scanned = false;
 	bool		measured = false;
@@ -339,6 +345,8 @@ media_input_timing(const char *path, MediaInput *input, char *why)
 			input->whole_file = scan.timeline;
 			input->whole_file_read = true;
 		}
+		if (scan.timeline.jumps > 0 && scan.first != AV_NOPTS_VALUE)
+			input->start_time = scan.first;
 		if (input->duration <= 0 || scan.timeline.jumps > 0)
 		{
 			input->duration = scanned_span(input, &scan);

@@ -237,6 +237,41 @@ sub set_pes_time
 	cmp_ok(ffprobe_json("$dir/out.mp4")->{format}{duration} // 1e9, '<', 3, 'TS frame shown 17 h after it is decoded: the proxy lasts about 1 s');
 }
 
+# Set the timestamps of the PES packet at $at (one header): $pts, and $dts
+# when it has one.
+sub set_pes_times
+{
+	my ($data, $at, $pts, $dts) = @_;
+	my $flags = ord(substr($$data, $at + 7, 1)) >> 6;
+	set_pes_time($data, $at + 9, $flags == 3 ? 3 : 2, $pts);
+	set_pes_time($data, $at + 14, 1, $dts) if $flags == 3;
+}
+
+# found by fuzzing (this round's re-based timestamps): an MPEG-TS whose
+# first video frame is stamped before everything else but read after the
+# first audio (the fuzzed file: 25 hours before).  The CLI re-bases that
+# frame to follow the audio, and so does vproxy, but the file's start time
+# (libavformat's: the earliest raw timestamp) stayed back there, and the
+# proxy showed the frame from there on.  Where timestamps jumped, the start
+# is the earliest re-based time.  Made here: a 1 s TS at 100 s whose first
+# video PES says 45 s (55 s back: libavformat takes a timestamp over 60 s
+# back for a wrap of its 33-bit clock); the proxy lasted 57 s.
+{
+	my $dir = scratch_dir();
+	VproxyTest::Media::ffmpeg(qw(-f lavfi -i testsrc2=size=64x48:rate=10 -f lavfi -i sine=sample_rate=22050
+		-t 1 -c:v libx264 -preset ultrafast -c:a mp2 -output_ts_offset 100 -f mpegts), "$dir/plain.ts");
+	my $data = VproxyTest::Media::read_file("$dir/plain.ts");
+	my ($video) = pes_starts(\$data, 0x100);
+	set_pes_times(\$data, $video, 45 * 90000, 45 * 90000);
+	VproxyTest::Media::write_file("$dir/early.ts", $data);
+	my $probe = run_transcode('probe', "$dir/early.ts");
+	is($probe->{status}, 0, 'TS first frame 55 s early: probe succeeds') or diag $probe->{stderr};
+	cmp_ok($probe->{json}{duration_seconds} // 1e9, '<', 3, "TS first frame 55 s early: probe says about the file's 1 s ($probe->{json}{duration_seconds})");
+	my $result = run_transcode('proxy', "$dir/early.ts", "$dir/out.mp4");
+	is($result->{status}, 0, 'TS first frame 55 s early: proxy made') or diag $result->{stderr};
+	cmp_ok(ffprobe_json("$dir/out.mp4")->{format}{duration} // 1e9, '<', 3, 'TS first frame 55 s early: the proxy lasts about 1 s');
+}
+
 # a missing input is 66 for every command
 for my $command (qw(probe proxy thumbnail))
 {
