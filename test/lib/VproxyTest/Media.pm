@@ -673,6 +673,14 @@ my %SEEDS = (
 	h264_raw => [qw(-c:v libx264 -preset ultrafast -bf 2 -an -f h264)],
 	hevc_raw => [qw(-c:v libx265 -preset ultrafast -x265-params log-level=error -an -f hevc)],
 	mpeg4_ts => [qw(-c:v mpeg4 -g 3 -c:a mp2 -f mpegts)],
+	# a DV frame is 120-144 kB, over the fuzzer's inputs: the first 60 kB of one
+	dv_cut => sub {
+		my ($path, $dir) = @_;
+		ffmpeg(qw(-f lavfi -i testsrc2=size=720x576:rate=25 -f lavfi -i sine=sample_rate=48000
+			-t 0.08 -c:v dvvideo -pix_fmt yuv420p -c:a pcm_s16le -ac 2 -f dv), "$dir/seed.dv");
+		write_file($path, substr(read_file("$dir/seed.dv"), 0, 60000));
+		unlink "$dir/seed.dv";
+	},
 	# two recordings joined: the timestamps jump back (timeline.c)
 	joined_ts => sub {
 		my ($path, $dir) = @_;
