@@ -42,8 +42,6 @@ static const Container containers[] = {
 	{"mxf", "MXF"},
 	/* GNOME screencasts (Theora), Linux tools */
 	{"ogg", "Ogg"},
-	/* captures piped out of ffmpeg */
-	{"nut", "NUT"},
 	/* MiniDV camcorder captures */
 	{"dv", "DV"},
 	/* VP8/VP9 streams of libvpx tools and WebRTC recorders */
