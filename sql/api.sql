@@ -11,6 +11,21 @@ SELECT count(*) AS extension_objects FROM pg_depend
    AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'vproxy');
 -- both tables are dumped with their data
 SELECT unnest(extconfig)::regclass AS dumped_tables FROM pg_extension WHERE extname = 'vproxy';
+-- the catalog explains the API: every table, view, table column and
+-- function of schema vproxy has a comment (the internals have a schema of
+-- their own)
+SELECT c.oid::regclass::text AS uncommented FROM pg_class c
+ WHERE c.relnamespace = 'vproxy'::regnamespace AND c.relkind IN ('r', 'v')
+   AND obj_description(c.oid, 'pg_class') IS NULL
+UNION ALL
+SELECT c.oid::regclass::text || '.' || a.attname FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
+ WHERE c.relnamespace = 'vproxy'::regnamespace AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
+   AND col_description(c.oid, a.attnum) IS NULL
+UNION ALL
+SELECT p.oid::regprocedure::text FROM pg_proc p
+ WHERE p.pronamespace = 'vproxy'::regnamespace AND obj_description(p.oid, 'pg_proc') IS NULL;
+SELECT p.oid::regprocedure AS api, obj_description(p.oid, 'pg_proc') AS says FROM pg_proc p
+ WHERE p.pronamespace = 'vproxy'::regnamespace AND p.proname LIKE 'vproxy\_%' ORDER BY 1::text;
 
 INSERT INTO videos (id, mall_id, pin_id, filename, original_path, checksum_sha256)
 VALUES ('00000000-0000-0000-0000-0000000000a1', 'm1', 'p1', 'a.mov', 'uploads/m1/a.mov', NULL),
@@ -30,6 +45,8 @@ SELECT vproxy_enqueue('00000000-0000-0000-0000-0000000000a1', params => '{"crf":
 SELECT vproxy_enqueue('00000000-0000-0000-0000-0000000000a1', params => '{"preset": "turbo"}');
 SELECT vproxy_enqueue('00000000-0000-0000-0000-0000000000a1', params => '{"colour": "red"}');
 SELECT vproxy_enqueue('00000000-0000-0000-0000-0000000000a1', params => '[1, 2]');
+SELECT vproxy_enqueue('00000000-0000-0000-0000-0000000000a1', params => '{"height": 17}');
+SELECT vproxy_enqueue('00000000-0000-0000-0000-0000000000a1', params => '{"height": null}');
 -- nothing was left behind by the failed calls
 SELECT count(*) AS jobs FROM processing_jobs;
 SELECT processing_status FROM videos WHERE id = '00000000-0000-0000-0000-0000000000a1';
@@ -81,7 +98,7 @@ SELECT processing_status, proxy_path FROM videos WHERE id = '00000000-0000-0000-
 
 -- two proxy jobs for a video: cancelling one keeps the video processing
 SELECT vproxy_enqueue('00000000-0000-0000-0000-0000000000a2') AS first_job \gset
-SELECT vproxy_enqueue('00000000-0000-0000-0000-0000000000a2') AS second_job \gset
+SELECT vproxy_enqueue('00000000-0000-0000-0000-0000000000a2', params => '{"crf": 30}') AS second_job \gset
 SELECT vproxy_cancel(:'first_job');
 SELECT processing_status FROM videos WHERE id = '00000000-0000-0000-0000-0000000000a2';
 SELECT vproxy_cancel(:'second_job');

@@ -43,7 +43,7 @@ UPDATE videos SET checksum_sha256 = '' WHERE id = '00000000-0000-0000-0000-00000
 SELECT checksum_sha256 IS NULL AS unknown FROM videos WHERE id = '00000000-0000-0000-0000-0000000000d2';
 -- ... and the finish of a job fills it in
 SELECT vproxy_enqueue('00000000-0000-0000-0000-0000000000d2', 'metadata_extraction') IS NOT NULL AS queued;
-SELECT job_id AS job, lease_token AS token FROM claim_job('regress', 30) \gset
+SELECT job_id AS job, lease_token AS token FROM claim_job('regress') \gset
 SELECT finish_job(:'job', :'token', jsonb_build_object('status', 'success',
 	'original_sha256', repeat('cd', 32),
 	'metadata', jsonb_build_object('original', jsonb_build_object('width', 64, 'height', 48)))) AS finished;
@@ -70,7 +70,7 @@ VALUES
 	('00000000-0000-0000-0000-0000000000f8', '00000000-0000-0000-0000-0000000000e3', 'failed', now() - interval '60 days', now() - interval '60 days'),
 	('00000000-0000-0000-0000-0000000000f9', '00000000-0000-0000-0000-0000000000e3', 'running', now() - interval '59 days', NULL);
 -- retention off (0) keeps everything
-SELECT prune_batch(NULL, NULL, 10) AS removed;
+SELECT vproxy_internal.prune_batch(NULL, NULL, 10) AS removed;
 -- the defaults: 7 days for completed and cancelled jobs, 30 for failed ones
 SELECT vproxy_prune() AS removed;
 SELECT id, status FROM processing_jobs ORDER BY id;
@@ -84,9 +84,20 @@ INSERT INTO processing_jobs (video_id, status, created_at, completed_at)
 SELECT '00000000-0000-0000-0000-0000000000e2', 'completed', now() - interval '90 days' + i * interval '1 s',
 	   now() - interval '90 days'
   FROM generate_series(1, 25) i;
-SELECT prune_batch(interval '1 day', interval '1 day', 10) AS removed;
+SELECT vproxy_internal.prune_batch(interval '1 day', interval '1 day', 10) AS removed;
 SELECT vproxy_prune() AS removed;
 SELECT count(*) AS left_of_e2 FROM processing_jobs WHERE video_id = '00000000-0000-0000-0000-0000000000e2';
+-- a job whose lease still runs (cancelled while running: its child may still
+-- be stopping) is kept until the lease expires, whatever its age
+INSERT INTO processing_jobs (id, video_id, status, created_at, completed_at, lease_expires_at, lease_holder)
+VALUES ('00000000-0000-0000-0000-0000000000fa', '00000000-0000-0000-0000-0000000000e2', 'cancelled',
+		now() - interval '99 days', now() - interval '99 days', now() + interval '1 minute', 'w');
+SELECT vproxy_prune('1 second') AS removed;
+SELECT count(*) AS lingering_kept FROM processing_jobs WHERE id = '00000000-0000-0000-0000-0000000000fa';
+UPDATE processing_jobs SET lease_expires_at = now() - interval '1 second'
+ WHERE id = '00000000-0000-0000-0000-0000000000fa';
+SELECT vproxy_prune('1 second') AS removed;
+SELECT count(*) AS expired_removed FROM processing_jobs WHERE id = '00000000-0000-0000-0000-0000000000fa';
 
 -- nobody but the superuser may prune unless granted
 CREATE ROLE vproxy_regress_pruner;

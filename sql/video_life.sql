@@ -25,7 +25,7 @@ SELECT vproxy_reprocess('00000000-0000-0000-0000-0000000000f1', '{"height": 720}
 SELECT job_type, status, params FROM processing_jobs WHERE id = :'reprocess_job';
 SELECT vproxy_reprocess('00000000-0000-0000-0000-0000000000f1', '{"height": 1}');
 -- it runs (claimed), and a metadata job waits
-SELECT job_id = :'reprocess_job' AS reprocess_claimed FROM claim_job('w', 30);
+SELECT job_id = :'reprocess_job' AS reprocess_claimed FROM claim_job('w');
 SELECT vproxy_enqueue('00000000-0000-0000-0000-0000000000f1', 'metadata_extraction') AS metadata_job \gset
 
 -- delete: the running and queued jobs are stopped, the video is
@@ -43,10 +43,10 @@ SELECT vproxy_reprocess('00000000-0000-0000-0000-0000000000f1');
 SELECT vproxy_upload_url('00000000-0000-0000-0000-0000000000f1');
 UPDATE videos SET processing_status = 'completed' WHERE id = '00000000-0000-0000-0000-0000000000f1';
 -- the deletion waits for the stopped job's lease, then is claimed
-SELECT * FROM claim_job('w', 30);
+SELECT * FROM claim_job('w');
 UPDATE processing_jobs SET lease_expires_at = now() - interval '1 s' WHERE id = :'reprocess_job';
 SELECT job_id = :'deletion_job' AS deletion_claimed, jsonb_pretty(spec - 'job_id' - 'video_id') AS spec
-  FROM claim_job('w', 30);
+  FROM claim_job('w');
 SELECT lease_token AS deletion_token FROM processing_jobs WHERE id = :'deletion_job' \gset
 -- its finish deletes the row and the other jobs; its own status stays
 SELECT finish_job(:'deletion_job', :'deletion_token', '{"status": "success", "deleted": 3}') AS finished;
@@ -62,8 +62,8 @@ VALUES ('00000000-0000-0000-0000-0000000000f2', 'm1', 'uploads/m1/f2.mov'),
 	   ('00000000-0000-0000-0000-0000000000f3', 'm1', 'uploads/m1/f3.mov');
 SELECT count(*) AS queued FROM vproxy_delete_videos(ARRAY['00000000-0000-0000-0000-0000000000f3'::uuid,
 	'00000000-0000-0000-0000-0000000000f2', '00000000-0000-0000-0000-0000000000f3']);
-SELECT job_id AS failing_job FROM claim_job('w', 30) \gset
-SELECT fail_job(:'failing_job', lease_token, 'storage refused: AccessDenied', false, 1)
+SELECT job_id AS failing_job FROM claim_job('w') \gset
+SELECT fail_job(:'failing_job', lease_token, 'storage_refused', 'storage refused: AccessDenied', false)
   FROM processing_jobs WHERE id = :'failing_job';
 SELECT processing_status, processing_error FROM videos WHERE id = (SELECT video_id FROM processing_jobs WHERE id = :'failing_job');
 SELECT vproxy_delete_video(video_id) <> :'failing_job' AS new_deletion
@@ -74,16 +74,16 @@ SELECT vproxy_delete_video(video_id) <> :'failing_job' AS new_deletion
 INSERT INTO videos (id, mall_id, original_path)
 VALUES ('00000000-0000-0000-0000-0000000000f4', 'm1', 'uploads/m1/f4.mov');
 SELECT vproxy_enqueue('00000000-0000-0000-0000-0000000000f4', priority => 0) AS first_job \gset
-SELECT job_id = :'first_job' AS first_claimed FROM claim_job('w', 30, job_types => ARRAY['proxy_generation']);
+SELECT job_id = :'first_job' AS first_claimed FROM claim_job('w', job_types => ARRAY['proxy_generation']);
 SELECT vproxy_cancel(:'first_job') AS cancelled;
 SELECT status, lease_token IS NULL AS token_gone, lease_expires_at > now() AS lease_lingers
   FROM processing_jobs WHERE id = :'first_job';
 SELECT vproxy_enqueue('00000000-0000-0000-0000-0000000000f4', priority => 0) AS second_job \gset
-SELECT * FROM claim_job('w', 30, job_types => ARRAY['proxy_generation']);
+SELECT * FROM claim_job('w', job_types => ARRAY['proxy_generation']);
 SELECT next_claim_at(ARRAY['proxy_generation']) = lease_expires_at AS wakes_at_the_lingering_lease
   FROM processing_jobs WHERE id = :'first_job';
 UPDATE processing_jobs SET lease_expires_at = now() - interval '1 s' WHERE id = :'first_job';
-SELECT job_id = :'second_job' AS second_claimed FROM claim_job('w', 30, job_types => ARRAY['proxy_generation']);
+SELECT job_id = :'second_job' AS second_claimed FROM claim_job('w', job_types => ARRAY['proxy_generation']);
 
 -- a reprocess that fails leaves the previous run in place: the video stays
 -- "completed" with its proxy, and says why the new run failed
@@ -93,8 +93,8 @@ VALUES ('00000000-0000-0000-0000-0000000000f6', 'm1', 'uploads/m1/f6.mov', 'vide
 		'thumbnails/m1/f6.jpg', 'completed', '2026-01-01');
 SELECT vproxy_reprocess('00000000-0000-0000-0000-0000000000f6', '{"height": 2160}') AS redo \gset
 SELECT processing_status FROM videos WHERE id = '00000000-0000-0000-0000-0000000000f6';
-SELECT job_id = :'redo' AS redo_claimed FROM claim_job('w', 30, job_types => ARRAY['proxy_generation']);
-SELECT fail_job(:'redo', lease_token, 'not a usable video: 2160 lines asked', false, 1)
+SELECT job_id = :'redo' AS redo_claimed FROM claim_job('w', job_types => ARRAY['proxy_generation']);
+SELECT fail_job(:'redo', lease_token, 'bad_media', 'not a usable video: 2160 lines asked', false)
   FROM processing_jobs WHERE id = :'redo';
 SELECT processing_status, processing_error, proxy_path, thumbnail_path, processing_completed_at
   FROM videos WHERE id = '00000000-0000-0000-0000-0000000000f6';
@@ -141,27 +141,20 @@ SELECT (SELECT count(*) FROM page1) AS page1_rows, (SELECT count(*) FROM page2) 
 							  EXCEPT SELECT id FROM page1 EXCEPT SELECT id FROM page2) s) AS missed;
 TRUNCATE videos CASCADE;
 
--- the documented grants are enough for an application, which cannot sign
--- arbitrary keys itself
-CREATE ROLE vproxy_regress_video_life_app LOGIN;
-GRANT USAGE ON SCHEMA vproxy TO vproxy_regress_video_life_app;
-GRANT SELECT, INSERT, UPDATE, DELETE ON vproxy.videos TO vproxy_regress_video_life_app;
-GRANT SELECT ON vproxy.processing_jobs TO vproxy_regress_video_life_app;
-GRANT EXECUTE ON FUNCTION vproxy.vproxy_enqueue(uuid, text, int, jsonb),
-	vproxy.vproxy_job_status(uuid), vproxy.vproxy_cancel(uuid) TO vproxy_regress_video_life_app;
-GRANT EXECUTE ON FUNCTION vproxy.vproxy_url(uuid, text, interval),
-	vproxy.vproxy_upload_url(uuid, interval), vproxy.vproxy_delete_video(uuid),
-	vproxy.vproxy_delete_videos(uuid[]), vproxy.vproxy_reprocess(uuid, jsonb)
-	TO vproxy_regress_video_life_app;
-SET ROLE vproxy_regress_video_life_app;
+-- the documented grants (src/server/README.md, read from it) are enough for
+-- an application, which cannot sign arbitrary keys itself
+CREATE ROLE app LOGIN;
+\set grants `test/lib/readme-block 'grants: application'`
+:grants
+SET ROLE app;
 INSERT INTO vproxy.videos (id, mall_id, original_path)
 VALUES ('00000000-0000-0000-0000-0000000000f5', 'm1', 'uploads/m1/f5.mov');
 SELECT vproxy.vproxy_upload_url('00000000-0000-0000-0000-0000000000f5') AS upload_url;
 SELECT vproxy.vproxy_reprocess('00000000-0000-0000-0000-0000000000f5') IS NOT NULL AS reprocessing;
 SELECT vproxy.vproxy_delete_video('00000000-0000-0000-0000-0000000000f5') IS NOT NULL AS deleting;
-SELECT vproxy.presign('GET', 'any/key', 60);
-SELECT * FROM vproxy.claim_job('app', 30, job_types => ARRAY['video_deletion']);
+SELECT vproxy_internal.presign('GET', 'any/key', 60);
+SELECT * FROM vproxy.claim_job('app', job_types => ARRAY['video_deletion']);
 RESET ROLE;
 TRUNCATE vproxy.videos CASCADE;
-DROP OWNED BY vproxy_regress_video_life_app;
-DROP ROLE vproxy_regress_video_life_app;
+DROP OWNED BY app;
+DROP ROLE app;

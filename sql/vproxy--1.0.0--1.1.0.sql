@@ -8,6 +8,11 @@
 -- Operations: guarded worker calls, names that become keys, retention
 -- ---------------------------------------------------------------------------
 
+-- An empty checksum means "unknown", as NULL does (the trigger below keeps
+-- it so): blanked before the rules are validated, so that an empty one
+-- breaks none.
+UPDATE videos SET checksum_sha256 = NULL WHERE checksum_sha256 = '';
+
 -- Names that become storage keys ({mall_id}, {pin_id} in the key templates)
 -- and the original's checksum and size are checked where they enter.  A
 -- database upgraded with rows that break a rule keeps them: the constraint is
@@ -64,7 +69,6 @@ $$;
 CREATE TRIGGER videos_blank_checksum BEFORE INSERT OR UPDATE OF checksum_sha256 ON videos
 	FOR EACH ROW WHEN (NEW.checksum_sha256 = '') EXECUTE FUNCTION blank_checksum_is_unknown();
 
-UPDATE videos SET checksum_sha256 = NULL WHERE checksum_sha256 = '';
 
 -- Retention.  Remove up to batch ended jobs (NULL: all) past their
 -- retention (NULL: kept for ever), oldest first, and return how many.  The

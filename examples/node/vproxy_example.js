@@ -26,12 +26,18 @@ function say(fields) {
   console.log(JSON.stringify(fields));
 }
 
-// Upload a file to a presigned PUT URL (or copy it to a file:// path).
+// Upload a file to a presigned PUT URL (or copy it to a file:// path:
+// group-writable, for workers that share this user's group, see README).
 async function put(url, file) {
   if (url.startsWith('file://')) {
     const target = fileURLToPath(url);
-    fs.mkdirSync(path.dirname(target), { recursive: true });
-    fs.copyFileSync(file, target);
+    const previous = process.umask(0o002);
+    try {
+      fs.mkdirSync(path.dirname(target), { recursive: true });
+      fs.copyFileSync(file, target);
+    } finally {
+      process.umask(previous);
+    }
     return;
   }
   const response = await fetch(url, { method: 'PUT', body: fs.readFileSync(file) });
@@ -103,7 +109,11 @@ async function main() {
     say({ step: 'enqueued', job_id: job.id });
     let heard = await waitFor(job.id, timeout);
     say({ step: 'notified', payload: heard });
-    if (heard.status !== 'completed') throw new Error(`the proxy job ended ${heard.status}`);
+    if (heard.status !== 'completed') {
+      const { rows: [status] } = await client.query(
+        'SELECT vproxy.vproxy_job_status($1) AS s', [job.id]);
+      throw new Error(`the proxy job ended ${heard.status}: ${status.s.error_message}`);
+    }
 
     const { rows: [urls] } = await client.query(
       `SELECT vproxy.vproxy_url($1, 'proxy') AS proxy_url,
@@ -112,18 +122,28 @@ async function main() {
     say({ step: 'urls', proxy_url: urls.proxy_url, thumbnail_url: urls.thumbnail_url });
     const proxy = await get(urls.proxy_url);
     const thumbnail = await get(urls.thumbnail_url);
+    const proxySha256 = crypto.createHash('sha256').update(proxy).digest('hex');
     say({
-      step: 'fetched', proxy_bytes: proxy.length,
-      proxy_sha256: crypto.createHash('sha256').update(proxy).digest('hex'),
+      step: 'fetched', proxy_bytes: proxy.length, proxy_sha256: proxySha256,
       result_sha256: urls.result.metadata.proxy.sha256, thumbnail_bytes: thumbnail.length,
     });
+    if (proxySha256 !== urls.result.metadata.proxy.sha256) {
+      throw new Error('the proxy fetched is not the one the job made');
+    }
 
     const { rows: [deletion] } = await client.query(
       'SELECT vproxy.vproxy_delete_video($1) AS id', [video.id]);
     say({ step: 'deleting', job_id: deletion.id });
     heard = await waitFor(deletion.id, timeout);
+    if (heard.status !== 'completed') {
+      // the files may still be there and the video stays 'deleting'
+      // (on file:// storage: see the ownership rule in examples/README.md)
+      const { rows: [status] } = await client.query(
+        'SELECT vproxy.vproxy_job_status($1) AS s', [deletion.id]);
+      say({ step: 'delete_failed', payload: heard, error: status.s.error_message });
+      throw new Error(`the deletion ended ${heard.status}: ${status.s.error_message}`);
+    }
     say({ step: 'deleted', payload: heard });
-    if (heard.status !== 'completed') process.exitCode = 1;
   } finally {
     await client.end();
   }

@@ -24,18 +24,27 @@ from urllib.parse import urlsplit
 import psycopg
 
 
+class StepFailed(Exception):
+    """A step that did not do what it should: the example stops, exit 1."""
+
+
 def put(url, path):
-    """Upload a file to a presigned PUT URL (or copy it to a file:// path)."""
+    """Upload a file to a presigned PUT URL (or copy it to a file:// path:
+    group-writable, for workers that share this user's group, see README)."""
     if url.startswith('file://'):
         target = urllib.request.url2pathname(urlsplit(url).path)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        shutil.copyfile(path, target)
+        previous = os.umask(0o002)
+        try:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            shutil.copyfile(path, target)
+        finally:
+            os.umask(previous)
         return
     with open(path, 'rb') as f:
         request = urllib.request.Request(url, data=f.read(), method='PUT')
     with urllib.request.urlopen(request) as response:
         if response.status != 200:
-            raise RuntimeError(f'upload answered {response.status}')
+            raise StepFailed(f'upload answered {response.status}')
 
 
 def get(url):
@@ -95,7 +104,7 @@ def main():
         say(step='notified', payload=heard)
         if heard['status'] != 'completed':
             status = conn.execute('SELECT vproxy.vproxy_job_status(%s)', (job_id,)).fetchone()[0]
-            raise RuntimeError(f'the proxy job ended {heard["status"]}: {status["error_message"]}')
+            raise StepFailed(f'the proxy job ended {heard["status"]}: {status["error_message"]}')
 
         proxy_url, thumbnail_url = conn.execute(
             "SELECT vproxy.vproxy_url(%s, 'proxy'), vproxy.vproxy_url(%s, 'thumbnail')",
@@ -103,16 +112,29 @@ def main():
         say(step='urls', proxy_url=proxy_url, thumbnail_url=thumbnail_url)
         result = conn.execute('SELECT vproxy.vproxy_job_status(%s)', (job_id,)).fetchone()[0]['result_data']
         proxy = get(proxy_url)
-        say(step='fetched', proxy_bytes=len(proxy), proxy_sha256=hashlib.sha256(proxy).hexdigest(),
+        proxy_sha256 = hashlib.sha256(proxy).hexdigest()
+        say(step='fetched', proxy_bytes=len(proxy), proxy_sha256=proxy_sha256,
             result_sha256=result['metadata']['proxy']['sha256'],
             thumbnail_bytes=len(get(thumbnail_url)))
+        if proxy_sha256 != result['metadata']['proxy']['sha256']:
+            raise StepFailed('the proxy fetched is not the one the job made')
 
         deletion_id = conn.execute('SELECT vproxy.vproxy_delete_video(%s)', (video_id,)).fetchone()[0]
         say(step='deleting', job_id=deletion_id)
         heard = wait_for(conn, heard_so_far, deletion_id, args.timeout)
+        if heard['status'] != 'completed':
+            # the files may still be there and the video stays 'deleting'
+            # (on file:// storage: see the ownership rule in examples/README.md)
+            status = conn.execute('SELECT vproxy.vproxy_job_status(%s)', (deletion_id,)).fetchone()[0]
+            say(step='delete_failed', payload=heard, error=status['error_message'])
+            raise StepFailed(f'the deletion ended {heard["status"]}: {status["error_message"]}')
         say(step='deleted', payload=heard)
-        return 0 if heard['status'] == 'completed' else 1
+        return 0
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except (StepFailed, TimeoutError, OSError, psycopg.Error) as error:
+        print(f'vproxy_example: {error}', file=sys.stderr)
+        sys.exit(1)

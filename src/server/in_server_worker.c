@@ -2,9 +2,10 @@
  * in_server_worker.c
  *		A vproxy worker: a dynamic background worker connected to
  *		vproxy.database that claims jobs, runs `vproxy-transcode job` for each
- *		under supervision (heartbeat, progress, timeout, cancel, shutdown) and
- *		records the outcome by the failure policy.  Idle, it sleeps on its
- *		latch until a commit wakes it or a delayed job becomes due.
+ *		under supervision (heartbeat, progress, lease fence, timeout, cancel,
+ *		shutdown) and records the outcome by the failure policy.  Idle, it
+ *		sleeps on its latch until a commit wakes it or a delayed job becomes
+ *		due, and shows "idle" in pg_stat_activity meanwhile.
  */
 #include "postgres.h"
 
@@ -37,7 +38,7 @@ PGDLLEXPORT void vproxy_worker_main(Datum main_arg);
 /* longest sleep of an idle worker, in case a wake-up was lost */
 #define MAX_IDLE_SLEEP_MS 60000
 /* longest wait for a lock the application holds, shorter than any lease */
-#define WORKER_LOCK_TIMEOUT "5s"
+#define WORKER_LOCK_TIMEOUT_MS 5000
 
 static volatile sig_atomic_t got_sigterm = false;
 static WorkerSlot *my_slot = NULL;
@@ -107,6 +108,16 @@ handle_sigchld(SIGNAL_ARGS)
 	errno = save_errno;
 }
 
+/* The longest wait of this worker's calls for a lock, in milliseconds. */
+static void
+set_lock_timeout(int64_t ms)
+{
+	char		value[32];
+
+	snprintf(value, sizeof(value), "%lld", (long long) ms);
+	SetConfigOption("lock_timeout", value, PGC_SUSET, PGC_S_OVERRIDE);
+}
+
 /* Wait up to timeout_ms for the child's pipes, the latch or the child's exit; then pump. */
 static void
 wait_for_child(SupChild *child, long timeout_ms)
@@ -146,43 +157,34 @@ reload_if_asked(void)
 	}
 }
 
-/* The job spec of the claim with the storage part and temp directory added. */
+/*
+ * What the child reads on stdin (src/transcode/job-protocol.md): line 1,
+ * the claim's spec as it came; line 2, this worker's local part, the
+ * credentials (from the superuser-only settings, never from the tables),
+ * the CA file, the temp directory, the limits the child bounds itself with
+ * (the database comes first) and the first lease fence.
+ */
 static StringInfo
-full_spec(const ClaimedJob *job)
+child_input(const ClaimedJob *job, int64_t fence_ms)
 {
-	StringInfo	spec = makeStringInfo();
-	size_t		len = strlen(job->spec);
+	StringInfo	input = makeStringInfo();
 
-	/* the claim's spec is a JSON object: reopen it before its closing brace */
-	Assert(len > 2 && job->spec[len - 1] == '}');
-	appendBinaryStringInfo(spec, job->spec, len - 1);
-	appendStringInfoString(spec, ", \"storage\": {\"url\": ");
-	escape_json(spec, vproxy_storage_url);
-	appendStringInfoString(spec, ", \"s3_endpoint\": ");
-	escape_json(spec, vproxy_s3_endpoint);
-	appendStringInfoString(spec, ", \"s3_region\": ");
-	escape_json(spec, vproxy_s3_region);
-	appendStringInfoString(spec, ", \"access_key_id\": ");
-	escape_json(spec, vproxy_s3_access_key_id);
-	appendStringInfoString(spec, ", \"secret_access_key\": ");
-	escape_json(spec, vproxy_s3_secret_access_key);
-	if (vproxy_s3_session_token[0] != '\0')
-	{
-		appendStringInfoString(spec, ", \"session_token\": ");
-		escape_json(spec, vproxy_s3_session_token);
-	}
-	appendStringInfoString(spec, ", \"ca_file\": ");
-	escape_json(spec, vproxy_s3_ca_file);
-	appendStringInfoString(spec, "}, \"temp_directory\": ");
-	escape_json(spec, vproxy_temp_directory);
-	/* the database comes first: the child bounds itself with these */
-	appendStringInfo(spec, ", \"limits\": {\"nice\": %d, \"threads\": %d, \"memory_limit_bytes\": " INT64_FORMAT
-					 ", \"yield_to_postmaster\": %d, \"yield_db_cpu\": %d}",
+	appendStringInfo(input, "%s\n{\"credentials\": {\"access_key_id\": ", job->spec);
+	escape_json(input, vproxy_s3_access_key_id);
+	appendStringInfoString(input, ", \"secret_access_key\": ");
+	escape_json(input, vproxy_s3_secret_access_key);
+	appendStringInfoString(input, ", \"session_token\": ");
+	escape_json(input, vproxy_s3_session_token);
+	appendStringInfoString(input, "}, \"ca_file\": ");
+	escape_json(input, vproxy_s3_ca_file);
+	appendStringInfoString(input, ", \"temp_directory\": ");
+	escape_json(input, vproxy_temp_directory);
+	appendStringInfo(input, ", \"limits\": {\"nice\": %d, \"threads\": %d, \"memory_limit_bytes\": " INT64_FORMAT
+					 ", \"yield_to_postmaster\": %d, \"yield_db_cpu\": %d}, \"lease_until_ms\": " INT64_FORMAT "}\n",
 					 vproxy_child_nice, vproxy_transcode_threads,
 					 (int64) vproxy_child_memory_limit * 1024 * 1024,
-					 (int) PostmasterPid, vproxy_child_yield_db_cpu);
-	appendStringInfoString(spec, "}\n");
-	return spec;
+					 (int) PostmasterPid, vproxy_child_yield_db_cpu, (int64) fence_ms);
+	return input;
 }
 
 /* Show the job in the slot and in pg_stat_activity. */
@@ -245,30 +247,40 @@ lease_check_asked(void)
 	return asked;
 }
 
+/* Log what became of a failed attempt the database took. */
+static void
+log_failure(const ClaimedJob *job, const char *status, const char *cause)
+{
+	if (strcmp(status, "pending") == 0)
+		ereport(LOG, (errmsg("vproxy: job %s attempt %d failed, will retry: %s",
+							 job->job_id_text, job->attempt, cause)));
+	else
+		ereport(LOG, (errmsg("vproxy: job %s failed after %d attempt(s): %s",
+							 job->job_id_text, job->attempt, cause)));
+}
+
 /*
- * Record a failed attempt and say in the log what becomes of the job.  A
- * worker told to stop while the database was in the way hands it back.
+ * Record a failed attempt and say in the log what becomes of the job (a
+ * message the database refuses is replaced by SUP_REFUSED_MESSAGE in
+ * jobs_fail).  A worker told to stop while the database was in the way
+ * hands the job back.
  */
 static void
-record_failure(const ClaimedJob *job, const char *cause, bool retryable)
+record_failure(const ClaimedJob *job, const SupOutcome *outcome)
 {
 	char	   *status = NULL;
 	char	   *error = NULL;
 	const char *job_text = job->job_id_text;
 
-	switch (jobs_fail(job, cause, retryable, &status, &error))
+	switch (jobs_fail(job, outcome->error_code, outcome->message, outcome->verdict != SUP_FAIL,
+					  &status, &error))
 	{
 		case CALL_DONE:
-			if (strcmp(status, "pending") == 0)
-				ereport(LOG, (errmsg("vproxy: job %s attempt %d failed, will retry: %s",
-									 job_text, job->attempt, cause)));
-			else
-				ereport(LOG, (errmsg("vproxy: job %s failed after %d attempt(s): %s",
-									 job_text, job->attempt, cause)));
+			log_failure(job, status, outcome->message);
 			break;
 		case CALL_LEASE_LOST:
 			ereport(LOG, (errmsg("vproxy: job %s lost its lease; the failure \"%s\" was not recorded",
-								 job_text, cause)));
+								 job_text, outcome->message)));
 			break;
 		default:
 			if (got_sigterm && jobs_release(job))
@@ -276,6 +288,19 @@ record_failure(const ClaimedJob *job, const char *cause, bool retryable)
 									 "(its failure could not be recorded: %s)", job_text, error)));
 			break;
 	}
+}
+
+/* Record a failure the worker itself found (not the child's): the outcome it makes. */
+static void
+record_worker_failure(const ClaimedJob *job, const char *cause, bool retryable)
+{
+	SupOutcome	outcome;
+
+	memset(&outcome, 0, sizeof(outcome));
+	outcome.verdict = retryable ? SUP_RETRY : SUP_FAIL;
+	strlcpy(outcome.error_code, "internal", sizeof(outcome.error_code));
+	strlcpy(outcome.message, cause, sizeof(outcome.message));
+	record_failure(job, &outcome);
 }
 
 /*
@@ -305,11 +330,11 @@ record_result(const ClaimedJob *job, SupChild *child, double seconds)
 								 job->job_id_text)));
 			break;
 		case CALL_BAD_DATA:
-			record_failure(job, psprintf("cannot record the result: %s", error), false);
+			record_worker_failure(job, psprintf("cannot record the result: %s", error), false);
 			break;
 		case CALL_FAILED:
 			if (!got_sigterm)
-				record_failure(job, psprintf("cannot record the result: %s", error), true);
+				record_worker_failure(job, psprintf("cannot record the result: %s", error), true);
 			else if (jobs_release(job))
 				ereport(LOG, (errmsg("vproxy: job %s handed back on shutdown, attempt not counted "
 									 "(its result could not be recorded: %s)", job->job_id_text, error)));
@@ -317,11 +342,45 @@ record_result(const ClaimedJob *job, SupChild *child, double seconds)
 	}
 }
 
-/* Run one claimed job to its end and record the outcome. */
+/*
+ * Extend the lease and store progress; the lease granted moves the fence.
+ * The send time is noted before the call's transaction starts: the
+ * database counts the lease from a later instant.  The call waits for a
+ * lock (the application's, on the job's row) until the fence at most: the
+ * child is stopped on time however long the lock is held.
+ */
 static void
-run_job(ClaimedJob *job)
+heartbeat(ClaimedJob *job, SupRun *run)
 {
-	StringInfo	spec = full_spec(job);
+	int64_t		sent = lease_clock_ms();
+	double		lease_seconds = 0;
+	char	   *error;
+	CallOutcome call;
+	SupLease	lease;
+
+	if (run->fence_ms != 0 && run->fence_ms - sent < WORKER_LOCK_TIMEOUT_MS)
+		set_lock_timeout(Max(run->fence_ms - sent, 1));
+	call = jobs_heartbeat(job, run->child.progress, &lease_seconds, &error);
+	set_lock_timeout(WORKER_LOCK_TIMEOUT_MS);
+	lease = call == CALL_DONE ? SUP_LEASE_RENEWED :
+		call == CALL_LEASE_LOST ? SUP_LEASE_LOST : SUP_LEASE_UNKNOWN;
+
+	if (lease == SUP_LEASE_UNKNOWN)
+		ereport(LOG, (errmsg("vproxy: job %s: heartbeat failed, trying again: %s",
+							 job->job_id_text, error)));
+	sup_run_heartbeat_done(run, sent, lease_clock_ms(), lease, lease_seconds);
+	report_job(job, &run->child);
+}
+
+/*
+ * Run one claimed job to its end and record the outcome.  claim_sent is
+ * when the claim was sent: its lease sets the first fence.
+ */
+static void
+run_job(ClaimedJob *job, int64_t claim_sent)
+{
+	int64_t		fence = sup_lease_fence_ms(claim_sent, job->lease_seconds);
+	StringInfo	input = child_input(job, fence);
 	const char *program = transcode_program();
 	SupRun		run;
 	SupOutcome	outcome;
@@ -330,9 +389,9 @@ run_job(ClaimedJob *job)
 	ereport(LOG, (errmsg("vproxy: job %s (%s) of video %s started, attempt %d",
 						 job->job_id_text, job->job_type,
 						 job->video_id_text, job->attempt)));
-	if (!sup_run_start(&run, program, spec->data, spec->len, vproxy_job_timeout))
+	if (!sup_run_start(&run, program, input->data, input->len, (int) job->timeout_seconds, fence))
 	{
-		record_failure(job, psprintf("cannot start %s: %m", program), true);
+		record_worker_failure(job, psprintf("cannot start %s: %m", program), true);
 		return;
 	}
 	current_child = &run.child;
@@ -347,18 +406,9 @@ run_job(ClaimedJob *job)
 			sup_run_stop(&run, SUP_STOP_SHUTDOWN);
 		if (lease_check_asked())
 			sup_run_ask_heartbeat(&run);
-		now = sup_now_ms();
-		if (sup_run_heartbeat_due(&run, now))
-		{
-			char	   *error;
-			CallOutcome call = jobs_heartbeat(job, run.child.progress, &error);
-
-			if (call != CALL_DONE && call != CALL_LEASE_LOST)
-				ereport(LOG, (errmsg("vproxy: job %s: heartbeat failed, trying again: %s",
-									 job->job_id_text, error)));
-			sup_run_heartbeat_sent(&run, now, call != CALL_LEASE_LOST);
-			report_job(job, &run.child);
-		}
+		if (sup_run_heartbeat_due(&run, lease_clock_ms()))
+			heartbeat(job, &run);
+		now = lease_clock_ms();
 		if (sup_run_advance(&run, now))
 			break;
 		wait_for_child(&run.child, sup_run_wait_ms(&run, now));
@@ -371,15 +421,19 @@ run_job(ClaimedJob *job)
 		switch (outcome.verdict)
 		{
 			case SUP_SUCCEEDED:
-				record_result(job, &run.child, sup_run_seconds(&run, sup_now_ms()));
+				record_result(job, &run.child, sup_run_seconds(&run, lease_clock_ms()));
 				break;
 			case SUP_RETRY:
 			case SUP_FAIL:
-				record_failure(job, outcome.message, outcome.verdict == SUP_RETRY);
+				record_failure(job, &outcome);
 				break;
 			case SUP_ABANDON:
-				ereport(LOG, (errmsg("vproxy: job %s was cancelled or taken over; its child was stopped",
-									 job->job_id_text)));
+				if (run.stop == SUP_STOP_LEASE_EXPIRED)
+					ereport(LOG, (errmsg("vproxy: job %s: its lease was not renewed in time; its child was stopped and nothing is recorded",
+										 job->job_id_text)));
+				else
+					ereport(LOG, (errmsg("vproxy: job %s was cancelled or taken over; its child was stopped",
+										 job->job_id_text)));
 				break;
 			case SUP_HAND_BACK:
 				if (jobs_release(job))
@@ -490,7 +544,7 @@ set_session_defaults(void)
 	SetConfigOption("default_transaction_deferrable", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("statement_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("idle_in_transaction_session_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("lock_timeout", WORKER_LOCK_TIMEOUT, PGC_SUSET, PGC_S_OVERRIDE);
+	set_lock_timeout(WORKER_LOCK_TIMEOUT_MS);
 }
 
 /* Entry point of a worker; main_arg is its slot number. */
@@ -506,7 +560,7 @@ vproxy_worker_main(Datum main_arg)
 	if (!attach_to_slot(DatumGetInt32(main_arg)))
 		proc_exit(0);
 
-	BackgroundWorkerInitializeConnection(vproxy_database, NULL, 0);
+	jobs_connect(vproxy_database);
 	set_session_defaults();
 	jobs_set_stop_flag(&got_sigterm);
 	pgstat_report_appname("vproxy worker");
@@ -523,6 +577,7 @@ vproxy_worker_main(Datum main_arg)
 	{
 		ClaimedJob	job;
 		TimestampTz next_claim_at;
+		int64_t		claim_sent;
 
 		/* what one turn allocates (the spec, the child's output) goes with it */
 		MemoryContextSwitchTo(TopMemoryContext);
@@ -536,19 +591,24 @@ vproxy_worker_main(Datum main_arg)
 		if (!program_usable())
 		{
 			set_state(WORKER_WAITING);
+			pgstat_report_activity(STATE_IDLE, NULL);
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 							 MAX_IDLE_SLEEP_MS, PG_WAIT_EXTENSION);
 			continue;
 		}
 		set_state(WORKER_IDLE);
 		clear_woken();
+		claim_sent = lease_clock_ms();
+		pgstat_report_activity(STATE_RUNNING, "vproxy: looking for a job");
 		if (jobs_claim(holder, &job, &next_claim_at))
 		{
-			run_job(&job);
+			run_job(&job, claim_sent);
 			continue;
 		}
 		if (jobs_extension_gone)
 			break;
+		/* pg_stat_activity shows an idle worker as idle */
+		pgstat_report_activity(STATE_IDLE, NULL);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 idle_sleep_ms(next_claim_at), PG_WAIT_EXTENSION);
 	}

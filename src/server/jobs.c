@@ -2,24 +2,31 @@
  * jobs.c
  *		SPI glue between the worker and the SQL functions of the queue.
  *		Each call is one short transaction that first checks that the
- *		extension still exists (DROP EXTENSION must not make the worker fail).
+ *		extension still exists (DROP EXTENSION must not make the worker fail)
+ *		and which version of the calls it has: a database not yet updated to
+ *		1.2.0 (no schema vproxy_internal) is served with its own calls, the
+ *		settings its claim_job took as arguments read by the query itself
+ *		(current_setting), until ALTER EXTENSION vproxy UPDATE.
  */
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type_d.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "postmaster/bgworker.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/snapmgr.h"
 
 #include "supervise/call_policy.h"
+#include "supervise/supervise.h"
 #include "jobs.h"
-#include "settings.h"
 
 /* a call the database fails for now is tried again this often */
 #define CALL_RETRY_MS 1000
@@ -27,6 +34,33 @@
 #define RELEASE_TRIES 3
 
 bool		jobs_extension_gone = false;
+
+/* whether the call in progress meets a vproxy older than 1.2.0 */
+static bool legacy_api = false;
+
+/* the SQL of the calls that differ between 1.2.0 and the versions before */
+#define LEGACY_LEASE_SECONDS "extract(epoch FROM current_setting('vproxy.lease_duration')::interval)::float8"
+
+static const char *const claim_sql =
+"SELECT job_id, video_id, job_type, attempt, lease_token, lease_seconds, timeout_seconds, spec::text "
+"FROM vproxy.claim_job($1)";
+static const char *const legacy_claim_sql =
+"SELECT c.job_id, c.video_id, c.job_type, c.attempt, c.lease_token, s.lease, s.timeout, "
+"(c.spec || jsonb_build_object('storage', jsonb_build_object("
+"'url', current_setting('vproxy.storage_url'), 's3_endpoint', current_setting('vproxy.s3_endpoint'), "
+"'s3_region', current_setting('vproxy.s3_region'))))::text "
+"FROM (SELECT " LEGACY_LEASE_SECONDS " AS lease, "
+"extract(epoch FROM current_setting('vproxy.job_timeout')::interval)::float8 AS timeout) s, "
+"vproxy.claim_job($1, s.lease, current_setting('vproxy.proxy_key_template'), "
+"current_setting('vproxy.thumbnail_key_template')) c";
+static const char *const heartbeat_sql = "SELECT vproxy.heartbeat_job($1, $2, $3)";
+static const char *const legacy_heartbeat_sql =
+"SELECT CASE WHEN vproxy.heartbeat_job($1, $2, $3, s.lease) THEN s.lease END "
+"FROM (SELECT " LEGACY_LEASE_SECONDS " AS lease) s";
+static const char *const fail_sql = "SELECT vproxy.fail_job($1, $2, $3, $4, $5)";
+static const char *const legacy_fail_sql =
+"SELECT vproxy.fail_job($1, $2, $4, $5, "
+"extract(epoch FROM current_setting('vproxy.retry_delay')::interval)::float8)";
 
 /* where results are copied: the context current when the call began */
 static MemoryContext caller_context = NULL;
@@ -47,6 +81,7 @@ begin_call(void)
 		jobs_extension_gone = true;
 		return false;
 	}
+	legacy_api = !OidIsValid(get_namespace_oid("vproxy_internal", true));
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -105,6 +140,21 @@ stop_requested(void)
 	return stop_flag != NULL && *stop_flag;
 }
 
+/*
+ * Connect a background worker to database, as the bootstrap superuser, with
+ * search_path = pg_catalog, pg_temp whatever ALTER DATABASE or ALTER ROLE
+ * set.  The calls' SQL names built-in functions, operators and types
+ * without their schema, and the database's owner may create objects of
+ * those names in schema public, or set the database's search_path to a
+ * schema of its own: they would run as a superuser here.
+ */
+void
+jobs_connect(const char *database)
+{
+	BackgroundWorkerInitializeConnection(database, NULL, 0);
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+}
+
 /* Tell the calls which flag says that the worker must stop. */
 void
 jobs_set_stop_flag(volatile sig_atomic_t *flag)
@@ -158,22 +208,27 @@ typedef struct HeartbeatCall
 {
 	const ClaimedJob *job;
 	double		progress;
+	double		lease_seconds;	/* granted */
 } HeartbeatCall;
 
 static CallOutcome
 heartbeat_body(void *arg)
 {
 	HeartbeatCall *call = arg;
-	Oid			types[4] = {UUIDOID, UUIDOID, FLOAT4OID, FLOAT8OID};
-	Datum		values[4];
+	Oid			types[3] = {UUIDOID, UUIDOID, FLOAT4OID};
+	Datum		values[3];
+	Datum		granted;
 	bool		isnull;
 
 	values[0] = UUIDPGetDatum(&call->job->job_id);
 	values[1] = UUIDPGetDatum(&call->job->lease_token);
 	values[2] = Float4GetDatum((float4) call->progress);
-	values[3] = Float8GetDatum((double) vproxy_lease_duration);
-	run("SELECT vproxy.heartbeat_job($1, $2, $3, $4)", 4, types, values, NULL);
-	return DatumGetBool(column(1, &isnull)) ? CALL_DONE : CALL_LEASE_LOST;
+	run(legacy_api ? legacy_heartbeat_sql : heartbeat_sql, 3, types, values, NULL);
+	granted = column(1, &isnull);
+	if (isnull)
+		return CALL_LEASE_LOST;
+	call->lease_seconds = DatumGetFloat8(granted);
+	return CALL_DONE;
 }
 
 /*
@@ -194,7 +249,7 @@ guarded_call(const char *what, const ClaimedJob *job, CallBody body, void *arg, 
 		CallPolicy policy;
 		CallOutcome outcome = try_call(body, arg, error, &policy);
 		char	   *heartbeat_error;
-		HeartbeatCall heartbeat = {job, 0};
+		HeartbeatCall heartbeat = {job, 0, 0};
 
 		if (outcome != CALL_FAILED)
 			return outcome;
@@ -247,7 +302,8 @@ expire_body(void *arg)
 	CStringGetTextDatum(call->life_prefix)};
 	bool		isnull;
 
-	run("SELECT vproxy.expire_leases_of_earlier_lives($1, $2)", 2, types, values, NULL);
+	run(legacy_api ? "SELECT vproxy.expire_leases_of_earlier_lives($1, $2)" :
+		"SELECT vproxy_internal.expire_leases_of_earlier_lives($1, $2)", 2, types, values, NULL);
 	call->expired = DatumGetInt32(column(1, &isnull));
 	return CALL_DONE;
 }
@@ -278,16 +334,12 @@ claim_body(void *arg)
 {
 	ClaimCall  *call = arg;
 	ClaimedJob *job = call->job;
-	Oid			types[4] = {TEXTOID, FLOAT8OID, TEXTOID, TEXTOID};
-	Datum		values[4];
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
 	bool		isnull;
 
 	values[0] = CStringGetTextDatum(call->holder);
-	values[1] = Float8GetDatum((double) vproxy_lease_duration);
-	values[2] = CStringGetTextDatum(vproxy_proxy_key_template);
-	values[3] = CStringGetTextDatum(vproxy_thumbnail_key_template);
-	call->claimed = run("SELECT job_id, video_id, job_type, attempt, lease_token, spec::text "
-						"FROM vproxy.claim_job($1, $2, $3, $4)", 4, types, values, NULL) == 1;
+	call->claimed = run(legacy_api ? legacy_claim_sql : claim_sql, 1, types, values, NULL) == 1;
 	if (call->claimed)
 	{
 		MemoryContext spi_context = MemoryContextSwitchTo(caller_context);
@@ -297,7 +349,9 @@ claim_body(void *arg)
 		text_to_cstring_buffer(DatumGetTextPP(column(3, &isnull)), job->job_type, sizeof(job->job_type));
 		job->attempt = DatumGetInt32(column(4, &isnull));
 		copy_uuid(&job->lease_token, column(5, &isnull));
-		job->spec = TextDatumGetCString(column(6, &isnull));
+		job->lease_seconds = DatumGetFloat8(column(6, &isnull));
+		job->timeout_seconds = DatumGetFloat8(column(7, &isnull));
+		job->spec = TextDatumGetCString(column(8, &isnull));
 		uuid_text(&job->job_id, job->job_id_text);
 		uuid_text(&job->video_id, job->video_id_text);
 		MemoryContextSwitchTo(spi_context);
@@ -348,12 +402,13 @@ jobs_claim(const char *holder, ClaimedJob *job, TimestampTz *next_claim_at)
 
 /* Extend the lease and store progress (one try); errors come back in *error. */
 CallOutcome
-jobs_heartbeat(const ClaimedJob *job, double progress, char **error)
+jobs_heartbeat(const ClaimedJob *job, double progress, double *lease_seconds, char **error)
 {
-	HeartbeatCall call = {job, progress};
+	HeartbeatCall call = {job, progress, 0};
 	CallPolicy	policy;
 	CallOutcome outcome = try_call(heartbeat_body, &call, error, &policy);
 
+	*lease_seconds = call.lease_seconds;
 	return outcome == CALL_BAD_DATA ? CALL_FAILED : outcome;
 }
 
@@ -392,6 +447,7 @@ jobs_finish(const ClaimedJob *job, const char *result, char **error)
 typedef struct FailCall
 {
 	const ClaimedJob *job;
+	const char *error_code;
 	const char *error;
 	bool		retryable;
 	char	   *status;
@@ -401,17 +457,17 @@ static CallOutcome
 fail_body(void *arg)
 {
 	FailCall   *call = arg;
-	Oid			types[5] = {UUIDOID, UUIDOID, TEXTOID, BOOLOID, FLOAT8OID};
+	Oid			types[5] = {UUIDOID, UUIDOID, TEXTOID, TEXTOID, BOOLOID};
 	Datum		values[5];
 	bool		isnull;
 	Datum		status;
 
 	values[0] = UUIDPGetDatum(&call->job->job_id);
 	values[1] = UUIDPGetDatum(&call->job->lease_token);
-	values[2] = CStringGetTextDatum(call->error);
-	values[3] = BoolGetDatum(call->retryable);
-	values[4] = Float8GetDatum((double) vproxy_retry_delay);
-	run("SELECT vproxy.fail_job($1, $2, $3, $4, $5)", 5, types, values, NULL);
+	values[2] = CStringGetTextDatum(call->error_code);
+	values[3] = CStringGetTextDatum(call->error);
+	values[4] = BoolGetDatum(call->retryable);
+	run(legacy_api ? legacy_fail_sql : fail_sql, 5, types, values, NULL);
 	status = column(1, &isnull);
 	if (isnull)
 		return CALL_LEASE_LOST;
@@ -424,15 +480,16 @@ fail_body(void *arg)
  * CALL_DONE with the new status in *status ("pending", "failed").
  */
 CallOutcome
-jobs_fail(const ClaimedJob *job, const char *error, bool retryable, char **status, char **call_error)
+jobs_fail(const ClaimedJob *job, const char *error_code, const char *error, bool retryable,
+		  char **status, char **call_error)
 {
-	FailCall	call = {job, jobs_clean_text(error), retryable, NULL};
+	FailCall	call = {job, error_code, jobs_clean_text(error), retryable, NULL};
 	CallOutcome outcome = guarded_call("recording the failure", job, fail_body, &call, call_error);
 
 	/* an error message the database refuses: keep the fact, drop the words */
 	if (outcome == CALL_BAD_DATA)
 	{
-		call.error = "the error message could not be stored";
+		call.error = SUP_REFUSED_MESSAGE;
 		outcome = guarded_call("recording the failure", job, fail_body, &call, call_error);
 	}
 	*status = call.status;
@@ -501,16 +558,23 @@ prune_body(void *arg)
 	bool		isnull;
 
 	/* an extension still at 1.0.0 (not yet updated) has no retention */
-	run("SELECT to_regprocedure('vproxy.prune_batch(interval, interval, integer)') IS NOT NULL", 0, NULL, NULL, NULL);
-	if (!DatumGetBool(column(1, &isnull)))
+	if (legacy_api)
 	{
-		call->removed = 0;
-		return CALL_DONE;
+		run("SELECT to_regprocedure('vproxy.prune_batch(interval, interval, integer)') IS NOT NULL",
+			0, NULL, NULL, NULL);
+		if (!DatumGetBool(column(1, &isnull)))
+		{
+			call->removed = 0;
+			return CALL_DONE;
+		}
 	}
 	values[0] = Int32GetDatum(call->job_retention);
 	values[1] = Int32GetDatum(call->failed_job_retention);
 	values[2] = Int32GetDatum(call->batch);
-	run("SELECT vproxy.prune_batch(CASE WHEN $1 > 0 THEN make_interval(secs => $1) END, "
+	run(legacy_api ?
+		"SELECT vproxy.prune_batch(CASE WHEN $1 > 0 THEN make_interval(secs => $1) END, "
+		"CASE WHEN $2 > 0 THEN make_interval(secs => $2) END, $3)" :
+		"SELECT vproxy_internal.prune_batch(CASE WHEN $1 > 0 THEN make_interval(secs => $1) END, "
 		"CASE WHEN $2 > 0 THEN make_interval(secs => $2) END, $3)", 3, types, values, NULL);
 	call->removed = DatumGetInt64(column(1, &isnull));
 	return CALL_DONE;

@@ -3,6 +3,8 @@
  *		The worker's calls of the SQL functions claim_job, heartbeat_job,
  *		finish_job, fail_job and release_job, each in a short transaction of
  *		its own.  The logic lives in SQL (sql/vproxy--*.sql); this is the glue.
+ *		A database whose vproxy is not yet updated to 1.2.0 is served with the
+ *		calls of its own version until ALTER EXTENSION vproxy UPDATE.
  */
 #ifndef VPROXY_JOBS_H
 #define VPROXY_JOBS_H
@@ -19,7 +21,9 @@ typedef struct ClaimedJob
 	pg_uuid_t	lease_token;
 	char		job_type[32];
 	int			attempt;
-	char	   *spec;			/* job spec JSON without the storage part */
+	double		lease_seconds;	/* the lease the claim granted */
+	double		timeout_seconds;	/* vproxy.job_timeout at the claim */
+	char	   *spec;			/* the job spec JSON of the claim, one line */
 	char		job_id_text[37];
 	char		video_id_text[37];
 } ClaimedJob;
@@ -41,6 +45,9 @@ typedef enum CallOutcome
 /* Set when a call found the extension gone: the worker must leave. */
 extern bool jobs_extension_gone;
 
+/* Connect a background worker to database for the calls, with a safe search_path. */
+extern void jobs_connect(const char *database);
+
 /* Tell the calls which flag says that the worker must stop waiting for the database. */
 extern void jobs_set_stop_flag(volatile sig_atomic_t *flag);
 
@@ -51,10 +58,12 @@ extern int	jobs_expire_earlier_lives(const char *server_prefix, const char *life
 extern bool jobs_claim(const char *holder, ClaimedJob *job, TimestampTz *next_claim_at);
 
 /*
- * Extend the lease and store progress, in one try.  An error is not thrown:
- * it comes back in *error with CALL_FAILED.
+ * Extend the lease and store progress, in one try; CALL_DONE with the lease
+ * granted in *lease_seconds.  An error is not thrown: it comes back in
+ * *error with CALL_FAILED.
  */
-extern CallOutcome jobs_heartbeat(const ClaimedJob *job, double progress, char **error);
+extern CallOutcome jobs_heartbeat(const ClaimedJob *job, double progress, double *lease_seconds,
+								  char **error);
 
 /*
  * Record success.  An error is not thrown: CALL_BAD_DATA (an unusable
@@ -62,9 +71,12 @@ extern CallOutcome jobs_heartbeat(const ClaimedJob *job, double progress, char *
  */
 extern CallOutcome jobs_finish(const ClaimedJob *job, const char *result, char **error);
 
-/* Record a failed attempt; CALL_DONE with the new status ("pending", "failed") in *status. */
-extern CallOutcome jobs_fail(const ClaimedJob *job, const char *error, bool retryable,
-							 char **status, char **call_error);
+/*
+ * Record a failed attempt with its error code (processing_jobs.error_code);
+ * CALL_DONE with the new status ("pending", "failed") in *status.
+ */
+extern CallOutcome jobs_fail(const ClaimedJob *job, const char *error_code, const char *error,
+							 bool retryable, char **status, char **call_error);
 
 /* Hand the job back without spending an attempt. */
 extern bool jobs_release(const ClaimedJob *job);

@@ -47,7 +47,7 @@ vproxy_pruner_main(Datum main_arg)
 
 	pqsignal(SIGTERM, pruner_handle_sigterm);
 	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnection(vproxy_database, NULL, 0);
+	jobs_connect(vproxy_database);
 	SetConfigOption("statement_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("lock_timeout", "5s", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_OVERRIDE);

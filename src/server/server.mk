@@ -11,17 +11,18 @@ MODULE_big = vproxy
 # every program and vproxy.so share: storage keys, S3 signing, sizes)
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/server/*.c src/supervise/*.c src/common/*.c)))
 DATA = $(sort $(wildcard sql/vproxy--*.sql))
-PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
+PG_CFLAGS = -Wall -Wextra $(WERROR_FLAGS) -Wno-unused-parameter -Wno-missing-field-initializers
 # rebuild an object when a header it includes changes (state.h is shared
 # memory layout: a stale object would read the wrong fields); the top
 # Makefile includes the .d files after PGXS has set the default goal
 PG_CPPFLAGS = -MMD -MP -Isrc
 EXTRA_CLEAN = $(OBJS:.o=.d)
 
-REGRESS = api queue_calls privileges settings video_life operations
+REGRESS = api queue_calls queue_features privileges settings video_life operations security
 REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/regress.conf
 
 ISOLATION = claim_skip_locked cancel_vs_finish lease_takeover enqueue_vs_failure \
-	one_writer_claim delete_vs_enqueue
+	one_writer_claim delete_vs_enqueue enqueue_once
 ISOLATION_OPTS = --temp-instance=tmp_check_iso --temp-config=test/regress.conf \
+	--temp-config=test/isolation/database.conf \
 	--inputdir=test/isolation

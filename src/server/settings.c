@@ -10,6 +10,8 @@
 #include "miscadmin.h"
 #include "utils/guc.h"
 
+#include "common/s3_location.h"
+#include "common/storage_key.h"
 #include "settings.h"
 
 char	   *vproxy_database;
@@ -31,6 +33,9 @@ char	   *vproxy_transcode_path;
 char	   *vproxy_temp_directory;
 char	   *vproxy_proxy_key_template;
 char	   *vproxy_thumbnail_key_template;
+char	   *vproxy_upload_prefix_template;
+int			vproxy_split_min_duration;
+int			vproxy_segment_duration;
 int			vproxy_child_nice;
 int			vproxy_transcode_threads;
 int			vproxy_child_memory_limit;
@@ -50,25 +55,92 @@ show_session_token(void)
 	return (vproxy_s3_session_token && vproxy_s3_session_token[0]) ? "********" : "";
 }
 
-/* Accept only file:///absolute/dir or s3://bucket[/prefix]. */
+/* Say in errdetail which rule of src/common a value breaks, as a sentence. */
+static void
+detail_rule(const char *rule)
+{
+	GUC_check_errdetail("%c%s.", pg_toupper((unsigned char) rule[0]), rule + 1);
+}
+
+/*
+ * Accept only file:///absolute/dir (no control character) or
+ * s3://bucket[/prefix] as src/common/s3_location checks it for every program.
+ */
 static bool
 check_storage_url(char **newval, void **extra, GucSource source)
 {
 	const char *url = *newval;
+	const char *problem;
 
-	if (strncmp(url, "file:///", 8) == 0 || (strncmp(url, "s3://", 5) == 0 && url[5] != '\0' && url[5] != '/'))
+	if (strncmp(url, "file:///", 8) == 0)
+	{
+		for (const char *c = url; *c; c++)
+			if ((unsigned char) *c < 0x20 || *c == 0x7f)
+			{
+				GUC_check_errdetail("vproxy.storage_url holds a control character.");
+				return false;
+			}
 		return true;
-	GUC_check_errdetail("vproxy.storage_url must look like file:///absolute/dir or s3://bucket[/prefix].");
+	}
+	if (strncmp(url, "s3://", 5) != 0)
+	{
+		GUC_check_errdetail("vproxy.storage_url must look like file:///absolute/dir or s3://bucket[/prefix].");
+		return false;
+	}
+	problem = s3_location_check_url(url);
+	if (problem != NULL)
+	{
+		detail_rule(problem);
+		return false;
+	}
+	return true;
+}
+
+/* Accept an empty endpoint (AWS) or an endpoint URL as s3_location checks it. */
+static bool
+check_s3_endpoint(char **newval, void **extra, GucSource source)
+{
+	const char *problem = s3_location_check_endpoint(*newval);
+
+	if (problem == NULL)
+		return true;
+	detail_rule(problem);
 	return false;
 }
 
-/* Key templates must name the video, or every video would share one key. */
+/* Accept a region as S3-compatible services name them ("auto" included). */
+static bool
+check_s3_region(char **newval, void **extra, GucSource source)
+{
+	const char *problem = s3_location_check_region(*newval);
+
+	if (problem == NULL)
+		return true;
+	detail_rule(problem);
+	return false;
+}
+
+/* Key templates: known placeholders, {video_id} in them, keys the key rule accepts. */
 static bool
 check_key_template(char **newval, void **extra, GucSource source)
 {
-	if (strstr(*newval, "{video_id}") != NULL)
+	const char *problem = storage_key_template_problem(*newval);
+
+	if (problem == NULL)
 		return true;
-	GUC_check_errdetail("A key template must contain {video_id}.");
+	GUC_check_errdetail("The key template %s.", problem);
+	return false;
+}
+
+/* The upload prefix: empty, or a template of {mall_id} and {pin_id} ending in '/'. */
+static bool
+check_upload_prefix_template(char **newval, void **extra, GucSource source)
+{
+	const char *problem = storage_key_prefix_template_problem(*newval);
+
+	if (problem == NULL)
+		return true;
+	GUC_check_errdetail("vproxy.upload_prefix_template %s.", problem);
 	return false;
 }
 
@@ -103,11 +175,11 @@ define_settings(void)
 	DefineCustomStringVariable("vproxy.s3_endpoint",
 							   "S3 endpoint URL; empty means AWS, set means path-style requests.",
 							   NULL, &vproxy_s3_endpoint, "",
-							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+							   PGC_SIGHUP, 0, check_s3_endpoint, NULL, NULL);
 	DefineCustomStringVariable("vproxy.s3_region",
 							   "S3 region used for request signing.",
 							   NULL, &vproxy_s3_region, "us-east-1",
-							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+							   PGC_SIGHUP, 0, check_s3_region, NULL, NULL);
 	DefineCustomStringVariable("vproxy.s3_access_key_id",
 							   "S3 access key id.",
 							   NULL, &vproxy_s3_access_key_id, "",
@@ -167,6 +239,20 @@ define_settings(void)
 							   "Storage key of a thumbnail: {mall_id}, {pin_id} and {video_id} are filled in.",
 							   NULL, &vproxy_thumbnail_key_template, "thumbnails/{mall_id}/{video_id}.jpg",
 							   PGC_SIGHUP, 0, check_key_template, NULL, NULL);
+	DefineCustomStringVariable("vproxy.upload_prefix_template",
+							   "What every original_path starts with: {mall_id} and {pin_id} are filled in.",
+							   "Empty means no rule (a single-tenant install).",
+							   &vproxy_upload_prefix_template, "uploads/{mall_id}/",
+							   PGC_SIGHUP, 0, check_upload_prefix_template, NULL, NULL);
+	DefineCustomIntVariable("vproxy.split_min_duration",
+							"Videos that play at least this long get their proxy made in segments.",
+							"0 never splits.",
+							&vproxy_split_min_duration, 600, 0, INT_MAX / 1000,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("vproxy.segment_duration",
+							"How long one segment of a split proxy plays.",
+							NULL, &vproxy_segment_duration, 60, 10, 86400,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 	DefineCustomIntVariable("vproxy.child_nice",
 							"CPU niceness of the children; above 0 their IO priority is also the lowest best-effort.",
 							"0 leaves them at the priority of the server's own processes.",

@@ -27,6 +27,9 @@ extern char *vproxy_transcode_path;
 extern char *vproxy_temp_directory;
 extern char *vproxy_proxy_key_template;
 extern char *vproxy_thumbnail_key_template;
+extern char *vproxy_upload_prefix_template;
+extern int	vproxy_split_min_duration;	/* seconds, 0 = never */
+extern int	vproxy_segment_duration;	/* seconds */
 extern int	vproxy_child_nice;
 extern int	vproxy_transcode_threads;
 extern int	vproxy_child_memory_limit;	/* MB, 0 = none */

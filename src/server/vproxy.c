@@ -38,14 +38,23 @@ register_launcher(void)
 	RegisterBackgroundWorker(&worker);
 }
 
-/* Module load. */
+/*
+ * Module load.  vproxy needs shared memory, the launcher and its hooks
+ * from the start: loaded later (CREATE EXTENSION on a server without the
+ * preload) it refuses with an ERROR and a hint, as pg_cron does, and the
+ * session goes on.
+ */
 void
 _PG_init(void)
 {
+	if (!process_shared_preload_libraries_in_progress)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("vproxy can only be loaded through shared_preload_libraries"),
+				 errhint("Add vproxy to shared_preload_libraries in postgresql.conf, restart the server, "
+						 "then run CREATE EXTENSION vproxy in the database named by vproxy.database.")));
 	define_settings();
 	install_wakeup_callback();
-	if (!process_shared_preload_libraries_in_progress)
-		return;
 	install_state_hooks();
 	install_database_guard();
 	install_secret_redaction();

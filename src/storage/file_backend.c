@@ -5,6 +5,8 @@
  *		renamed into place, then the folder is synced: an object is either the
  *		old one or the complete new one, also after a crash.  The content type
  *		is kept in an extended attribute where the file system has them.
+ *		Keys are walked by file_keys.c (never through a symbolic link),
+ *		prefixes removed by file_prefix.c.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -41,7 +43,7 @@ file_local_open(void *state, const char *key, int *fd, char *why)
 {
 	FileBackend *backend = state;
 
-	return file_key_open(backend->root, key, fd, NULL, why);
+	return file_key_open(backend->root, key, fd, why);
 }
 
 /* Copy the object into a local file. */
@@ -57,7 +59,7 @@ file_get(void *state, const char *key, const char *local_path,
 	int			fd;
 	int			status;
 
-	status = file_key_open(backend->root, key, &fd, NULL, why);
+	status = file_key_open(backend->root, key, &fd, why);
 	if (status != 0)
 		return status;
 	snprintf(display, sizeof(display), "%s/%s", backend->root, key);
@@ -108,6 +110,11 @@ file_put(void *state, const char *key, const char *local_path,
 							storage_quote(local_path, quoted, sizeof(quoted)));
 	}
 	status = file_key_parent(backend->root, key, true, &dir_fd, &name, why);
+	if (status == 0 && file_is_link(dir_fd, name))
+	{
+		close(dir_fd);
+		status = file_link_refused(key, why);
+	}
 	if (status == 0)
 	{
 		snprintf(display, sizeof(display), "%s/%s", backend->root, key);
@@ -128,6 +135,8 @@ file_put(void *state, const char *key, const char *local_path,
 								  strerror(error));
 		}
 		if (status == 0)
+			status = storage_may_write("rename into the store", key, why);
+		if (status == 0)
 			status = local_output_commit(&output, true, why);
 		else
 			local_output_discard(&output);
@@ -147,7 +156,7 @@ file_head(void *state, const char *key, StorageObjectInfo *info, char *why)
 	int			fd;
 	int			status;
 
-	status = file_key_open(backend->root, key, &fd, NULL, why);
+	status = file_key_open(backend->root, key, &fd, why);
 	if (status != 0)
 		return status;
 	if (fstat(fd, &st) != 0)
@@ -197,44 +206,104 @@ file_delete(void *state, const char *key, char *why)
 	return 0;
 }
 
-/* A file:// URL of the object's real path, percent-encoded. */
+/* A file:// URL of the object's absolute path, percent-encoded. */
 static int
 file_presign(void *state, const char *key, int expires_seconds, char **url, char *why)
 {
 	FileBackend *backend = state;
-	static const char hex[] = "0123456789ABCDEF";
 	char	   *path;
-	char	   *out;
+	char	   *encoded;
 	int			fd;
 	int			status;
 
 	(void) expires_seconds;		/* a local file does not expire */
-	status = file_key_open(backend->root, key, &fd, &path, why);
+	status = file_key_open(backend->root, key, &fd, why);
 	if (status != 0)
 		return status;
 	close(fd);
-	*url = out = malloc(strlen("file://") + 3 * strlen(path) + 1);
-	if (out == NULL)
-	{
-		free(path);
-		return storage_fail(why, EX_SOFTWARE, "out of memory");
-	}
-	out += sprintf(out, "file://");
-	for (const unsigned char *c = (const unsigned char *) path; *c; c++)
-	{
-		if ((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ||
-			strchr("-._~/", *c) != NULL)
-			*out++ = (char) *c;
-		else
-		{
-			*out++ = '%';
-			*out++ = hex[*c >> 4];
-			*out++ = hex[*c & 15];
-		}
-	}
-	*out = '\0';
+	path = storage_format("%s/%s", backend->root, key);
+	encoded = path ? storage_percent_encode(path, true) : NULL;
+	*url = encoded ? storage_format("file://%s", encoded) : NULL;
+	free(encoded);
 	free(path);
+	if (*url == NULL)
+		return storage_fail(why, EX_SOFTWARE, "out of memory");
 	return 0;
+}
+
+/* Open the object for ranged reads: its descriptor is the reader's state. */
+static int
+file_reader_open(void *state, const char *key, const StorageHooks *hooks, void **object,
+				 int64_t *size, char *why)
+{
+	FileBackend *backend = state;
+	char		quoted[STORAGE_WHY_MAX / 2];
+	struct stat st;
+	int		   *fd = malloc(sizeof(int));
+	int			status;
+
+	(void) hooks;				/* a local read does not wait */
+	if (fd == NULL)
+		return storage_fail(why, EX_SOFTWARE, "out of memory");
+	status = file_key_open(backend->root, key, fd, why);
+	if (status == 0 && fstat(*fd, &st) != 0)
+	{
+		status = storage_fail(why, EX_SOFTWARE, "cannot stat %s: %s",
+							  object_display(backend, key, quoted, sizeof(quoted)), strerror(errno));
+		close(*fd);
+	}
+	if (status != 0)
+	{
+		free(fd);
+		return status;
+	}
+	*size = st.st_size;
+	*object = fd;
+	return 0;
+}
+
+/* Read exactly length bytes at offset (within the object's size). */
+static int
+file_reader_read(void *state, void *object, int64_t offset, size_t length, void *buffer,
+				 char *why)
+{
+	int			fd = *(int *) object;
+
+	(void) state;
+	for (size_t done = 0; done < length;)
+	{
+		ssize_t		got = pread(fd, (char *) buffer + done, length - done, offset + done);
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			return storage_fail(why, storage_errno_status(errno) == EX_NOINPUT ? EX_SOFTWARE :
+								storage_errno_status(errno), "cannot read an object: %s",
+								strerror(errno));
+		if (got == 0)
+			return storage_fail(why, EX_TEMPFAIL, "an object shrank while being read");
+		done += got;
+	}
+	return 0;
+}
+
+/* Close the reader's descriptor. */
+static void
+file_reader_close(void *state, void *object)
+{
+	(void) state;
+	close(*(int *) object);
+	free(object);
+}
+
+/* Remove every object below a prefix: the directory walk of file_prefix.c. */
+static int
+file_delete_prefix(void *state, const char *prefix, const StorageHooks *hooks,
+				   int64_t *removed, char *why)
+{
+	FileBackend *backend = state;
+
+	return file_prefix_remove(backend->root, prefix, hooks, removed, why);
 }
 
 /* Release the backend. */
@@ -254,6 +323,10 @@ static const StorageBackend file_backend = {
 	.head = file_head,
 	.delete = file_delete,
 	.presign = file_presign,
+	.reader_open = file_reader_open,
+	.reader_read = file_reader_read,
+	.reader_close = file_reader_close,
+	.delete_prefix = file_delete_prefix,
 	.close = file_close,
 };
 

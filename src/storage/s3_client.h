@@ -9,6 +9,8 @@
 
 #include <curl/curl.h>
 
+#include "common/s3_location.h"
+
 #include "storage/storage_internal.h"
 
 /*
@@ -36,17 +38,13 @@
 
 typedef struct S3Client
 {
-	char	   *bucket;
-	char	   *prefix;			/* "" or "some/prefix/" */
-	char	   *region;
+	S3Location	location;		/* bucket, prefix, region, host, base path */
 	char	   *access_key_id;
 	char	   *secret_access_key;
 	char	   *session_token;	/* NULL, or sent as x-amz-security-token (signed) */
 	char	   *ca_file;		/* NULL: the system's CA store */
 	char	   *sigv4;			/* "aws:amz:REGION:s3" for CURLOPT_AWS_SIGV4 */
 	char	   *base_url;		/* scheme://host[:port][/path], up to the key */
-	char	   *base_path;		/* the path part of base_url, "" or "/.../bucket" */
-	char	   *host;			/* host[:port] as in the Host header */
 	CURLM	   *multi;			/* keeps connections open between requests */
 } S3Client;
 
@@ -63,6 +61,7 @@ typedef struct S3Request
 	int64_t		range_start;	/* GET: first byte wanted, -1: no Range */
 	int64_t		range_length;
 	int			sink_fd;		/* GET: write the body at range_start, or -1 */
+	char	   *sink_memory;	/* GET: or into this (range_length bytes), or NULL */
 	int			body_fd;		/* PUT: send body_length bytes at body_offset */
 	int64_t		body_offset;
 	int64_t		body_length;
@@ -123,18 +122,28 @@ typedef enum S3Outcome
 extern S3Outcome s3_classify(S3Client *client, S3Request *request, CURLcode code,
 							 int *status, char *why);
 
-/* The text of the first <element> in an XML document, entities decoded. */
-extern bool s3_xml_text(const char *document, const char *element, char *out, size_t size);
+/*
+ * A visitor of the leaf elements of an XML document: path from the root
+ * ("Error/Code") and text, decoded; false stops the parse.
+ */
+typedef bool (*S3XmlVisitor) (const char *path, const char *text, void *arg);
 
-/* Percent-encode for SigV4: all bytes but A-Z a-z 0-9 - . _ ~ (and '/' if kept). */
-extern char *s3_uri_encode(const char *text, bool keep_slash);
+/* Parse a document with libexpat, visiting every leaf; NULL or why it failed. */
+extern const char *s3_xml_parse(const char *document, size_t length, S3XmlVisitor visit,
+								void *arg);
+
+/* The text of the first element at path ("Error/Code") of a document. */
+extern bool s3_xml_text(const char *document, const char *path, char *out, size_t size);
+
+/* Text escaped for XML content and attribute values (& < > " ' as entities); malloc'd. */
+extern char *s3_xml_escape(const char *text);
 
 /* Lowercase hex SHA-256 of a buffer, or of a byte range of a file. */
 extern void s3_sha256_hex(const void *data, size_t length, char hex[65]);
 extern int	s3_sha256_file_hex(int fd, int64_t offset, int64_t length, char hex[65]);
 
-/* A presigned GET URL of the object with full key `object_key`. */
-extern int	s3_presign_url(S3Client *client, const char *object_key, int expires_seconds,
+/* A presigned GET URL of a storage key (below the location's prefix). */
+extern int	s3_presign_url(S3Client *client, const char *key, int expires_seconds,
 						   char **url, char *why);
 
 /* HeadObject of a full key; a refusal is explained with its S3 error code. */
@@ -153,5 +162,16 @@ extern int	s3_multipart_upload(S3Client *client, const char *object_key, int fd,
 /* Download an object into a local file, in parallel ranges. */
 extern int	s3_download(S3Client *client, const char *object_key, const char *local_path,
 						const StorageHooks *hooks, char *why);
+
+/* Ranged reads (storage_reader_*): HeadObject, then one ranged GET per read. */
+extern int	s3_reader_open(void *state, const char *key, const StorageHooks *hooks,
+						   void **object, int64_t *size, char *why);
+extern int	s3_reader_read(void *state, void *object, int64_t offset, size_t length,
+						   void *buffer, char *why);
+extern void s3_reader_close(void *state, void *object);
+
+/* Remove every object below a prefix: ListObjectsV2 pages, DeleteObject each. */
+extern int	s3_delete_prefix(void *state, const char *prefix, const StorageHooks *hooks,
+							 int64_t *removed, char *why);
 
 #endif							/* VPROXY_STORAGE_S3_CLIENT_H */

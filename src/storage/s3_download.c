@@ -93,7 +93,7 @@ s3_download(S3Client *client, const char *object_key, const char *local_path,
 		status = fetch_ranges(client, object_key, &output, info.size_bytes, info.etag, hooks, why);
 	if (status == 0 && (fstat(output.fd, &st) != 0 || st.st_size != info.size_bytes))
 		status = storage_fail(why, EX_TEMPFAIL, "GetObject of key %s in bucket %s: got %lld of %lld bytes",
-							  storage_quote(object_key, quoted, sizeof(quoted)), client->bucket,
+							  storage_quote(object_key, quoted, sizeof(quoted)), client->location.bucket,
 							  (long long) st.st_size, (long long) info.size_bytes);
 	if (status == 0)
 		return local_output_commit(&output, false, why);

@@ -4,118 +4,14 @@
  *		(connection refused or reset, timeouts, 5xx, 429, SlowDown,
  *		RequestTimeout, InternalError) are worth another attempt; the others
  *		end the operation with the status storage.h promises: 403 -> EX_NOPERM,
- *		404 -> EX_NOINPUT, other 4xx -> EX_SOFTWARE naming the S3 error code.
- *		Also the small XML reading this needs: S3's answers are flat documents
- *		whose few fields of interest are plain text elements.
+ *		404 -> EX_NOINPUT, other 4xx -> EX_SOFTWARE naming the S3 error code
+ *		read from the <Error> document (s3_xml.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "storage/s3_client.h"
-
-/* Write a code point (at most 0x10FFFF) as UTF-8; return the byte count. */
-static size_t
-utf8_encode(unsigned long code, char *out)
-{
-	if (code < 0x80)
-	{
-		out[0] = (char) code;
-		return 1;
-	}
-	if (code < 0x800)
-	{
-		out[0] = (char) (0xC0 | (code >> 6));
-		out[1] = (char) (0x80 | (code & 0x3F));
-		return 2;
-	}
-	if (code < 0x10000)
-	{
-		out[0] = (char) (0xE0 | (code >> 12));
-		out[1] = (char) (0x80 | ((code >> 6) & 0x3F));
-		out[2] = (char) (0x80 | (code & 0x3F));
-		return 3;
-	}
-	out[0] = (char) (0xF0 | (code >> 18));
-	out[1] = (char) (0x80 | ((code >> 12) & 0x3F));
-	out[2] = (char) (0x80 | ((code >> 6) & 0x3F));
-	out[3] = (char) (0x80 | (code & 0x3F));
-	return 4;
-}
-
-/* Decode one XML entity at *in into out; return its length, 0 if unknown. */
-static size_t
-decode_entity(const char *in, const char *end, char *out, size_t *out_length)
-{
-	static const struct
-	{
-		const char *name;
-		char		value;
-	}			named[] = {
-		{"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''},
-	};
-	unsigned long code;
-	char	   *stop;
-
-	for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++)
-	{
-		size_t		len = strlen(named[i].name);
-
-		if ((size_t) (end - in) >= len && strncmp(in, named[i].name, len) == 0)
-		{
-			out[0] = named[i].value;
-			*out_length = 1;
-			return len;
-		}
-	}
-	if (end - in < 4 || in[1] != '#')
-		return 0;
-	code = in[2] == 'x' ? strtoul(in + 3, &stop, 16) : strtoul(in + 2, &stop, 10);
-	if (stop >= end || *stop != ';' || code == 0 || code > 0x10FFFF)
-		return 0;
-	*out_length = utf8_encode(code, out);
-	return stop + 1 - in;
-}
-
-/* The text of the first <element> in an XML document, entities decoded. */
-bool
-s3_xml_text(const char *document, const char *element, char *out, size_t size)
-{
-	char		open[80];
-	char		close[80];
-	const char *start;
-	const char *end;
-	size_t		used = 0;
-
-	if (document == NULL || size == 0)
-		return false;
-	snprintf(open, sizeof(open), "<%s>", element);
-	snprintf(close, sizeof(close), "</%s>", element);
-	start = strstr(document, open);
-	if (start == NULL)
-		return false;
-	start += strlen(open);
-	end = strstr(start, close);
-	if (end == NULL)
-		return false;
-	while (start < end && used + 4 < size)
-	{
-		size_t		decoded_length = 0;
-		size_t		consumed = 0;
-
-		if (*start == '&')
-			consumed = decode_entity(start, end, out + used, &decoded_length);
-		if (consumed == 0)
-		{
-			out[used++] = *start++;
-			continue;
-		}
-		start += consumed;
-		used += decoded_length;
-	}
-	out[used] = '\0';
-	return true;
-}
 
 /* 'GetObject of key "k" in bucket b' (with a part's number), for messages. */
 static void
@@ -127,7 +23,7 @@ describe_request(S3Client *client, S3Request *request, char *out, size_t size)
 	if (request->part_number > 0)
 		snprintf(part, sizeof(part), " (part %d)", request->part_number);
 	snprintf(out, size, "%s%s of key %s in bucket %s", request->operation, part,
-			 storage_quote(request->object_key, quoted, sizeof(quoted)), client->bucket);
+			 storage_quote(request->object_key, quoted, sizeof(quoted)), client->location.bucket);
 }
 
 /* Whether a curl failure is the network's (worth another attempt). */
@@ -247,12 +143,13 @@ s3_classify(S3Client *client, S3Request *request, CURLcode code, int *status, ch
 
 	/* an HTTP answer; CompleteMultipartUpload may report an error with 200 */
 	if (http >= 200 && http < 300 &&
-		!(strcmp(request->method, "POST") == 0 && request->response != NULL &&
-		  strstr(request->response, "<Error>") != NULL))
+		!(strcmp(request->method, "POST") == 0 &&
+		  s3_xml_text(request->response, "Error/Code", s3_code, sizeof(s3_code))))
 		return S3_DONE;
-	if (!s3_xml_text(request->response, "Code", s3_code, sizeof(s3_code)))
+	if (!s3_xml_text(request->response, "Error/Code", s3_code, sizeof(s3_code)) ||
+		s3_code[0] == '\0')
 		snprintf(s3_code, sizeof(s3_code), "%s", code_from_status(http));
-	s3_xml_text(request->response, "Message", s3_message, sizeof(s3_message));
+	s3_xml_text(request->response, "Error/Message", s3_message, sizeof(s3_message));
 	if (s3_error_transient(http, s3_code))
 		*status = EX_TEMPFAIL;
 	else if (http == 403)

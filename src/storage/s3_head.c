@@ -42,7 +42,7 @@ s3_head_object(S3Client *client, const char *object_key, const StorageHooks *hoo
 		status = s3_run_one(client, &head, hooks, why);
 	if (status == 0 && head.content_length < 0)
 		status = storage_fail(why, EX_SOFTWARE, "HeadObject of key %s in bucket %s gave no size",
-							  storage_quote(object_key, quoted, sizeof(quoted)), client->bucket);
+							  storage_quote(object_key, quoted, sizeof(quoted)), client->location.bucket);
 	if (status == 0)
 	{
 		info->size_bytes = head.content_length;

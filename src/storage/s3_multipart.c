@@ -14,6 +14,10 @@
 
 #include "storage/s3_client.h"
 
+/* Bytes no XML 1.0 document can hold, even escaped (tab aside). */
+#define CONTROL_CHARACTERS "\x01\x02\x03\x04\x05\x06\x07\x08\x0a\x0b\x0c\x0d\x0e\x0f" \
+	"\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f"
+
 /* Part size: at least S3_PART_MIN_BYTES, large enough for S3_MAX_PARTS parts. */
 static int64_t
 choose_part_size(int64_t size)
@@ -43,10 +47,10 @@ create_upload(S3Client *client, const char *object_key, const char *content_type
 		create.content_type = content_type;
 		status = s3_run_one(client, &create, hooks, why);
 	}
-	if (status == 0 && (!s3_xml_text(create.response, "UploadId", id, sizeof(id)) || id[0] == '\0'))
+	if (status == 0 && (!s3_xml_text(create.response, "InitiateMultipartUploadResult/UploadId", id, sizeof(id)) || id[0] == '\0'))
 		status = storage_fail(why, EX_SOFTWARE,
 							  "CreateMultipartUpload of key %s in bucket %s: no UploadId in the answer",
-							  storage_quote(object_key, quoted, sizeof(quoted)), client->bucket);
+							  storage_quote(object_key, quoted, sizeof(quoted)), client->location.bucket);
 	if (status == 0 && (*upload_id = strdup(id)) == NULL)
 		status = storage_fail(why, EX_SOFTWARE, "out of memory");
 	s3_request_free(&create);
@@ -68,7 +72,7 @@ append(char **buffer, size_t *length, const char *text)
 	return true;
 }
 
-/* The CompleteMultipartUpload document listing every part's ETag. */
+/* The CompleteMultipartUpload document listing every part's ETag, escaped. */
 static char *
 completion_document(S3Request *parts, int count)
 {
@@ -80,18 +84,13 @@ completion_document(S3Request *parts, int count)
 	for (int i = 0; ok && i < count; i++)
 	{
 		char		number[64];
+		char	   *etag = s3_xml_escape(parts[i].etag);
 
 		snprintf(number, sizeof(number), "<Part><PartNumber>%d</PartNumber><ETag>",
 				 parts[i].part_number);
-		ok = append(&xml, &length, number);
-		for (const char *c = parts[i].etag; ok && *c; c++)
-		{
-			char		one[2] = {*c, '\0'};
-
-			ok = append(&xml, &length, *c == '&' ? "&amp;" : *c == '<' ? "&lt;" :
-						*c == '>' ? "&gt;" : one);
-		}
-		ok = ok && append(&xml, &length, "</ETag></Part>");
+		ok = etag != NULL && append(&xml, &length, number) && append(&xml, &length, etag) &&
+			append(&xml, &length, "</ETag></Part>");
+		free(etag);
 	}
 	if (ok && append(&xml, &length, "</CompleteMultipartUpload>"))
 		return xml;
@@ -109,7 +108,7 @@ upload_parts(S3Client *client, const char *object_key, const char *upload_id, in
 	int			count = (int) ((size + part_size - 1) / part_size);
 	S3Request  *parts = calloc(count, sizeof(S3Request));
 	S3Request **pointers = calloc(count, sizeof(S3Request *));
-	char	   *encoded_id = s3_uri_encode(upload_id, false);
+	char	   *encoded_id = storage_percent_encode(upload_id, false);
 	char	   *document = NULL;
 	int			made = 0;
 	int			status = 0;
@@ -132,11 +131,11 @@ upload_parts(S3Client *client, const char *object_key, const char *upload_id, in
 	if (status == 0)
 		status = s3_run(client, pointers, count, S3_PARALLEL_TRANSFERS, hooks, size, why);
 	for (int i = 0; status == 0 && i < count; i++)
-		if (parts[i].etag[0] == '\0')
+		if (parts[i].etag[0] == '\0' || strcspn(parts[i].etag, CONTROL_CHARACTERS) != strlen(parts[i].etag))
 			status = storage_fail(why, EX_SOFTWARE,
-								  "UploadPart (part %d) of key %s in bucket %s: no ETag in the answer",
+								  "UploadPart (part %d) of key %s in bucket %s: no usable ETag in the answer",
 								  i + 1, storage_quote(object_key, quoted, sizeof(quoted)),
-								  client->bucket);
+								  client->location.bucket);
 	if (status == 0 && (document = completion_document(parts, count)) == NULL)
 		status = storage_fail(why, EX_SOFTWARE, "out of memory");
 	if (status == 0)
@@ -153,10 +152,11 @@ upload_parts(S3Client *client, const char *object_key, const char *upload_id, in
 			complete.content_type = "application/xml";
 			status = s3_run_one(client, &complete, hooks, why);
 		}
-		if (status == 0 && !s3_xml_text(complete.response, "ETag", quoted, sizeof(quoted)))
+		if (status == 0 && !s3_xml_text(complete.response, "CompleteMultipartUploadResult/ETag", quoted,
+										  sizeof(quoted)))
 			status = storage_fail(why, EX_SOFTWARE,
 								  "CompleteMultipartUpload of key %s in bucket %s: unexpected answer",
-								  storage_quote(object_key, quoted, sizeof(quoted)), client->bucket);
+								  storage_quote(object_key, quoted, sizeof(quoted)), client->location.bucket);
 		s3_request_free(&complete);
 	}
 	for (int i = 0; i < made; i++)
@@ -174,7 +174,7 @@ abort_upload(S3Client *client, const char *object_key, const char *upload_id, ch
 {
 	char		abort_why[STORAGE_WHY_MAX];
 	char		query[1200];
-	char	   *encoded_id = s3_uri_encode(upload_id, false);
+	char	   *encoded_id = storage_percent_encode(upload_id, false);
 	S3Request	abort_request;
 	bool		gone;
 	int			status;

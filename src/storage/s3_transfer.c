@@ -42,12 +42,19 @@ monotonic_seconds(void)
 	return now.tv_sec + now.tv_nsec / 1e9;
 }
 
+/* Whether a request's body goes somewhere: a GET of object bytes. */
+static bool
+has_sink(const S3Request *request)
+{
+	return request->sink_fd >= 0 || request->sink_memory != NULL;
+}
+
 /* Fill in a request for `method` on the object with full key `object_key`. */
 int
 s3_request_init(S3Client *client, S3Request *request, const char *operation,
 				const char *method, const char *object_key, const char *query, char *why)
 {
-	char	   *encoded = s3_uri_encode(object_key, true);
+	char	   *encoded = storage_percent_encode(object_key, true);
 
 	memset(request, 0, sizeof(*request));
 	request->operation = operation;
@@ -159,6 +166,37 @@ keep_response(S3Request *request, const char *data, size_t length)
 	request->response[request->response_length] = '\0';
 }
 
+/* Put body bytes into the sink at their place in the object; false on failure. */
+static bool
+write_sink(S3Request *request, const char *data, size_t length, int64_t position)
+{
+	int64_t		start = request->range_start > 0 ? request->range_start : 0;
+
+	if (request->sink_memory != NULL)
+	{
+		/* bytes past the range asked for (a server ignoring its end) are dropped */
+		int64_t		room = request->range_length - (position - start);
+
+		if (room > 0)
+			memcpy(request->sink_memory + (position - start), data,
+				   (int64_t) length < room ? length : (size_t) room);
+		return true;
+	}
+	for (size_t written = 0; written < length;)
+	{
+		ssize_t		n = pwrite(request->sink_fd, data + written, length - written,
+							   position + written);
+
+		if (n < 0)
+		{
+			request->local_errno = errno;
+			return false;
+		}
+		written += n;
+	}
+	return true;
+}
+
 /* Write callback: object bytes into the sink at their place, the rest kept. */
 static size_t
 on_body(char *data, size_t size, size_t count, void *arg)
@@ -169,7 +207,7 @@ on_body(char *data, size_t size, size_t count, void *arg)
 	int64_t		position;
 
 	curl_easy_getinfo(request->easy, CURLINFO_RESPONSE_CODE, &http);
-	if (http < 200 || http >= 300 || request->sink_fd < 0)
+	if (http < 200 || http >= 300 || !has_sink(request))
 	{
 		keep_response(request, data, length);
 		return length;
@@ -188,20 +226,11 @@ on_body(char *data, size_t size, size_t count, void *arg)
 			return 0;
 		}
 	}
-	position += request->moved;
-	for (size_t written = 0; written < length;)
-	{
-		ssize_t		n = pwrite(request->sink_fd, data + written, length - written,
-							   position + written);
-
-		if (n < 0)
-		{
-			request->local_errno = errno;
-			return 0;
-		}
-		written += n;
-	}
+	if (!write_sink(request, data, length, position + request->moved))
+		return 0;
 	request->moved += length;
+	if (request->sink_memory != NULL && request->kept + request->moved > request->range_length)
+		request->moved = request->range_length - request->kept;
 	return length;
 }
 
@@ -272,7 +301,7 @@ compute_payload_hash(S3Client *client, S3Request *request, char *why)
 			return storage_fail(why, error == ENODATA ? EX_TEMPFAIL : EX_SOFTWARE,
 								"cannot read the file to upload as %s in bucket %s: %s",
 								storage_quote(request->object_key, quoted, sizeof(quoted)),
-								client->bucket,
+								client->location.bucket,
 								error == ENODATA ? "it shrank" : strerror(error));
 	}
 	else if (request->body_memory != NULL)
@@ -316,6 +345,15 @@ start_attempt(S3Client *client, S3Request *request, char *why)
 {
 	CURL	   *easy;
 
+	/* every attempt of a write asks the gate: a retry is a write started anew */
+	if (strcmp(request->method, "GET") != 0 && strcmp(request->method, "HEAD") != 0 &&
+		strcmp(request->operation, "AbortMultipartUpload") != 0)
+	{
+		int			status = storage_may_write(request->operation, request->object_key, why);
+
+		if (status != 0)
+			return status;
+	}
 	if (request->attempts++ == 0)
 		request->first_started = monotonic_seconds();
 	request->moved = 0;
@@ -391,7 +429,7 @@ end_attempt(S3Client *client, S3Request *request)
 	curl_multi_remove_handle(client->multi, request->easy);
 	curl_easy_cleanup(request->easy);
 	request->easy = NULL;
-	if (request->sink_fd >= 0 && request->http_status >= 200 && request->http_status < 300)
+	if (has_sink(request) && request->http_status >= 200 && request->http_status < 300)
 		request->kept += request->moved;	/* those bytes are in place: resume after them */
 	request->moved = 0;
 }
@@ -420,7 +458,7 @@ bytes_moved(S3Request **requests, int count)
 		S3Request  *r = requests[i];
 
 		if (r->state == REQUEST_DONE)
-			total += r->sink_fd >= 0 ? r->range_length : r->body_length;
+			total += has_sink(r) ? r->range_length : r->body_length;
 		else
 			total += r->kept + r->moved;
 	}
@@ -450,7 +488,7 @@ collect_finished(S3Client *client, int *running, char *why)
 		end_attempt(client, request);
 		(*running)--;
 		outcome = s3_classify(client, request, result, &status, why);
-		if (outcome == S3_RETRY && request->sink_fd >= 0 &&
+		if (outcome == S3_RETRY && has_sink(request) &&
 			request->kept >= request->range_length)
 			outcome = S3_DONE;	/* every byte arrived before the connection broke */
 		if (outcome == S3_DONE)
@@ -501,7 +539,7 @@ s3_run(S3Client *client, S3Request **requests, int count, int parallel,
 		if (storage_should_stop(hooks))
 		{
 			status = storage_fail(why, EX_TEMPFAIL, "%s of s3://%s interrupted by a stop request",
-								  requests[0]->operation, client->bucket);
+								  requests[0]->operation, client->location.bucket);
 			break;
 		}
 		for (int i = 0; i < count && status == 0; i++)

@@ -12,9 +12,6 @@
 
 #include "storage/storage.h"
 
-/* Longest presign expiry S3 accepts: seven days. */
-#define STORAGE_PRESIGN_MAX_SECONDS (7 * 24 * 3600)
-
 /* The operations of one backend; `state` is the backend's own handle. */
 typedef struct StorageBackend
 {
@@ -27,6 +24,14 @@ typedef struct StorageBackend
 	int			(*delete) (void *state, const char *key, char *why);
 	int			(*presign) (void *state, const char *key, int expires_seconds,
 							char **url, char *why);
+	/* ranged reads: open (size known), read exactly length bytes, close */
+	int			(*reader_open) (void *state, const char *key, const StorageHooks *hooks,
+								void **object, int64_t *size, char *why);
+	int			(*reader_read) (void *state, void *object, int64_t offset, size_t length,
+								void *buffer, char *why);
+	void		(*reader_close) (void *state, void *object);
+	int			(*delete_prefix) (void *state, const char *prefix, const StorageHooks *hooks,
+								  int64_t *removed, char *why);
 	void		(*close) (void *state);
 } StorageBackend;
 
@@ -38,8 +43,13 @@ struct Storage
 
 /* Backends: fill in storage->backend and storage->state. */
 extern int	file_backend_open(const char *root, Storage *storage, char *why);
-extern int	s3_backend_open(const StorageConfig *config, const char *location,
-							Storage *storage, char *why);
+extern int	s3_backend_open(const StorageConfig *config, Storage *storage, char *why);
+
+/*
+ * Refuse an empty key (EX_USAGE) and what the one key rule refuses
+ * (src/common/storage_key.h; EX_NOPERM) before any backend sees the key.
+ */
+extern int	storage_check_key(const char *key, char *why);
 
 /* Write a one-line cause into why (STORAGE_WHY_MAX bytes); return status. */
 extern int	storage_fail(char *why, int status, const char *fmt,...)
@@ -50,6 +60,9 @@ extern int	storage_fail(char *why, int status, const char *fmt,...)
  * characters and quotes escaped, cut with "..." when longer than the buffer.
  */
 extern const char *storage_quote(const char *text, char *buffer, size_t size);
+
+/* Text percent-encoded (src/common/percent_encode.h), malloc'd; NULL when out of memory. */
+extern char *storage_percent_encode(const char *text, bool keep_slash);
 
 /* A formatted, malloc'd string, or NULL when out of memory. */
 extern char *storage_format(const char *fmt,...) __attribute__((format(printf, 1, 2)));
@@ -62,6 +75,9 @@ extern bool storage_should_stop(const StorageHooks *hooks);
 
 /* Report progress through the hooks, if any. */
 extern void storage_progress(const StorageHooks *hooks, int64_t done, int64_t total);
+
+/* Ask the write gate (storage_set_write_gate) whether a write may start: 0, or its status. */
+extern int	storage_may_write(const char *operation, const char *key, char *why);
 
 /*
  * A local file written under a temporary name in its final directory and

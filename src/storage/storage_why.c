@@ -2,14 +2,17 @@
  * storage_why.c
  *		Text in the storage room: failure messages (one line, keys quoted so
  *		that a key holding a line break or a quote cannot break the line), the
- *		status that a local file error deserves, and formatted strings.
+ *		status that a local file error deserves, formatted and
+ *		percent-encoded strings.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "common/percent_encode.h"
 #include "storage/storage_internal.h"
 
 /* Write a one-line cause into why (STORAGE_WHY_MAX bytes); return status. */
@@ -92,6 +95,17 @@ storage_errno_status(int error)
 		default:
 			return EX_SOFTWARE;
 	}
+}
+
+/* Text percent-encoded (src/common/percent_encode.h), malloc'd; NULL when out of memory. */
+char *
+storage_percent_encode(const char *text, bool keep_slash)
+{
+	char	   *out = malloc(percent_encoded_length(text, keep_slash) + 1);
+
+	if (out != NULL)
+		percent_encode(out, text, keep_slash);
+	return out;
 }
 
 /* A formatted, malloc'd string, or NULL when out of memory. */

@@ -1,7 +1,10 @@
 /*
  * child.c
  *		Start and feed `vproxy-transcode job`, read its pipes without blocking
- *		into bounded buffers, signal and reap it.  The child gets its own
+ *		into bounded buffers, signal and reap it.  Its stdin stays open until
+ *		it ends: after the job's first lines come the lease lines
+ *		{"lease_until_ms": N}, the newest only when the pipe is full.  The
+ *		child gets its own
  *		session, so its own process group (the postmaster signals the process
  *		groups of its children, and procsignal SIGUSR1s must not reach it;
  *		vproxy-worker's terminal's ^C must not either) and its own scheduler
@@ -130,7 +133,7 @@ close_fd(int *fd)
 	*fd = -1;
 }
 
-/* Start program with "job --progress-fd 3", input on its stdin. */
+/* Start program with "job --progress-fd 3", input (its first lines) on its stdin. */
 bool
 sup_child_start(SupChild *child, const char *program, const char *input, size_t input_len)
 {
@@ -200,8 +203,6 @@ sup_child_start(SupChild *child, const char *program, const char *input, size_t 
 		for (int i = 0; i < 4; i++)
 			(void) fcntl(ours[i], F_SETFL, fcntl(ours[i], F_GETFL) | O_NONBLOCK);
 	}
-	if (input_len == 0)
-		close_fd(&child->stdin_fd);
 	return true;
 
 failed:
@@ -223,7 +224,8 @@ sup_child_wait_fds(const SupChild *child, SupWaitFd fds[4])
 {
 	int			n = 0;
 
-	if (child->stdin_fd >= 0)
+	if (child->stdin_fd >= 0 &&
+		(child->input_sent < child->input_len || child->lease_line_len > 0))
 		fds[n++] = (SupWaitFd) {child->stdin_fd, true};
 	if (child->stdout_fd >= 0)
 		fds[n++] = (SupWaitFd) {child->stdout_fd, false};
@@ -285,12 +287,13 @@ keep_stdout(SupChild *child, const char *data, size_t len)
 	child->output[child->output_len] = '\0';
 }
 
-/* Take one complete line "progress <fraction> <stage>". */
+/* Take one complete line "progress <fraction> <stage>" or "error <code>". */
 static void
 take_progress_line(SupChild *child, const char *line)
 {
 	double		fraction;
 	char		stage[32];
+	char		code[SUP_ERROR_CODE_MAX];
 
 	if (sscanf(line, "progress %lf %31s", &fraction, stage) == 2 &&
 		fraction >= 0.0 && fraction <= 1.0)
@@ -298,6 +301,8 @@ take_progress_line(SupChild *child, const char *line)
 		child->progress = fraction;
 		memcpy(child->stage, stage, sizeof(child->stage));
 	}
+	else if (sscanf(line, "error %31s", code) == 1 && sup_error_code_from_child(code))
+		memcpy(child->error_code, code, sizeof(child->error_code));
 }
 
 /* Split progress data into lines; an over-long line is dropped. */
@@ -350,7 +355,11 @@ drain(SupChild *child, int *fd)
 	}
 }
 
-/* Write what the stdin pipe takes of the job spec; close it when all is sent. */
+/*
+ * Write what the stdin pipe takes: the job's first lines, then the pending
+ * lease line (short enough to be written whole or not at all).  The pipe is
+ * closed only when the child stops reading it (EPIPE) or ends.
+ */
 static void
 feed(SupChild *child)
 {
@@ -364,10 +373,35 @@ feed(SupChild *child)
 		if (put < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return;
 		if (put < 0)
-			break;				/* EPIPE: the child stopped reading */
+		{
+			close_fd(&child->stdin_fd); /* EPIPE: the child stopped reading */
+			return;
+		}
 		child->input_sent += (size_t) put;
 	}
-	close_fd(&child->stdin_fd);
+	while (child->stdin_fd >= 0 && child->lease_line_len > 0)
+	{
+		ssize_t		put = write(child->stdin_fd, child->lease_line, child->lease_line_len);
+
+		if (put < 0 && errno == EINTR)
+			continue;
+		if (put < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (put < 0)
+			close_fd(&child->stdin_fd);
+		child->lease_line_len = 0;
+	}
+}
+
+/* Queue the line {"lease_until_ms": N} for the child, replacing one not yet written. */
+void
+sup_child_send_lease(SupChild *child, int64_t fence_ms)
+{
+	int			len = snprintf(child->lease_line, sizeof(child->lease_line),
+							   "{\"lease_until_ms\": %lld}\n", (long long) fence_ms);
+
+	child->lease_line_len = len > 0 && (size_t) len < sizeof(child->lease_line) ? (size_t) len : 0;
+	feed(child);
 }
 
 /* Reap the child if it has exited, with what it used. */

@@ -3,48 +3,59 @@
  *		One job's run as a state machine the caller drives: it waits (on its
  *		latch, or in poll()) for at most sup_run_wait_ms(), pumps the child,
  *		sends the heartbeats that come due and calls sup_run_advance() until
- *		the run has finished; then sup_run_outcome() says, by the failure
- *		policy, what the database is to be told.  A child that has already
- *		exited is never stopped: its result counts.
+ *		the run has finished; then sup_run_outcome() (outcome.c) says, by the
+ *		failure policy, what the database is to be told.  A child that has
+ *		already exited is never stopped: its result counts.
+ *
+ *		The lease fence: every renewal moves it (sup_lease_fence_ms) and is
+ *		written to the child, which stops writing to the storage at the
+ *		fence by itself; when the fence passes without a renewal the run is
+ *		stopped here too (SIGTERM, SIGKILL SUP_GRACE_MS later, still before
+ *		the database's lease ends) and comes to nothing: the lease is lost.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 
 #include <signal.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <sysexits.h>
-#include <time.h>
 
 #include "supervise.h"
 
 /* after the child's exit, how long a grandchild may hold its pipes open */
 #define PIPES_AFTER_EXIT_MS 1000
 
-/* Milliseconds of the monotonic clock. */
+/* The margin of the lease fence for a lease of lease_seconds. */
 int64_t
-sup_now_ms(void)
+sup_lease_margin_ms(double lease_seconds)
 {
-	struct timespec now;
+	int64_t		quarter = (int64_t) (lease_seconds * 1000.0 / 4.0);
+	int64_t		least = SUP_GRACE_MS + SUP_FENCE_SLACK_MS;
 
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (int64_t) now.tv_sec * 1000 + now.tv_nsec / 1000000;
+	return quarter > least ? quarter : least;
 }
 
-/* Start a run; timeout_seconds <= 0 means none. */
+/* The fence of a lease granted for lease_seconds by a call sent at sent_ms. */
+int64_t
+sup_lease_fence_ms(int64_t sent_ms, double lease_seconds)
+{
+	return sent_ms + (int64_t) (lease_seconds * 1000.0) - sup_lease_margin_ms(lease_seconds);
+}
+
+/* Start a run: the child and its first lines, which carry the first fence. */
 bool
 sup_run_start(SupRun *run, const char *program, const char *input, size_t input_len,
-			  int timeout_seconds)
+			  int timeout_seconds, int64_t fence_ms)
 {
-	int64_t		now = sup_now_ms();
+	int64_t		now = lease_clock_ms();
 
 	memset(run, 0, sizeof(*run));
 	run->started_ms = now;
 	run->last_heartbeat_ms = now;
 	run->timeout_seconds = timeout_seconds;
 	run->deadline_ms = timeout_seconds > 0 ? now + (int64_t) timeout_seconds * 1000 : 0;
+	run->fence_ms = fence_ms;
 	return sup_child_start(&run->child, program, input, input_len);
 }
 
@@ -57,14 +68,20 @@ sup_run_heartbeat_due(const SupRun *run, int64_t now_ms)
 	return run->heartbeat_asked || now_ms >= run->last_heartbeat_ms + SUP_HEARTBEAT_MS;
 }
 
-/* The caller has sent the heartbeat; lease_held false stops the run. */
+/* The heartbeat sent at sent_ms came back at now_ms: renewed, lost or unknown. */
 void
-sup_run_heartbeat_sent(SupRun *run, int64_t now_ms, bool lease_held)
+sup_run_heartbeat_done(SupRun *run, int64_t sent_ms, int64_t now_ms, SupLease lease,
+					   double lease_seconds)
 {
 	run->last_heartbeat_ms = now_ms;
 	run->heartbeat_asked = false;
-	if (!lease_held)
+	if (lease == SUP_LEASE_LOST)
 		sup_run_stop(run, SUP_STOP_LEASE_LOST);
+	else if (lease == SUP_LEASE_RENEWED && run->fence_ms != 0 && run->stop == SUP_STOP_NONE)
+	{
+		run->fence_ms = sup_lease_fence_ms(sent_ms, lease_seconds);
+		sup_child_send_lease(&run->child, run->fence_ms);
+	}
 }
 
 /* Ask for a heartbeat at once. */
@@ -93,6 +110,9 @@ sup_run_advance(SupRun *run, int64_t now_ms)
 
 	if (run->finished)
 		return true;
+	if (run->stop == SUP_STOP_NONE && !child->exited && run->fence_ms != 0 &&
+		now_ms >= run->fence_ms)
+		run->stop = SUP_STOP_LEASE_EXPIRED;
 	if (run->stop == SUP_STOP_NONE && !child->exited && run->deadline_ms != 0 &&
 		now_ms >= run->deadline_ms)
 		run->stop = SUP_STOP_TIMEOUT;
@@ -108,7 +128,13 @@ sup_run_advance(SupRun *run, int64_t now_ms)
 		run->killed = true;
 	}
 	if (child->exited && run->exited_at_ms == 0)
+	{
 		run->exited_at_ms = now_ms;
+		/* a failure at or past the fence: the lease may be gone, it is not ours to tell */
+		if (run->stop == SUP_STOP_NONE && run->fence_ms != 0 && now_ms >= run->fence_ms &&
+			!(WIFEXITED(child->wait_status) && WEXITSTATUS(child->wait_status) == 0))
+			run->stop = SUP_STOP_LEASE_EXPIRED;
+	}
 	if (sup_child_done(child))
 		run->finished = true;
 	else if (run->exited_at_ms != 0 && now_ms >= run->exited_at_ms + PIPES_AFTER_EXIT_MS)
@@ -128,9 +154,14 @@ sup_run_wait_ms(const SupRun *run, int64_t now_ms)
 
 	if (run->heartbeat_asked)
 		wait = 0;
-	if (!run->terminating && run->deadline_ms != 0 && run->deadline_ms - now_ms < wait)
-		wait = run->deadline_ms - now_ms;
-	else if (run->terminating && !run->killed && run->kill_at_ms - now_ms < wait)
+	if (!run->terminating)
+	{
+		if (run->deadline_ms != 0 && run->deadline_ms - now_ms < wait)
+			wait = run->deadline_ms - now_ms;
+		if (run->fence_ms != 0 && run->fence_ms - now_ms < wait)
+			wait = run->fence_ms - now_ms;
+	}
+	else if (!run->killed && run->kill_at_ms - now_ms < wait)
 		wait = run->kill_at_ms - now_ms;
 	if (run->exited_at_ms != 0 && wait > 100)
 		wait = 100;
@@ -142,82 +173,4 @@ double
 sup_run_seconds(const SupRun *run, int64_t now_ms)
 {
 	return (now_ms - run->started_ms) / 1000.0;
-}
-
-/*
- * What an exit status means by the failure policy: 64 (bad spec), 65 (bad
- * media or checksum mismatch), 66 (original missing) and 77 (storage
- * refused) fail at once; 75 (transient), 70 (internal: out of memory, a
- * library assertion) and anything unknown are retried.
- */
-bool
-sup_exit_status_retryable(int code)
-{
-	switch (code)
-	{
-		case EX_USAGE:
-		case EX_DATAERR:
-		case EX_NOINPUT:
-		case EX_NOPERM:
-			return false;
-		default:
-			return true;
-	}
-}
-
-/* What a finished run comes to, by the failure policy. */
-void
-sup_run_outcome(const SupRun *run, SupOutcome *outcome)
-{
-	const SupChild *child = &run->child;
-	int			status = child->wait_status;
-	char		line_buffer[SUP_STDERR_TAIL + 1];
-	const char *last_line = sup_child_last_error_line(child, line_buffer, sizeof(line_buffer));
-
-	outcome->message[0] = '\0';
-	if (child->exited && WIFEXITED(status) && WEXITSTATUS(status) == 0)
-	{
-		outcome->verdict = SUP_SUCCEEDED;
-		if (child->output_len == 0 || child->output_too_long)
-		{
-			outcome->verdict = SUP_RETRY;
-			snprintf(outcome->message, sizeof(outcome->message), "%s",
-					 child->output_len == 0 ?
-					 "vproxy-transcode succeeded but printed no result" :
-					 "vproxy-transcode printed a result over 1 MB");
-		}
-	}
-	else if (run->stop == SUP_STOP_LEASE_LOST)
-		outcome->verdict = SUP_ABANDON;
-	else if (run->stop == SUP_STOP_SHUTDOWN)
-		outcome->verdict = SUP_HAND_BACK;
-	else if (run->stop == SUP_STOP_TIMEOUT)
-	{
-		outcome->verdict = SUP_RETRY;
-		snprintf(outcome->message, sizeof(outcome->message),
-				 "timed out after %d s (vproxy.job_timeout)", run->timeout_seconds);
-	}
-	else if (child->exited && WIFEXITED(status))
-	{
-		outcome->verdict = sup_exit_status_retryable(WEXITSTATUS(status)) ? SUP_RETRY : SUP_FAIL;
-		if (last_line[0])
-			snprintf(outcome->message, sizeof(outcome->message), "%s", last_line);
-		else
-			snprintf(outcome->message, sizeof(outcome->message),
-					 "vproxy-transcode exited with status %d", WEXITSTATUS(status));
-	}
-	else if (child->exited && WIFSIGNALED(status))
-	{
-		outcome->verdict = SUP_RETRY;
-		snprintf(outcome->message, sizeof(outcome->message),
-				 "vproxy-transcode was killed by signal %d (%s)%s%s",
-				 WTERMSIG(status), strsignal(WTERMSIG(status)),
-				 last_line[0] ? "; last message: " : "", last_line);
-	}
-	else
-	{
-		outcome->verdict = SUP_RETRY;
-		snprintf(outcome->message, sizeof(outcome->message),
-				 "vproxy-transcode ended in an unknown way");
-	}
 }

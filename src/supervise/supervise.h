@@ -6,8 +6,9 @@
  *		caller owns the waiting (a WaitEventSet on its latch, or poll()) over
  *		the descriptors this room names, and the database calls; this room
  *		owns the child (spawn, pipes, signals, reaping), the run of one job
- *		(heartbeat due, deadline, stop with SIGTERM then SIGKILL) and the
- *		failure policy by exit status.
+ *		(heartbeat due, deadline, lease fence, stop with SIGTERM then
+ *		SIGKILL) and the failure policy: what an exit status and the child's
+ *		"error <code>" line mean for the job.
  */
 #ifndef VPROXY_SUPERVISE_H
 #define VPROXY_SUPERVISE_H
@@ -18,6 +19,8 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 
+#include "common/lease_clock.h"
+
 /* the last bytes of stderr kept for the error message */
 #define SUP_STDERR_TAIL 4096
 /* stdout is one JSON object; more than this is a broken child */
@@ -26,6 +29,24 @@
 #define SUP_GRACE_MS 5000
 /* heartbeat (lease and progress) period */
 #define SUP_HEARTBEAT_MS 1000
+/*
+ * The lease fence: a run whose lease was last granted for L seconds by a
+ * call sent at t0 stops writing at t0 + L - margin, margin = max(L / 4,
+ * SUP_GRACE_MS + SUP_FENCE_SLACK_MS).  The database counts the lease from
+ * its transaction's start, after t0; so a child stopped at the fence with
+ * the full SIGTERM grace is killed SUP_FENCE_SLACK_MS (or more) before the
+ * database's lease ends: the slack covers a late wake-up of the supervisor,
+ * a request in flight when the kill comes and the clocks' rate skew.
+ */
+#define SUP_FENCE_SLACK_MS 2000
+/* longest error code, NUL included */
+#define SUP_ERROR_CODE_MAX 32
+/*
+ * What a worker records instead of a failure's message the database
+ * refuses (an application's trigger, an encoding that cannot hold it): the
+ * job must not stay running for its words.
+ */
+#define SUP_REFUSED_MESSAGE "the error message could not be stored"
 
 /* One run of `PROGRAM job --progress-fd 3`, its pipes and what it said. */
 typedef struct SupChild
@@ -35,9 +56,11 @@ typedef struct SupChild
 	int			stdout_fd;
 	int			stderr_fd;
 	int			progress_fd;
-	const char *input;			/* the job spec, written to stdin */
+	const char *input;			/* the job's first lines, written to stdin */
 	size_t		input_len;
 	size_t		input_sent;
+	char		lease_line[64];	/* {"lease_until_ms": N}, not yet written */
+	size_t		lease_line_len;
 	char	   *output;			/* stdout, NUL-terminated (malloc'd) */
 	size_t		output_len;
 	size_t		output_cap;
@@ -48,6 +71,7 @@ typedef struct SupChild
 	size_t		partial_len;
 	double		progress;		/* last progress line */
 	char		stage[32];
+	char		error_code[SUP_ERROR_CODE_MAX];	/* from "error <code>", or "" */
 	bool		exited;
 	int			wait_status;	/* from waitpid, once exited */
 	struct rusage usage;		/* the child's resources, once exited */
@@ -60,8 +84,15 @@ typedef struct SupWaitFd
 	bool		for_write;		/* else for reading */
 } SupWaitFd;
 
-/* Start program with "job --progress-fd 3", input on its stdin; false and errno on failure. */
+/*
+ * Start program with "job --progress-fd 3", input (its first lines, each
+ * ending in a newline) on its stdin; false and errno on failure.  The stdin
+ * stays open for the lease lines until the child ends.
+ */
 extern bool sup_child_start(SupChild *child, const char *program, const char *input, size_t input_len);
+
+/* Queue the line {"lease_until_ms": N} for the child's stdin, replacing one not yet written. */
+extern void sup_child_send_lease(SupChild *child, int64_t fence_ms);
 
 /* The child's open pipes to wait on (at most 4); their number. */
 extern int	sup_child_wait_fds(const SupChild *child, SupWaitFd fds[4]);
@@ -96,8 +127,17 @@ typedef enum SupStop
 	SUP_STOP_NONE,
 	SUP_STOP_SHUTDOWN,			/* the worker is leaving: hand the job back */
 	SUP_STOP_LEASE_LOST,		/* cancelled or taken over: write nothing */
+	SUP_STOP_LEASE_EXPIRED,		/* the fence passed without a renewal: write nothing */
 	SUP_STOP_TIMEOUT			/* the job timeout passed: a retryable failure */
 } SupStop;
+
+/* What a heartbeat call came to. */
+typedef enum SupLease
+{
+	SUP_LEASE_RENEWED,			/* granted for the seconds given, from the call */
+	SUP_LEASE_LOST,				/* cancelled or taken over */
+	SUP_LEASE_UNKNOWN			/* the call failed or was not made: the fence stays */
+} SupLease;
 
 /* One job's run: the child and the clock around it (milliseconds, monotonic). */
 typedef struct SupRun
@@ -105,6 +145,7 @@ typedef struct SupRun
 	SupChild	child;
 	int64_t		started_ms;
 	int64_t		deadline_ms;	/* 0: no timeout */
+	int64_t		fence_ms;		/* 0: no lease fence */
 	int64_t		last_heartbeat_ms;
 	int64_t		kill_at_ms;
 	int64_t		exited_at_ms;
@@ -116,18 +157,31 @@ typedef struct SupRun
 	bool		finished;
 } SupRun;
 
-/* Milliseconds of the monotonic clock. */
-extern int64_t sup_now_ms(void);
+/* The margin of the lease fence for a lease of lease_seconds (see SUP_FENCE_SLACK_MS). */
+extern int64_t sup_lease_margin_ms(double lease_seconds);
 
-/* Start a run; timeout_seconds <= 0 means none.  False and errno if the child could not start. */
+/* The fence of a lease granted for lease_seconds by a call sent at sent_ms. */
+extern int64_t sup_lease_fence_ms(int64_t sent_ms, double lease_seconds);
+
+/*
+ * Start a run: the child with input (its first lines: the spec and the
+ * local part, which carries fence_ms as "lease_until_ms") on its stdin;
+ * fence_ms 0 means no fence, timeout_seconds <= 0 no timeout.  False and
+ * errno if the child could not start.
+ */
 extern bool sup_run_start(SupRun *run, const char *program, const char *input, size_t input_len,
-						  int timeout_seconds);
+						  int timeout_seconds, int64_t fence_ms);
 
 /* Whether a heartbeat is due (every SUP_HEARTBEAT_MS, or asked); never while stopping. */
 extern bool sup_run_heartbeat_due(const SupRun *run, int64_t now_ms);
 
-/* The caller has sent the heartbeat; lease_held false stops the run (lease lost). */
-extern void sup_run_heartbeat_sent(SupRun *run, int64_t now_ms, bool lease_held);
+/*
+ * The heartbeat sent at sent_ms has come back at now_ms: renewed for
+ * lease_seconds (the fence moves and the child is told), lost (the run
+ * stops), or unknown (the fence stays where it was).
+ */
+extern void sup_run_heartbeat_done(SupRun *run, int64_t sent_ms, int64_t now_ms,
+								   SupLease lease, double lease_seconds);
 
 /* Ask for a heartbeat at once (a canceller may have taken the lease). */
 extern void sup_run_ask_heartbeat(SupRun *run);
@@ -135,7 +189,7 @@ extern void sup_run_ask_heartbeat(SupRun *run);
 /* Stop the run for this reason; a child that has already exited is left to count. */
 extern void sup_run_stop(SupRun *run, SupStop why);
 
-/* Move the run on (deadline, SIGTERM, SIGKILL, end); true once it has finished. */
+/* Move the run on (deadline, fence, SIGTERM, SIGKILL, end); true once it has finished. */
 extern bool sup_run_advance(SupRun *run, int64_t now_ms);
 
 /* How long the caller may wait (for the child's pipes or its own events) before the next advance. */
@@ -157,15 +211,26 @@ typedef enum SupVerdict
 typedef struct SupOutcome
 {
 	SupVerdict	verdict;
-	char		message[SUP_STDERR_TAIL + 256]; /* why, for RETRY and FAIL */
+	char		error_code[SUP_ERROR_CODE_MAX]; /* for RETRY and FAIL: fail_job's code */
+	char		message[SUP_STDERR_TAIL + 256]; /* why, for RETRY and FAIL: valid UTF-8 */
 } SupOutcome;
 
 /*
- * The failure policy: 64 (bad spec), 65 (bad media or checksum mismatch),
- * 66 (original missing) and 77 (storage refused) fail at once; 75
- * (transient), 70 (internal) and anything else are retried.
+ * The failure policy (outcome.c): 64 (bad spec), 65 (bad media or checksum
+ * mismatch), 66 (original missing) and 77 (storage refused) fail at once;
+ * 75 (transient), 70 (internal) and anything else are retried.
  */
 extern bool sup_exit_status_retryable(int code);
+
+/*
+ * The error code of an exit status when the child named none: 64 and 70
+ * internal, 65 bad_media, 66 missing_original, 75 storage_unavailable, 77
+ * storage_refused, anything else internal.
+ */
+extern const char *sup_error_code_of_exit(int code);
+
+/* Whether a child may name this code on its "error <code>" line. */
+extern bool sup_error_code_from_child(const char *code);
 
 /* What a finished run comes to, by the failure policy. */
 extern void sup_run_outcome(const SupRun *run, SupOutcome *outcome);

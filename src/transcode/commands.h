@@ -8,11 +8,13 @@
  * documented in DESIGN.md (64 usage, 65 bad media, 66 missing input,
  * 70 internal, 75 transient, 77 storage refused).  On success it has printed
  * exactly one JSON object on stdout; on failure its last line on stderr,
- * written by transcode_fail(), names the cause.
+ * written by transcode_fail(), names the cause (valid UTF-8, cut on a
+ * character boundary).
  */
 #ifndef VPROXY_TRANSCODE_COMMANDS_H
 #define VPROXY_TRANSCODE_COMMANDS_H
 
+#include <getopt.h>
 #include <stdbool.h>
 #include <jansson.h>
 
@@ -25,8 +27,30 @@ extern int	cmd_storage(int argc, char **argv);
 /* Print "vproxy-transcode: <cause>" as the last stderr line; return status. */
 extern int	transcode_fail(int status, const char *fmt,...) __attribute__((format(printf, 2, 3)));
 
-/* Parse a whole decimal int (an option's value); false if it is not one. */
-extern bool transcode_parse_int(const char *text, int *value);
+/*
+ * Take one option of a command (its getopt_long code and value): NULL, or
+ * what is wrong with the value ("" when the option's name says enough).
+ */
+typedef const char *(*TranscodeOptionFn) (int code, const char *value, void *arg);
+
+/*
+ * Parse a command's argv (argv[0] the command's name) with getopt_long,
+ * handing each option to take; the operands are left at argv[*first_operand]
+ * and must number `operands`.  0, or the exit status after the failure
+ * message (an unknown option, a missing or refused value, a wrong number of
+ * operands: then the usage line).
+ */
+extern int	transcode_parse_options(int argc, char **argv, const struct option *options,
+									TranscodeOptionFn take, void *arg, int operands,
+									const char *usage, int *first_operand);
+
+/*
+ * Confine a command that works on local files, before it reads them, after
+ * its limits (sandbox.h): read its inputs, write beside its outputs (each
+ * list NULL-ended, or NULL), nothing else of the user's; no network.  0, or
+ * the exit status after the failure message.
+ */
+extern int	transcode_confine(const char *const *inputs, const char *const *outputs);
 
 /* Print one JSON object on stdout, then a newline; steals the reference. */
 extern int	transcode_print_json(json_t *object);
@@ -47,5 +71,11 @@ extern int	transcode_stop_signal(void);
  */
 extern bool transcode_progress_open(const char *fd_text);
 extern void transcode_progress_report(double fraction, const char *stage);
+
+/*
+ * Name the error code of a failure on the progress channel, "error <code>\n"
+ * (job-protocol.md), just before the failing exit.
+ */
+extern void transcode_progress_error(const char *code);
 
 #endif							/* VPROXY_TRANSCODE_COMMANDS_H */

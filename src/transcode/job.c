@@ -3,8 +3,10 @@
  *		`vproxy-transcode job`: run one queued job from its spec on stdin
  *		(job-protocol.md): fetch the original, check its size and SHA-256,
  *		validate and probe it, make what the job type asks for, store it under
- *		the output keys and print result_data.  Whatever happens, the private
- *		temp directory is removed before exit.
+ *		the output keys and print result_data.  No write to the storage starts
+ *		after the lease fence (lease_fence.h), and the job stops there.  A
+ *		failure names its error code on the progress channel before the exit.
+ *		Whatever happens, the private temp directory is removed before exit.
  */
 #include <errno.h>
 #include <limits.h>
@@ -19,9 +21,11 @@
 #include "transcode/file_digest.h"
 #include "transcode/job_spec.h"
 #include "transcode/job_workspace.h"
+#include "transcode/lease_fence.h"
 #include "transcode/media_json.h"
+#include "transcode/process_limits.h"
+#include "transcode/sandbox.h"
 
-#define SPEC_MAX_BYTES (1024 * 1024)
 #define JOB_WHY_MAX 512
 #define EXTENSION_MAX 8
 
@@ -35,8 +39,18 @@
 #define OUTPUT_SLACK_BYTES (16 * 1024 * 1024)
 
 _Static_assert(MEDIA_WHY_MAX <= JOB_WHY_MAX && STORAGE_WHY_MAX <= JOB_WHY_MAX &&
-			   WORKSPACE_WHY_MAX <= JOB_WHY_MAX && JOB_SPEC_WHY_MAX <= JOB_WHY_MAX,
+			   WORKSPACE_WHY_MAX <= JOB_WHY_MAX && JOB_SPEC_WHY_MAX <= JOB_WHY_MAX &&
+			   SANDBOX_WHY_MAX <= JOB_WHY_MAX,
 			   "why buffers fit");
+
+/* Where in the job a failure happened: what its exit status means there. */
+typedef enum JobPart
+{
+	PART_SETUP,					/* the spec, the temp directory, the storage handle */
+	PART_ORIGINAL,				/* fetching and checking the original */
+	PART_MEDIA,					/* probe, proxy, thumbnail */
+	PART_STORE					/* storing the outputs, deleting a video's objects */
+} JobPart;
 
 /* One stage of the job and its share of the progress bar. */
 typedef struct Stage
@@ -63,6 +77,7 @@ typedef struct JobRun
 	char		thumbnail_sha256[SHA256_HEX_LEN + 1];
 	json_t	   *deleted;		/* video_deletion: the keys removed */
 	Stage		stage;
+	const char *error_code;		/* of the failure, once known */
 	char		why[JOB_WHY_MAX];
 } JobRun;
 
@@ -93,60 +108,59 @@ storage_progress(int64_t done, int64_t total, void *arg)
 		media_progress((double) done / (double) total, arg);
 }
 
-/* Stop hook shared by media and storage. */
+/* Stop hook shared by media and storage: a stop request, or the lease fence passed. */
 static bool
 job_should_stop(void *arg)
 {
 	(void) arg;
-	return transcode_stop_requested(NULL);
+	return transcode_stop_requested(NULL) || lease_fence_passed();
 }
 
-/* Read the whole spec from stdin. */
-static int
-read_spec(char **text, char *why)
+/*
+ * Whether the failure's message says that a disk ran out of room (the
+ * workspace's own check, or ENOSPC or EDQUOT from a write).
+ */
+static bool
+out_of_space(const JobRun *run)
 {
-	size_t		used = 0;
-	size_t		size = 4096;
-	char	   *buffer = malloc(size);
+	return strstr(run->why, "out of temp space") != NULL ||
+		strstr(run->why, strerror(ENOSPC)) != NULL || strstr(run->why, strerror(EDQUOT)) != NULL;
+}
 
-	while (buffer != NULL)
+/*
+ * Note the error code of a failure with status rc in that part of the job
+ * (job-protocol.md, "Error codes"), unless a step named it already; rc.
+ */
+static int
+failed_in(JobRun *run, JobPart part, int rc)
+{
+	if (rc == 0 || run->error_code != NULL)
+		return rc;
+	switch (rc)
 	{
-		ssize_t		got = read(STDIN_FILENO, buffer + used, size - used - 1);
-
-		if (got == 0)
-		{
-			buffer[used] = '\0';
-			*text = buffer;
-			return 0;
-		}
-		if (got < 0 && errno == EINTR && !transcode_stop_requested(NULL))
-			continue;
-		if (got < 0)
-		{
-			snprintf(why, JOB_WHY_MAX, "cannot read the job spec: %s", strerror(errno));
-			free(buffer);
-			return EX_USAGE;
-		}
-		used += (size_t) got;
-		if (used + 1 == size)
-		{
-			char	   *bigger;
-
-			if (size >= SPEC_MAX_BYTES)
-			{
-				snprintf(why, JOB_WHY_MAX, "job spec is larger than %d bytes", SPEC_MAX_BYTES);
-				free(buffer);
-				return EX_USAGE;
-			}
-			size *= 2;
-			bigger = realloc(buffer, size);
-			if (bigger == NULL)
-				free(buffer);
-			buffer = bigger;
-		}
+		case EX_DATAERR:
+			run->error_code = part == PART_MEDIA ? "bad_media" : "internal";
+			break;
+		case EX_NOINPUT:
+			run->error_code = part == PART_STORE ? "storage_refused" : "missing_original";
+			break;
+		case EX_NOPERM:
+			run->error_code = part == PART_ORIGINAL || part == PART_STORE ?
+				"storage_refused" : "internal";
+			break;
+		case EX_TEMPFAIL:
+			if (part != PART_STORE && out_of_space(run))
+				run->error_code = "no_temp_space";
+			else if (part == PART_MEDIA)
+				run->error_code = strstr(run->why, "out of memory") ? "out_of_memory" : "internal";
+			else
+				run->error_code = part == PART_SETUP ? "internal" : "storage_unavailable";
+			break;
+		default:
+			run->error_code = "internal";
+			break;
 	}
-	snprintf(why, JOB_WHY_MAX, "out of memory reading the job spec");
-	return EX_SOFTWARE;
+	return rc;
 }
 
 /* "original" plus the key's extension when it is short and plain, for demuxer probing. */
@@ -209,12 +223,14 @@ verify_original(JobRun *run)
 	{
 		snprintf(run->why, JOB_WHY_MAX, "size mismatch: the original has %lld bytes, expected %lld",
 				 (long long) size, (long long) run->spec.original_size);
+		run->error_code = "checksum_mismatch";
 		return EX_DATAERR;
 	}
 	if (run->spec.original_sha256 != NULL && strcasecmp(run->sha256, run->spec.original_sha256) != 0)
 	{
 		snprintf(run->why, JOB_WHY_MAX, "checksum mismatch: the original has SHA-256 %s, expected %s",
 				 run->sha256, run->spec.original_sha256);
+		run->error_code = "checksum_mismatch";
 		return EX_DATAERR;
 	}
 	return 0;
@@ -260,18 +276,18 @@ store_outputs(JobRun *run, const StorageHooks *storage_hooks, double start, doub
 	enter_stage(run, "store", start, span);
 	if (job_makes_proxy(&run->spec) &&
 		(rc = output_sha256(run, run->proxy_file, run->proxy_sha256)) != 0)
-		return rc;
+		return failed_in(run, PART_SETUP, rc);
 	if (job_makes_thumbnail(&run->spec) &&
 		(rc = output_sha256(run, run->thumbnail_file, run->thumbnail_sha256)) != 0)
-		return rc;
+		return failed_in(run, PART_SETUP, rc);
 	if (job_makes_proxy(&run->spec) &&
 		(rc = storage_put(run->storage, run->spec.proxy_key, run->proxy_file, "video/mp4",
 						  storage_hooks, run->why)) != 0)
-		return rc;
+		return failed_in(run, PART_STORE, rc);
 	if (job_makes_thumbnail(&run->spec) &&
 		(rc = storage_put(run->storage, run->spec.thumbnail_key, run->thumbnail_file,
 						  "image/jpeg", storage_hooks, run->why)) != 0)
-		return rc;
+		return failed_in(run, PART_STORE, rc);
 	return 0;
 }
 
@@ -288,35 +304,35 @@ run_steps(JobRun *run)
 	int64_t		output_bytes;
 	int			rc;
 
-	if ((rc = workspace_create(run->spec.temp_directory, &run->workspace, run->why)) != 0 ||
-		(rc = storage_open(&run->spec.storage, &run->storage, run->why)) != 0)
-		return rc;
+	if ((rc = storage_open(&run->spec.storage, &run->storage, run->why)) != 0)
+		return failed_in(run, PART_SETUP, rc);
 	if (!workspace_file(&run->workspace, "proxy.mp4", run->proxy_file, sizeof(run->proxy_file)) ||
 		!workspace_file(&run->workspace, "thumbnail.jpg", run->thumbnail_file,
 						sizeof(run->thumbnail_file)))
 	{
 		snprintf(run->why, JOB_WHY_MAX, "temp directory path is too long");
-		return EX_SOFTWARE;
+		return failed_in(run, PART_SETUP, EX_SOFTWARE);
 	}
 	enter_stage(run, "fetch", 0.0, fetch_span * 0.8);
 	if ((rc = fetch_original(run, &storage_hooks)) != 0)
-		return rc;
+		return failed_in(run, PART_ORIGINAL, rc);
 	enter_stage(run, "verify", fetch_span * 0.8, fetch_span * 0.2);
-	if ((rc = verify_original(run)) != 0 ||
-		(rc = media_probe(run->input, &media_hooks, &run->original, run->why)) != 0)
-		return rc;
+	if ((rc = verify_original(run)) != 0)
+		return failed_in(run, PART_ORIGINAL, rc);
+	if ((rc = media_probe(run->input, &media_hooks, &run->original, run->why)) != 0)
+		return failed_in(run, PART_MEDIA, rc);
 	output_bytes = (int64_t) fmin(run->original.duration_seconds * OUTPUT_BYTES_PER_SECOND,
 								  (double) run->original.file_size_bytes * OUTPUT_PER_ORIGINAL_BYTE) +
 		OUTPUT_SLACK_BYTES;
 	if (job_makes_proxy(&run->spec) &&
 		(rc = workspace_require_space(&run->workspace, output_bytes, run->why)) != 0)
-		return rc;
+		return failed_in(run, PART_SETUP, rc);
 	if (job_makes_proxy(&run->spec) &&
 		(rc = make_proxy(run, &media_hooks, fetch_span, proxy_span)) != 0)
-		return rc;
+		return failed_in(run, PART_MEDIA, rc);
 	if (job_makes_thumbnail(&run->spec) &&
 		(rc = make_thumbnail(run, &media_hooks, fetch_span + proxy_span, thumbnail_span)) != 0)
-		return rc;
+		return failed_in(run, PART_MEDIA, rc);
 	if ((rc = store_outputs(run, &storage_hooks, 1.0 - store_span, store_span)) != 0)
 		return rc;
 	transcode_progress_report(1.0, "done");
@@ -327,11 +343,15 @@ run_steps(JobRun *run)
 static int
 delete_object(JobRun *run, const char *key, json_t *deleted)
 {
-	int			rc = storage_delete(run->storage, key, run->why);
+	int			rc;
 
+	/* a key the claim skipped (the rules refuse it) is not in the spec */
+	if (key == NULL)
+		return 0;
+	rc = storage_delete(run->storage, key, run->why);
 	if (rc == 0)
 		json_array_append_new(deleted, json_string(key));
-	return rc;
+	return failed_in(run, PART_STORE, rc);
 }
 
 /*
@@ -351,10 +371,10 @@ run_deletion(JobRun *run)
 	if (run->deleted == NULL)
 	{
 		snprintf(run->why, JOB_WHY_MAX, "out of memory");
-		return EX_SOFTWARE;
+		return failed_in(run, PART_SETUP, EX_SOFTWARE);
 	}
 	if ((rc = storage_open(&run->spec.storage, &run->storage, run->why)) != 0)
-		return rc;
+		return failed_in(run, PART_SETUP, rc);
 	transcode_progress_report(0.0, "delete");
 	if ((rc = delete_object(run, run->spec.original_key, run->deleted)) != 0)
 		return rc;
@@ -418,50 +438,115 @@ build_result(const JobRun *run)
 	return result;
 }
 
+/* Take the one option of job: --progress-fd. */
+static const char *
+take_job_option(int code, const char *value, void *arg)
+{
+	(void) code;
+	(void) arg;
+	return transcode_progress_open(value) ? NULL : "not an open file descriptor";
+}
+
+/*
+ * Run the job once its spec is read: bound the process, guard the storage's
+ * writes with the fence, make the workspace, confine the process to it and
+ * the storage, follow the lease lines, then do the work.
+ */
+static int
+run_job(JobRun *run)
+{
+	const char *workspace[] = {run->workspace.path, NULL};
+	SandboxRules rules = {NULL, NULL, NULL, &run->spec.storage};
+	int			rc;
+
+	/* before anything else runs: the database comes first */
+	process_limits_apply(&run->spec.limits);
+	lease_fence_set(run->spec.lease_until_ms);
+	storage_set_write_gate(lease_fence_gate);
+	/* outside the sandbox, which allows the workspace and nothing around it */
+	if (!job_deletes_video(&run->spec))
+	{
+		if ((rc = workspace_create(run->spec.temp_directory, &run->workspace, run->why)) != 0)
+			return failed_in(run, PART_SETUP, rc);
+		rules.write = workspace;
+	}
+	/* before the first thread, before the upload is read */
+	if ((rc = sandbox_apply(&rules, run->why)) != 0)
+		return failed_in(run, PART_SETUP, rc);
+	if (!lease_fence_follow(STDIN_FILENO))
+	{
+		snprintf(run->why, JOB_WHY_MAX, "cannot start the thread that reads the lease: %s",
+				 strerror(errno));
+		return failed_in(run, PART_SETUP, EX_SOFTWARE);
+	}
+	return job_deletes_video(&run->spec) ? run_deletion(run) : run_steps(run);
+}
+
+/*
+ * The end of a failed run: a stop request or the lease fence take over the
+ * message (a signal's stop names no code: the supervisor knows why it
+ * stopped the job); the code goes to the progress channel.  The status.
+ */
+static int
+end_failure(JobRun *run, int rc)
+{
+	char		cause[JOB_WHY_MAX];
+
+	if (transcode_stop_requested(NULL))
+	{
+		snprintf(run->why, JOB_WHY_MAX, "stopped by signal %d", transcode_stop_signal());
+		return transcode_fail(EX_TEMPFAIL, "%s", run->why);
+	}
+	if (lease_fence_passed())
+	{
+		/* the gate's refusal says it already; a stopped step says why it stopped */
+		if (strstr(run->why, "lease fence") == NULL)
+		{
+			memcpy(cause, run->why, sizeof(cause));
+			snprintf(run->why, JOB_WHY_MAX, "the lease fence passed %lld ms ago: stopped, nothing "
+					 "more is written (%.400s)", (long long) lease_fence_passed_ms(), cause);
+		}
+		rc = EX_TEMPFAIL;
+		run->error_code = "storage_unavailable";
+	}
+	else if ((rc == EX_DATAERR || rc == EX_SOFTWARE || rc == EX_TEMPFAIL) && media_memory_exhausted())
+		run->error_code = "out_of_memory";	/* transcode_fail says so, with 75 */
+	transcode_progress_error(run->error_code ? run->error_code : "internal");
+	return transcode_fail(rc, "%s", run->why);
+}
+
 /* vproxy-transcode job [--progress-fd N]: spec on stdin, result_data on stdout. */
 int
 cmd_job(int argc, char **argv)
 {
+	static const struct option options[] = {
+		{"progress-fd", required_argument, NULL, 1},
+		{NULL, 0, NULL, 0}
+	};
 	JobRun	   *run;
-	char	   *text = NULL;
 	int			rc;
+	int			first;
 
-	if (argc == 3 && strcmp(argv[1], "--progress-fd") == 0)
-	{
-		if (!transcode_progress_open(argv[2]))
-			return transcode_fail(EX_USAGE, "--progress-fd needs an open file descriptor, not \"%s\"", argv[2]);
-	}
-	else if (argc != 1)
-		return transcode_fail(EX_USAGE, "usage: vproxy-transcode job [--progress-fd N] < spec.json");
-
+	if ((rc = transcode_parse_options(argc, argv, options, take_job_option, NULL, 0,
+									  "usage: vproxy-transcode job [--progress-fd N] < spec.json",
+									  &first)) != 0)
+		return rc;
 	run = calloc(1, sizeof(JobRun));
 	if (run == NULL)
 		return transcode_fail(EX_SOFTWARE, "out of memory");
 	run->original_fd = -1;
-	rc = read_spec(&text, run->why);
+	rc = failed_in(run, PART_SETUP, job_spec_read(STDIN_FILENO, &run->spec, run->why));
 	if (rc == 0)
-		rc = job_spec_parse(text, &run->spec, run->why);
-	free(text);
-	if (rc == 0)
-	{
-		/* before anything else runs: the database comes first */
-		process_limits_apply(&run->spec.limits);
-		rc = job_deletes_video(&run->spec) ? run_deletion(run) : run_steps(run);
-	}
-	if (transcode_stop_requested(NULL))
-	{
-		rc = EX_TEMPFAIL;
-		snprintf(run->why, JOB_WHY_MAX, "stopped by signal %d", transcode_stop_signal());
-	}
+		rc = run_job(run);
 	workspace_remove(&run->workspace);
 	if (run->original_fd >= 0)
 		close(run->original_fd);
 	if (run->storage != NULL)
 		storage_close(run->storage);
-	if (rc == 0)
+	if (rc == 0 && !transcode_stop_requested(NULL))
 		rc = transcode_print_json(build_result(run));
 	else
-		rc = transcode_fail(rc, "%s", run->why);
+		rc = end_failure(run, rc);
 	json_decref(run->deleted);
 	job_spec_free(&run->spec);
 	free(run);

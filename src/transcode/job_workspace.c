@@ -8,13 +8,19 @@
  * can tell a directory whose owner is gone and remove it: its pid is dead,
  * or, the pid being reused by another process since, nobody holds its lock
  * (and it is older than a minute: the maker locks it right after making it).
+ *
+ * The sandbox (sandbox.h) lets the job write in its workspace but not in the
+ * directory around it, so it cannot remove the workspace itself: a remover
+ * process, forked when the workspace is made and so outside the sandbox, does
+ * that when the job closes its pipe (or dies).  It walks the tree by
+ * descriptors and never through a symbolic link, so a job that took over a
+ * decoder cannot make it remove anything but the workspace's own entries,
+ * even by renaming them while it walks.
  */
-#define _XOPEN_SOURCE 700
-#define _DEFAULT_SOURCE			/* flock */
+#define _GNU_SOURCE				/* flock, pipe2, close_range */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -23,6 +29,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/wait.h>
 #include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,24 +40,46 @@
 /* a directory younger than this may not be locked by its maker yet */
 #define UNLOCKED_GRACE_SECONDS 60
 
-/* nftw callback: remove one entry, children first. */
-static int
-remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+/* deeper than this, a tree was not made by a job: it is left where it is */
+#define REMOVE_DEPTH_MAX 32
+
+/* Empty the directory open as fd (closed here), never through a symbolic link. */
+static void
+remove_below(int fd, int depth)
 {
-	(void) sb;
-	(void) ftw;
-	if (flag == FTW_DP)
-		rmdir(path);
-	else
-		unlink(path);
-	return 0;
+	DIR		   *dir = fdopendir(fd);
+	struct dirent *entry;
+
+	if (dir == NULL)
+	{
+		close(fd);
+		return;
+	}
+	while ((entry = readdir(dir)) != NULL)
+	{
+		int			child;
+
+		if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0 ||
+			unlinkat(dirfd(dir), entry->d_name, 0) == 0 || errno != EISDIR ||
+			depth >= REMOVE_DEPTH_MAX)
+			continue;
+		child = openat(dirfd(dir), entry->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (child >= 0)
+			remove_below(child, depth + 1);
+		unlinkat(dirfd(dir), entry->d_name, AT_REMOVEDIR);
+	}
+	closedir(dir);
 }
 
 /* Remove a directory tree without following symlinks. */
 static void
 remove_tree(const char *path)
 {
-	nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	int			fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd >= 0)
+		remove_below(fd, 0);
+	rmdir(path);
 }
 
 /*
@@ -106,12 +135,51 @@ sweep_abandoned(const char *parent)
 	closedir(dir);
 }
 
+/*
+ * Fork the remover: it holds none of the job's descriptors but its pipe,
+ * outlives a stop request, and removes the workspace at the pipe's first byte
+ * or end.  Without one (fork failed) the job removes what it can itself.
+ */
+static void
+start_remover(Workspace *workspace)
+{
+	int			ends[2];
+	pid_t		pid;
+	char		byte;
+
+	if (pipe2(ends, O_CLOEXEC) != 0)
+		return;
+	pid = fork();
+	if (pid == 0)
+	{
+		signal(SIGTERM, SIG_IGN);
+		signal(SIGINT, SIG_IGN);
+		signal(SIGHUP, SIG_IGN);
+		if (ends[0] > 0)
+			close_range(0, ends[0] - 1, 0);
+		close_range(ends[0] + 1, ~0U, 0);
+		while (read(ends[0], &byte, 1) < 0 && errno == EINTR)
+			;
+		remove_tree(workspace->path);
+		_exit(0);
+	}
+	close(ends[0]);
+	if (pid < 0)
+	{
+		close(ends[1]);
+		return;
+	}
+	workspace->remover_fd = ends[1];
+	workspace->remover_pid = pid;
+}
+
 /* Make the workspace below parent ("" = $TMPDIR or /tmp). */
 int
 workspace_create(const char *parent, Workspace *workspace, char *why)
 {
 	workspace->path[0] = '\0';
 	workspace->lock_fd = -1;
+	workspace->remover_fd = -1;
 	if (parent == NULL || parent[0] == '\0')
 		parent = getenv("TMPDIR");
 	if (parent == NULL || parent[0] == '\0')
@@ -140,6 +208,7 @@ workspace_create(const char *parent, Workspace *workspace, char *why)
 		workspace_remove(workspace);
 		return EX_TEMPFAIL;
 	}
+	start_remover(workspace);
 	return 0;
 }
 
@@ -180,7 +249,15 @@ workspace_remove(Workspace *workspace)
 {
 	if (workspace->path[0] == '\0')
 		return;
-	remove_tree(workspace->path);
+	if (workspace->remover_fd >= 0)
+	{
+		close(workspace->remover_fd);
+		workspace->remover_fd = -1;
+		while (waitpid(workspace->remover_pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	else
+		remove_tree(workspace->path);
 	workspace->path[0] = '\0';
 	if (workspace->lock_fd >= 0)
 		close(workspace->lock_fd);

@@ -3,13 +3,16 @@
  *		The private temp directory of one job: made 0700, checked for room,
  *		removed whatever happens.  Directories left by jobs that were killed
  *		(SIGKILL leaves no chance to clean up) are swept by the next job,
- *		even when their pid has been reused since (a lock tells).
+ *		even when their pid has been reused since (a lock tells).  Made
+ *		before the sandbox (sandbox.h), which allows it and nothing else of
+ *		the directory around it; removed by a process outside the sandbox.
  */
 #ifndef VPROXY_TRANSCODE_JOB_WORKSPACE_H
 #define VPROXY_TRANSCODE_JOB_WORKSPACE_H
 
 #include <limits.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define WORKSPACE_WHY_MAX 512
 
@@ -17,6 +20,8 @@ typedef struct Workspace
 {
 	char		path[PATH_MAX];	/* "" until created */
 	int			lock_fd;		/* holds an exclusive flock on it; -1: none */
+	int			remover_fd;		/* the remover's pipe (job_workspace.c); -1: none */
+	pid_t		remover_pid;
 } Workspace;
 
 /* Make the workspace below parent ("" = $TMPDIR or /tmp); EX_TEMPFAIL if impossible. */

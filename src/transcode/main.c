@@ -31,7 +31,7 @@ static const char usage_text[] =
 "       vproxy-transcode job [--progress-fd N]   (job spec JSON on stdin)\n"
 "       vproxy-transcode storage get|put|head|delete|presign ...   (settings in the environment)\n"
 "LIMITS: --threads N (decoder, filters and x264 together; 0 = cores) --nice N (0-19)\n"
-"        --memory-limit BYTES (address space; 0 = none; default 4 GiB)\n"
+"        --memory-limit SIZE (address space, such as 4GB or 512MB; 0 = none; default 4GB)\n"
 "        --yield-to-postmaster PID --yield-db-cpu PCT (pause while that server's processes\n"
 "        use more than PCT % of one CPU)\n";
 

@@ -11,16 +11,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <malloc.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "media/media.h"
-#include "transcode/commands.h"
 #include "transcode/process_limits.h"
 
 /* linux/ioprio.h is not in every libc's headers: the ABI values */
@@ -39,71 +36,15 @@
  */
 #define MALLOC_ARENAS 2
 
-/* No change of priority, threads for every core, the default memory bound. */
-void
-process_limits_defaults(ProcessLimits *limits)
-{
-	limits->nice = 0;
-	limits->threads = 0;
-	limits->memory_limit_bytes = -1;
-	limits->yield_to_postmaster = 0;
-	limits->yield_db_cpu = 0;
-}
-
-/* Check the values; NULL if fine, else what is wrong. */
+/* Take a limit option: NULL, or what is wrong with its value. */
 const char *
-process_limits_check(const ProcessLimits *limits)
+process_limits_option(ChildLimits *limits, int code, const char *value, bool *taken)
 {
-	if (limits->nice < 0 || limits->nice > PROCESS_NICE_MAX)
-		return "nice must be between 0 and 19";
-	if (limits->threads < 0 || limits->threads > PROCESS_THREADS_MAX)
-		return "threads must be between 0 (as many as cores) and 256";
-	if (limits->memory_limit_bytes != -1 &&
-		limits->memory_limit_bytes != 0 &&
-		(limits->memory_limit_bytes < PROCESS_MEMORY_MIN ||
-		 limits->memory_limit_bytes > PROCESS_MEMORY_MAX))
-		return "the memory limit must be 0 (none) or between 64 MiB and 1 PiB";
-	if (limits->yield_to_postmaster < 0)
-		return "the postmaster to yield to must be a process id";
-	if (limits->yield_db_cpu < 0 || limits->yield_db_cpu > 10000)
-		return "the database CPU use to yield at must be between 0 (never) and 10000 percent of one CPU";
-	return NULL;
-}
-
-/* Parse a whole decimal number of bytes. */
-static bool
-parse_bytes(const char *text, int64_t *value)
-{
-	char	   *end;
-	long long	parsed;
-
-	errno = 0;
-	parsed = strtoll(text, &end, 10);
-	if (errno != 0 || end == text || *end != '\0' || parsed < 0)
-		return false;
-	*value = parsed;
-	return true;
-}
-
-/* Parse --nice, --threads or --memory-limit; false if `name` is none of them. */
-bool
-process_limits_option(const char *name, const char *value,
-					  ProcessLimits *limits, bool *ok)
-{
-	if (strcmp(name, "--nice") == 0)
-		*ok = transcode_parse_int(value, &limits->nice);
-	else if (strcmp(name, "--threads") == 0)
-		*ok = transcode_parse_int(value, &limits->threads);
-	else if (strcmp(name, "--memory-limit") == 0)
-		*ok = parse_bytes(value, &limits->memory_limit_bytes);
-	else if (strcmp(name, "--yield-to-postmaster") == 0)
-		*ok = transcode_parse_int(value, &limits->yield_to_postmaster);
-	else if (strcmp(name, "--yield-db-cpu") == 0)
-		*ok = transcode_parse_int(value, &limits->yield_db_cpu);
-	else
-		return false;
-	*ok = *ok && process_limits_check(limits) == NULL;
-	return true;
+	*taken = code >= LIMIT_OPTION_BASE + CHILD_LIMIT_NICE &&
+		code <= LIMIT_OPTION_BASE + CHILD_LIMIT_YIELD_DB_CPU;
+	if (!*taken)
+		return NULL;
+	return child_limits_set(limits, (ChildLimit) (code - LIMIT_OPTION_BASE), value);
 }
 
 /* Lower the CPU priority to `nice` (never raise it) and the IO priority with it. */
@@ -136,7 +77,7 @@ first_for_oom_killer(void)
 
 /* Apply the limits to this process. */
 void
-process_limits_apply(const ProcessLimits *limits)
+process_limits_apply(const ChildLimits *limits)
 {
 	if (limits->nice > 0)
 		lower_priorities(limits->nice);

@@ -4,6 +4,7 @@
  *		and the progress channel.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -13,8 +14,10 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include "common/text_clip.h"
 #include "media/media.h"
 #include "transcode/commands.h"
+#include "transcode/sandbox.h"
 
 static volatile sig_atomic_t stop_signal_number;
 static int	progress_fd = -1;
@@ -31,11 +34,14 @@ int
 transcode_fail(int status, const char *fmt,...)
 {
 	va_list		args;
+	char		raw[1024];
 	char		cause[1024];
 
 	va_start(args, fmt);
-	vsnprintf(cause, sizeof(cause), fmt, args);
+	vsnprintf(raw, sizeof(raw), fmt, args);
 	va_end(args);
+	/* a key or a name cut by bytes on its way here: never a broken character */
+	text_clip_copy(cause, sizeof(cause), raw);
 	fflush(stdout);
 	if ((status == EX_DATAERR || status == EX_SOFTWARE || status == EX_TEMPFAIL) &&
 		media_memory_exhausted())
@@ -54,19 +60,44 @@ transcode_fail(int status, const char *fmt,...)
 	return status;
 }
 
-/* Parse a whole decimal int (an option's value); false if it is not one. */
-bool
-transcode_parse_int(const char *text, int *value)
+/* Parse a command's options with getopt_long; its operands at argv[*first_operand]. */
+int
+transcode_parse_options(int argc, char **argv, const struct option *options,
+						TranscodeOptionFn take, void *arg, int operands,
+						const char *usage, int *first_operand)
 {
-	char	   *end;
-	long		parsed;
+	int			code;
+	int			index = -1;
 
-	errno = 0;
-	parsed = strtol(text, &end, 10);
-	if (errno != 0 || end == text || *end != '\0' || parsed < INT_MIN || parsed > INT_MAX)
-		return false;
-	*value = (int) parsed;
-	return true;
+	opterr = 0;
+	optind = 1;
+	while ((code = getopt_long(argc, argv, ":", options, &index)) != -1)
+	{
+		const char *wrong;
+
+		if (code == ':')
+			return transcode_fail(EX_USAGE, "option %s needs a value", argv[optind - 1]);
+		if (code == '?')
+			return transcode_fail(EX_USAGE, "unknown option %s", argv[optind - 1]);
+		if ((wrong = take(code, optarg, arg)) != NULL)
+			return transcode_fail(EX_USAGE, "invalid value for --%s: %s%s%s", options[index].name,
+								  optarg, wrong[0] ? ": " : "", wrong);
+	}
+	if (argc - optind != operands)
+		return transcode_fail(EX_USAGE, "%s", usage);
+	*first_operand = optind;
+	return 0;
+}
+
+/* Confine a command to its files (transcode_confine in commands.h). */
+int
+transcode_confine(const char *const *inputs, const char *const *outputs)
+{
+	SandboxRules rules = {inputs, NULL, outputs, NULL};
+	char		why[SANDBOX_WHY_MAX];
+	int			status = sandbox_apply(&rules, why);
+
+	return status == 0 ? 0 : transcode_fail(status, "%s", why);
 }
 
 /* Print one JSON object on stdout followed by a newline. */
@@ -165,4 +196,22 @@ transcode_progress_report(double fraction, const char *stage)
 	}
 	progress_last = fraction;
 	snprintf(progress_last_stage, sizeof(progress_last_stage), "%s", stage);
+}
+
+/* Name the failure's error code on the progress channel. */
+void
+transcode_progress_error(const char *code)
+{
+	char		line[64];
+	int			len;
+
+	if (progress_fd < 0)
+		return;
+	len = snprintf(line, sizeof(line), "error %s\n", code);
+	if (len > 0 && (size_t) len < sizeof(line))
+	{
+		ssize_t		written = write(progress_fd, line, len);
+
+		(void) written;			/* a reader that went away is not our failure */
+	}
 }

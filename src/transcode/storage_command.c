@@ -1,7 +1,8 @@
 /*
  * storage_command.c
- *		`vproxy-transcode storage get|put|head|delete|presign`: the storage
- *		room's operations by hand, for checking a configuration.  Settings come
+ *		`vproxy-transcode storage get|put|head|delete|presign|read|
+ *		delete-prefix`: the storage room's operations by hand, for checking a
+ *		configuration (and for the tests of ranged reads and prefix removal).  Settings come
  *		from the environment so that secrets never appear on a command line:
  *		VPROXY_STORAGE_URL, VPROXY_S3_ENDPOINT, VPROXY_S3_REGION,
  *		VPROXY_S3_ACCESS_KEY_ID and VPROXY_S3_SECRET_ACCESS_KEY (else
@@ -14,10 +15,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/child_limits.h"
 #include "storage/storage.h"
 #include "transcode/commands.h"
 
 #define DEFAULT_PRESIGN_SECONDS 3600
+#define MAX_RANGES 64
 
 /* Stage names of the progress channel, passed as the progress hook's arg. */
 static char download_stage[] = "download";
@@ -29,6 +32,8 @@ static const char storage_usage[] =
 "       vproxy-transcode storage head KEY\n"
 "       vproxy-transcode storage delete KEY\n"
 "       vproxy-transcode storage presign KEY [--expires SECONDS]\n"
+"       vproxy-transcode storage read KEY FILE --range OFFSET:LENGTH... [--readahead BYTES]\n"
+"       vproxy-transcode storage delete-prefix PREFIX/\n"
 "settings: VPROXY_STORAGE_URL (file:///dir or s3://bucket[/prefix]), VPROXY_S3_ENDPOINT,\n"
 "          VPROXY_S3_REGION, VPROXY_S3_ACCESS_KEY_ID, VPROXY_S3_SECRET_ACCESS_KEY\n"
 "          (else AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), VPROXY_S3_CA_FILE\n";
@@ -41,6 +46,9 @@ typedef struct StorageArgs
 	int			operand_count;
 	const char *content_type;
 	int			expires_seconds;
+	int64_t		ranges[MAX_RANGES][2];	/* read: offset, length */
+	int			range_count;
+	int64_t		readahead;
 } StorageArgs;
 
 /* The first non-empty environment variable of the two (second may be NULL). */
@@ -81,9 +89,33 @@ parse_storage_args(int argc, char **argv, StorageArgs *args)
 		else if (strcmp(arg, "--expires") == 0 && strcmp(args->operation, "presign") == 0 &&
 				 has_value)
 		{
-			if (!transcode_parse_int(argv[++i], &args->expires_seconds))
+			if (!child_limits_parse_int(argv[++i], &args->expires_seconds))
 				return usage_error("storage presign: --expires wants whole seconds, not \"%s\"",
 								   argv[i]);
+		}
+		else if (strcmp(arg, "--range") == 0 && strcmp(args->operation, "read") == 0 && has_value)
+		{
+			long long	offset;
+			long long	length;
+			int			end = 0;
+
+			if (args->range_count == MAX_RANGES ||
+				sscanf(argv[++i], "%lld:%lld%n", &offset, &length, &end) != 2 ||
+				argv[i][end] != '\0' || offset < 0 || length < 0 || length > (1 << 30))
+				return usage_error("storage read: --range wants OFFSET:LENGTH (at most 64 of them, 1 GiB each), not \"%s\"",
+								   argv[i]);
+			args->ranges[args->range_count][0] = offset;
+			args->ranges[args->range_count++][1] = length;
+		}
+		else if (strcmp(arg, "--readahead") == 0 && strcmp(args->operation, "read") == 0 &&
+				 has_value)
+		{
+			int			readahead;
+
+			if (!child_limits_parse_int(argv[++i], &readahead) || readahead < 0)
+				return usage_error("storage read: --readahead wants a number of bytes, not \"%s\"",
+								   argv[i]);
+			args->readahead = readahead;
 		}
 		else if (strcmp(arg, "--progress-fd") == 0 && has_value)
 		{
@@ -115,6 +147,63 @@ local_file_size(const char *path)
 	struct stat st;
 
 	return stat(path, &st) == 0 ? (json_int_t) st.st_size : -1;
+}
+
+/* Read the asked ranges of an object into a local file, one after the other. */
+static int
+read_ranges(Storage *storage, const StorageArgs *args, char *why)
+{
+	StorageHooks hooks = {transcode_stop_requested, NULL, NULL};
+	StorageReader *reader;
+	json_t	   *ranges;
+	FILE	   *out;
+	int			status;
+
+	status = storage_reader_open(storage, args->operands[0], args->readahead, &hooks, &reader,
+								 why);
+	if (status != 0)
+		return transcode_fail(status, "storage read: %s", why);
+	ranges = json_array();
+	out = fopen(args->operands[1], "wb");
+	if (out == NULL)
+		status = transcode_fail(EX_CANTCREAT, "storage read: cannot write %s: %s",
+								args->operands[1], strerror(errno));
+	for (int i = 0; status == 0 && i < args->range_count; i++)
+	{
+		char	   *buffer = malloc(args->ranges[i][1] + 1);
+		size_t		got = 0;
+
+		if (buffer == NULL)
+			status = transcode_fail(EX_SOFTWARE, "storage read: out of memory");
+		else if ((status = storage_reader_read(reader, args->ranges[i][0], buffer,
+											   args->ranges[i][1], &got, why)) != 0)
+			status = transcode_fail(status, "storage read: %s", why);
+		else if (fwrite(buffer, 1, got, out) != got)
+			status = transcode_fail(EX_IOERR, "storage read: cannot write %s", args->operands[1]);
+		else
+			json_array_append_new(ranges, json_pack("{s:I, s:I, s:I}",
+													"offset", (json_int_t) args->ranges[i][0],
+													"length", (json_int_t) args->ranges[i][1],
+													"got", (json_int_t) got));
+		free(buffer);
+	}
+	if (out != NULL && fclose(out) != 0 && status == 0)
+		status = transcode_fail(EX_IOERR, "storage read: cannot write %s", args->operands[1]);
+	if (status == 0)
+	{
+		StorageReadCounts counts = storage_reader_counts(reader);
+
+		status = transcode_print_json(json_pack("{s:s, s:I, s:o, s:I, s:I}", "key",
+												args->operands[0], "size_bytes",
+												(json_int_t) storage_reader_size(reader),
+												"ranges", ranges,
+												"bytes_fetched", (json_int_t) counts.bytes,
+												"requests", (json_int_t) counts.requests));
+		ranges = NULL;
+	}
+	json_decref(ranges);
+	storage_reader_close(reader);
+	return status;
 }
 
 /* Run the parsed operation on an open storage handle. */
@@ -157,6 +246,18 @@ run_operation(Storage *storage, const StorageArgs *args)
 										"size_bytes", (json_int_t) info.size_bytes,
 										"etag", info.etag, "content_type", info.content_type));
 	}
+	else if (strcmp(op, "read") == 0)
+		return read_ranges(storage, args, why);
+	else if (strcmp(op, "delete-prefix") == 0)
+	{
+		StorageHooks hooks = {transcode_stop_requested, NULL, NULL};
+		int64_t		removed;
+
+		status = storage_delete_prefix(storage, operand[0], &hooks, &removed, why);
+		if (status == 0)
+			return transcode_print_json(json_pack("{s:s, s:I}", "prefix", operand[0],
+												  "removed", (json_int_t) removed));
+	}
 	else if (strcmp(op, "delete") == 0)
 	{
 		status = storage_delete(storage, operand[0], why);
@@ -189,7 +290,8 @@ cmd_storage(int argc, char **argv)
 		const char *name;
 		int			operands;
 	}			operations[] = {
-		{"get", 2}, {"put", 2}, {"head", 1}, {"delete", 1}, {"presign", 1},
+		{"get", 2}, {"put", 2}, {"head", 1}, {"delete", 1}, {"presign", 1}, {"read", 2},
+		{"delete-prefix", 1},
 	};
 	StorageArgs args;
 	StorageConfig config;

@@ -2,10 +2,10 @@
 # Included by the top Makefile after PGXS, so $(bindir) is PostgreSQL's.
 
 TRANSCODE_PKGS = libavformat libavcodec libavfilter libswscale libswresample libavutil \
-	libturbojpeg libcurl libcrypto jansson
+	libturbojpeg libcurl libcrypto jansson expat libseccomp
 TRANSCODE_SRCS = $(sort $(wildcard src/media/*.c src/storage/*.c src/transcode/*.c src/common/*.c))
 
-TRANSCODE_CFLAGS = -std=gnu11 -g -Wall -Wextra -Werror -pthread -Isrc \
+TRANSCODE_CFLAGS = -std=gnu11 -g -Wall -Wextra $(WERROR_FLAGS) -pthread -Isrc \
 	$(shell pkg-config --cflags $(TRANSCODE_PKGS))
 TRANSCODE_LDLIBS = $(shell pkg-config --libs $(TRANSCODE_PKGS)) -lm -pthread
 
@@ -21,14 +21,14 @@ all: build/release/vproxy-transcode
 asan: build/asan/vproxy-transcode
 
 build/release/vproxy-transcode: $(RELEASE_OBJS)
-	$(CC) $(RELEASE_FLAGS) -o $@ $^ $(TRANSCODE_LDLIBS)
+	$(CC) $(RELEASE_FLAGS) $(PROGRAM_CFLAGS) $(PROGRAM_LDFLAGS) -o $@ $^ $(TRANSCODE_LDLIBS)
 
 build/asan/vproxy-transcode: $(ASAN_OBJS)
 	$(CC) $(ASAN_FLAGS) -o $@ $^ $(TRANSCODE_LDLIBS)
 
 build/release/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(TRANSCODE_CFLAGS) $(RELEASE_FLAGS) -MMD -MP -c -o $@ $<
+	$(CC) $(TRANSCODE_CFLAGS) $(RELEASE_FLAGS) $(PROGRAM_CPPFLAGS) $(PROGRAM_CFLAGS) -MMD -MP -c -o $@ $<
 
 build/asan/%.o: %.c
 	@mkdir -p $(dir $@)

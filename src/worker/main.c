@@ -1,16 +1,15 @@
 /*
  * main.c
- *		vproxy-worker: options, signals and the loop that claims jobs into
+ *		vproxy-worker: signals and the loop that claims jobs into
  *		--concurrency slots, supervises their children (src/supervise),
  *		heartbeats, reports outcomes and sleeps in poll() on the libpq socket
- *		(LISTEN vproxy_work), the children's pipes and a signal pipe.
+ *		(LISTEN vproxy_work), the children's pipes and a signal pipe.  It
+ *		hands the connection layer its hooks: check in, take a NOTIFY, and
+ *		keep the children going (pipes, fences) while a call waits.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
-#include <libgen.h>
-#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,10 +20,6 @@
 #include <unistd.h>
 
 #include "worker/worker.h"
-
-#ifndef VPROXY_VERSION
-#define VPROXY_VERSION "unknown"
-#endif
 
 /* longest sleep of the loop */
 #define MAX_IDLE_SLEEP_MS 60000
@@ -61,7 +56,7 @@ drain_signal_pipe(Worker *w)
 	if (got_stop && !w->stopping)
 	{
 		w->stopping = true;
-		log_event("info", "stopping", "worker=%s note=\"handing jobs back\"", w->options.name);
+		logfmt_event("info", "stopping", "worker=%s note=\"handing jobs back\"", w->options.name);
 	}
 }
 
@@ -89,7 +84,7 @@ set_up_signals(void)
 }
 
 /* The running children's pipes as poll() entries (at most 4 per slot); their number. */
-int
+static int
 children_poll_fds(const Worker *w, struct pollfd *fds)
 {
 	int			nfds = 0;
@@ -110,7 +105,7 @@ children_poll_fds(const Worker *w, struct pollfd *fds)
 }
 
 /* Pump every running child's pipes (and reap the ones that exited). */
-void
+static void
 pump_children(Worker *w)
 {
 	for (int i = 0; i < w->options.concurrency; i++)
@@ -118,217 +113,47 @@ pump_children(Worker *w)
 			sup_child_pump(&w->slots[i].run.child);
 }
 
-static void
-usage(FILE *out)
-{
-	fprintf(out,
-			"vproxy-worker runs the jobs of a vproxy queue on this machine, over libpq.\n\n"
-			"Usage:\n  vproxy-worker [OPTION]...\n\n"
-			"Options:\n"
-			"  -d, --dbname=CONNINFO      conninfo string or URI (PG* variables, service files,\n"
-			"                             .pgpass and TLS settings apply as for psql)\n"
-			"      --name=NAME            shown in vproxy.workers (default: the host name)\n"
-			"      --concurrency=N        jobs at once, one child each (default 1)\n"
-			"      --job-types=LIST       comma-separated job types to take (default: all)\n"
-			"      --poll-interval=SECS   poll instead of LISTEN (for PgBouncer in transaction mode)\n"
-			"      --once                 exit 0 once the queue has nothing runnable\n"
-			"      --transcode=PATH       vproxy-transcode (default: next to this program)\n"
-			"      --temp-directory=DIR   where children make their temp directories\n"
-			"      --nice=N               children's nice value (default 0)\n"
-			"      --threads=N            children's thread budget: decoder, filters, x264 (default 0: as many as cores)\n"
-			"      --memory-limit=SIZE    children's address-space limit, e.g. 4GB (default: none)\n"
-			"      --help, --version\n\n"
-			"S3 credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and\n"
-			"AWS_SESSION_TOKEN; storage location and key templates from the database.\n"
-			"Exit status: 0 after SIGTERM or --once; 64 usage; 69 cannot connect at start;\n"
-			"77 the database refused the worker (authentication or privileges).\n");
-}
-
-/* Parse a whole integer within [min, max]. */
+/* Hook: the session is up; check in, and look for work at once. */
 static bool
-parse_long(const char *text, long long min, long long max, long long *value)
+hook_session_ready(void *arg)
 {
-	char	   *end;
+	Worker	   *w = arg;
 
-	errno = 0;
-	*value = strtoll(text, &end, 10);
-	return errno == 0 && end != text && *end == '\0' && *value >= min && *value <= max;
-}
-
-/* Parse a size: bytes, or a number with kB, MB, GB or TB. */
-static bool
-parse_size(const char *text, long long *bytes)
-{
-	char	   *end;
-	double		number;
-	double		unit = 1;
-
-	errno = 0;
-	number = strtod(text, &end);
-	if (errno != 0 || end == text || number < 0)
+	if (!jobs_checkin(w))
 		return false;
-	if (strcasecmp(end, "kB") == 0)
-		unit = 1024.0;
-	else if (strcasecmp(end, "MB") == 0)
-		unit = 1024.0 * 1024;
-	else if (strcasecmp(end, "GB") == 0)
-		unit = 1024.0 * 1024 * 1024;
-	else if (strcasecmp(end, "TB") == 0)
-		unit = 1024.0 * 1024 * 1024 * 1024;
-	else if (*end != '\0' && strcmp(end, "B") != 0)
-		return false;
-	if (number * unit > 9.0e18)
-		return false;
-	*bytes = (long long) (number * unit);
+	/* what was enqueued while we were away */
+	w->woken = true;
 	return true;
 }
 
-/* "a,b" as the text[] literal "{a,b}"; NULL if a type is not a plain word. */
-static char *
-job_types_literal(const char *list)
-{
-	size_t		len = strlen(list);
-	char	   *literal = malloc(len + 3);
-
-	if (literal == NULL || len == 0)
-	{
-		free(literal);
-		return NULL;
-	}
-	for (const char *c = list; *c; c++)
-		if (!(*c == ',' || *c == '_' || (*c >= 'a' && *c <= 'z')))
-		{
-			free(literal);
-			return NULL;
-		}
-	snprintf(literal, len + 3, "{%s}", list);
-	return literal;
-}
-
-/* vproxy-transcode in the directory of this program. */
-static char *
-default_transcode(void)
-{
-	static char path[PATH_MAX];
-	char		self[PATH_MAX];
-	ssize_t		len = readlink("/proc/self/exe", self, sizeof(self) - 1);
-
-	if (len <= 0)
-		return "vproxy-transcode";
-	self[len] = '\0';
-	snprintf(path, sizeof(path), "%s/vproxy-transcode", dirname(self));
-	return path;
-}
-
-/* Fail with a usage message. */
+/* Hook: a NOTIFY on vproxy_work. */
 static void
-bad_usage(const char *message, const char *value)
+hook_notified(void *arg, const char *payload)
 {
-	fprintf(stderr, "vproxy-worker: %s%s%s\nTry \"vproxy-worker --help\".\n", message,
-			value ? ": " : "", value ? value : "");
-	exit(EX_USAGE);
+	jobs_notified((Worker *) arg, payload);
 }
 
-/* Read the command line into the options. */
-static void
-parse_options(int argc, char **argv, Options *o)
+/* Hook: the children's pipes, to watch while a call waits. */
+static int
+hook_wait_fds(void *arg, struct pollfd *fds)
 {
-	static const struct option longopts[] = {
-		{"dbname", required_argument, NULL, 'd'},
-		{"name", required_argument, NULL, 'n'},
-		{"concurrency", required_argument, NULL, 'c'},
-		{"job-types", required_argument, NULL, 'j'},
-		{"poll-interval", required_argument, NULL, 'p'},
-		{"once", no_argument, NULL, 'o'},
-		{"transcode", required_argument, NULL, 't'},
-		{"temp-directory", required_argument, NULL, 'T'},
-		{"nice", required_argument, NULL, 'N'},
-		{"threads", required_argument, NULL, 'H'},
-		{"memory-limit", required_argument, NULL, 'M'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0}
-	};
-	int			c;
-	long long	number;
-	char	   *end;
+	return children_poll_fds((Worker *) arg, fds);
+}
 
-	memset(o, 0, sizeof(*o));
-	o->concurrency = 1;
-	o->memory_limit = -1;
-	o->temp_directory = "";
-	o->transcode = default_transcode();
-	if (gethostname(o->name, sizeof(o->name) - 1) != 0 || o->name[0] == '\0')
-		snprintf(o->name, sizeof(o->name), "vproxy-worker");
-	while ((c = getopt_long(argc, argv, "d:h", longopts, NULL)) != -1)
-	{
-		switch (c)
-		{
-			case 'd':
-				o->conninfo = optarg;
-				break;
-			case 'n':
-				if (optarg[0] == '\0' || strlen(optarg) >= sizeof(o->name))
-					bad_usage("--name must be 1 to 127 characters", NULL);
-				snprintf(o->name, sizeof(o->name), "%s", optarg);
-				break;
-			case 'c':
-				if (!parse_long(optarg, 1, MAX_CONCURRENCY, &number))
-					bad_usage("--concurrency must be a whole number from 1 to 64", optarg);
-				o->concurrency = (int) number;
-				break;
-			case 'j':
-				if ((o->job_types = job_types_literal(optarg)) == NULL)
-					bad_usage("--job-types must be a comma-separated list of job types", optarg);
-				break;
-			case 'p':
-				errno = 0;
-				o->poll_interval = strtod(optarg, &end);
-				if (errno != 0 || end == optarg || *end != '\0' || !(o->poll_interval >= 0.01) ||
-					o->poll_interval > 86400)
-					bad_usage("--poll-interval must be a number of seconds from 0.01 to 86400", optarg);
-				break;
-			case 'o':
-				o->once = true;
-				break;
-			case 't':
-				o->transcode = optarg;
-				break;
-			case 'T':
-				o->temp_directory = optarg;
-				break;
-			case 'N':
-				if (!parse_long(optarg, -20, 19, &number))
-					bad_usage("--nice must be a whole number from -20 to 19", optarg);
-				o->nice = (int) number;
-				break;
-			case 'H':
-				if (!parse_long(optarg, 0, 1024, &number))
-					bad_usage("--threads must be a whole number from 0 to 1024", optarg);
-				o->threads = (int) number;
-				break;
-			case 'M':
-				if (!parse_size(optarg, &o->memory_limit))
-					bad_usage("--memory-limit must be a size such as 4GB, 512MB or 0 (none)", optarg);
-				break;
-			case 'h':
-				usage(stdout);
-				exit(0);
-			case 'V':
-				printf("vproxy-worker %s\n", VPROXY_VERSION);
-				exit(0);
-			default:
-				usage(stderr);
-				exit(EX_USAGE);
-		}
-	}
-	if (optind < argc)
-		bad_usage("unexpected argument", argv[optind]);
-	if (access(o->transcode, X_OK) != 0)
-	{
-		fprintf(stderr, "vproxy-worker: cannot execute \"%s\": %s\n", o->transcode, strerror(errno));
-		exit(EX_USAGE);
-	}
+/*
+ * Hook: after a wait inside a call, pump the children and move their runs
+ * on, so that a fence passes or a SIGKILL comes on time however slow the
+ * server is; the ends are taken by supervise() afterwards.
+ */
+static void
+hook_after_wait(void *arg, int64_t now_ms)
+{
+	Worker	   *w = arg;
+
+	pump_children(w);
+	for (int i = 0; i < w->options.concurrency; i++)
+		if (w->slots[i].busy && !w->slots[i].ended)
+			(void) sup_run_advance(&w->slots[i].run, now_ms);
 }
 
 /* Whether any slot holds a job. */
@@ -366,9 +191,9 @@ supervise(Worker *w, int64_t now)
 		if (sup_run_heartbeat_due(&slot->run, now))
 		{
 			if (w->db.ready)
-				jobs_heartbeat(w, slot, now);
-			else
-				sup_run_heartbeat_sent(&slot->run, now, true);	/* cut off: go on */
+				jobs_heartbeat(w, slot);
+			else				/* cut off: the child goes on until the fence */
+				sup_run_heartbeat_done(&slot->run, now, now, SUP_LEASE_UNKNOWN, 0);
 		}
 		if (sup_run_advance(&slot->run, now))
 		{
@@ -381,7 +206,9 @@ supervise(Worker *w, int64_t now)
 	{
 		Slot	   *slot = &w->slots[i];
 
-		if (slot->busy && slot->ended && w->db.ready && now >= slot->report_at_ms)
+		/* an abandoned run is told to nobody: settled even while cut off */
+		if (slot->busy && slot->ended && now >= slot->report_at_ms &&
+			(w->db.ready || slot->outcome.verdict == SUP_ABANDON))
 			jobs_report(w, slot, now);
 	}
 }
@@ -408,7 +235,8 @@ sleep_ms(const Worker *w, int64_t now)
 {
 	int64_t		wait = MAX_IDLE_SLEEP_MS;
 
-	if (free_slot((Worker *) w) != NULL && w->next_claim_ms - now < wait)
+	/* cut off, neither a claim nor a report is due: the reconnect is */
+	if (w->db.ready && free_slot((Worker *) w) != NULL && w->next_claim_ms - now < wait)
 		wait = w->next_claim_ms - now;
 	if (w->db.ready && w->next_checkin_ms - now < wait)
 		wait = w->next_checkin_ms - now;
@@ -421,7 +249,12 @@ sleep_ms(const Worker *w, int64_t now)
 
 		if (!slot->busy)
 			continue;
-		slot_wait = slot->ended ? slot->report_at_ms - now : sup_run_wait_ms(&slot->run, now);
+		if (!slot->ended)
+			slot_wait = sup_run_wait_ms(&slot->run, now);
+		else if (w->db.ready || slot->outcome.verdict == SUP_ABANDON)
+			slot_wait = slot->report_at_ms - now;
+		else
+			continue;
 		if (slot_wait < wait)
 			wait = slot_wait;
 	}
@@ -437,7 +270,7 @@ wait_for_events(Worker *w, int timeout_ms)
 	struct pollfd fds[2 + 4 * MAX_CONCURRENCY];
 	int			nfds = 0;
 	int			db_fd;
-	int			db_events = db_poll_events(w, &db_fd);
+	int			db_events = db_poll_events(&w->db, &db_fd);
 
 	fds[nfds++] = (struct pollfd) {signal_pipe[0], POLLIN, 0};
 	if (db_events)
@@ -450,7 +283,7 @@ wait_for_events(Worker *w, int timeout_ms)
 	}
 	drain_signal_pipe(w);
 	if (db_events && fds[1].revents)
-		db_socket_ready(w);
+		db_socket_ready(&w->db);
 	pump_children(w);
 }
 
@@ -477,28 +310,32 @@ main(int argc, char **argv)
 	int64_t		stop_deadline = 0;
 	int			status;
 
-	parse_options(argc, argv, &w.options);
+	options_parse(argc, argv, &w.options);
 	w.slots = calloc((size_t) w.options.concurrency, sizeof(Slot));
 	if (w.slots == NULL)
 		return EX_OSERR;
 	set_up_signals();
 	name_holder(&w);
-	if ((status = db_connect_first(&w)) != 0)
+	w.db.conninfo = w.options.conninfo;
+	w.db.application_name = w.application_name;
+	w.db.listen = w.options.poll_interval <= 0;
+	w.db.hooks = (DbHooks) {hook_session_ready, hook_notified, hook_wait_fds, hook_after_wait, &w};
+	if ((status = db_connect_first(&w.db)) != 0)
 		return status;
-	log_event("info", "worker_start", "worker=%s concurrency=%d listen=%s once=%s version=%s",
+	logfmt_event("info", "worker_start", "worker=%s concurrency=%d listen=%s once=%s version=%s",
 			  w.options.name, w.options.concurrency,
 			  w.options.poll_interval > 0 ? "no" : "yes", w.options.once ? "yes" : "no",
 			  VPROXY_VERSION);
 
 	for (;;)
 	{
-		int64_t		now = sup_now_ms();
+		int64_t		now = lease_clock_ms();
 		bool		found_none = false;
 
 		drain_signal_pipe(&w);
 		if (w.stopping && stop_deadline == 0)
 			stop_deadline = now + SUP_GRACE_MS + STOP_REPORT_GRACE_MS;
-		db_step(&w, now);
+		db_step(&w.db, now);
 		supervise(&w, now);
 		if (w.db.ready && now >= w.next_checkin_ms)
 			(void) jobs_checkin(&w);
@@ -507,12 +344,12 @@ main(int argc, char **argv)
 			found_none = !claim_while_work(&w);
 		if (w.options.once && found_none && !any_busy(&w))
 		{
-			log_event("info", "queue_drained", "worker=%s", w.options.name);
+			logfmt_event("info", "queue_drained", "worker=%s", w.options.name);
 			break;
 		}
 		if (w.stopping && (!any_busy(&w) || now >= stop_deadline))
 			break;
-		wait_for_events(&w, sleep_ms(&w, sup_now_ms()));
+		wait_for_events(&w, sleep_ms(&w, lease_clock_ms()));
 	}
 
 	for (int i = 0; i < w.options.concurrency; i++)
@@ -520,12 +357,12 @@ main(int argc, char **argv)
 		{
 			/* the database stayed away: the lease runs out, the child must not outlive us */
 			sup_child_stop_now(&w.slots[i].run.child, SUP_GRACE_MS);
-			log_event("warning", "job_not_handed_back", "worker=%s job=%s", w.options.name,
+			logfmt_event("warning", "job_not_handed_back", "worker=%s job=%s", w.options.name,
 					  w.slots[i].job_id);
 		}
 	if (w.db.ready)
 		jobs_checkout(&w);
-	db_close(&w);
-	log_event("info", "worker_stop", "worker=%s", w.options.name);
-	return 0;
+	db_close(&w.db);
+	logfmt_event("info", "worker_stop", "worker=%s", w.options.name);
+	return w.exit_status;
 }

@@ -9,18 +9,18 @@ WORKER_SRCS = $(sort $(wildcard src/worker/*.c src/supervise/*.c src/common/*.c)
 WORKER_OBJS = $(WORKER_SRCS:%.c=build/worker/%.o)
 WORKER_VERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" vproxy.control)
 
-WORKER_CFLAGS = -std=gnu11 -g -O2 -D_FORTIFY_SOURCE=2 -Wall -Wextra -Werror -Isrc \
+WORKER_CFLAGS = -std=gnu11 -g -O2 -D_FORTIFY_SOURCE=2 -Wall -Wextra $(WERROR_FLAGS) -Isrc \
 	-DVPROXY_VERSION='"$(WORKER_VERSION)"' $(shell pkg-config --cflags $(WORKER_PKGS))
 WORKER_LDLIBS = $(shell pkg-config --libs $(WORKER_PKGS))
 
 all: build/worker/vproxy-worker
 
 build/worker/vproxy-worker: $(WORKER_OBJS)
-	$(CC) -o $@ $^ $(WORKER_LDLIBS)
+	$(CC) $(PROGRAM_CFLAGS) $(PROGRAM_LDFLAGS) -o $@ $^ $(WORKER_LDLIBS)
 
 build/worker/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(WORKER_CFLAGS) -MMD -MP -c -o $@ $<
+	$(CC) $(WORKER_CFLAGS) $(PROGRAM_CPPFLAGS) $(PROGRAM_CFLAGS) -MMD -MP -c -o $@ $<
 
 -include $(WORKER_OBJS:.o=.d)
 

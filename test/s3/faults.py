@@ -6,18 +6,22 @@ A rule is a JSON object:
   match:   "method": "PUT", "key": "<regular expression searched in the key>",
            "query": {"partNumber": "2", "uploads": null}  (null: present with any value)
   action:  "error"    answer an S3 error without forwarding: "status" (503),
-                      "code" ("SlowDown"), "message"
+                      "code" ("SlowDown"), "message"; or "body", a raw
+                      document sent as it is (entities, hostile markup)
            "drop"     close the connection without answering
            "truncate" forward, but cut the response body after "bytes" bytes
                       and close the connection
            "stall"    wait "seconds" before forwarding
+           "etag"     forward, but answer the ETag "etag" + the real one (a
+                      hostile ETag: the front maps it back when it reads a
+                      CompleteMultipartUpload body, parsed as XML as S3 does)
   "count": how many matching requests it fires on (default 1, -1: forever)
 """
 
 import re
 import threading
 
-ACTIONS = ('error', 'drop', 'truncate', 'stall')
+ACTIONS = ('error', 'drop', 'truncate', 'stall', 'etag')
 
 
 class FaultRule:
@@ -35,6 +39,8 @@ class FaultRule:
         self.message = spec.get('message', 'Please reduce your request rate.')
         self.bytes = int(spec.get('bytes', 0))
         self.seconds = float(spec.get('seconds', 0))
+        self.body = spec.get('body')
+        self.etag = spec.get('etag', '')
         self.count = int(spec.get('count', 1))
         self.description = spec.get('name') or self.action
 

@@ -48,7 +48,10 @@ import tempfile
 import threading
 import time
 from urllib.parse import quote, unquote
+from xml.etree import ElementTree
 from xml.sax.saxutils import escape
+
+ElementTree.register_namespace('', 'http://s3.amazonaws.com/doc/2006-03-01/')
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from faults import Faults  # noqa: E402
@@ -79,6 +82,7 @@ class Front:
         self.uploads = MultipartUploads(data_dir)
         self.faults = Faults()
         self.spool_dir = spool_dir
+        self.etag_aliases = {}  # hostile ETag answered -> the real one
         self.log = []
         self.log_lock = threading.Lock()
 
@@ -201,7 +205,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                 if k not in AUTH_QUERY_PARAMS},
                       'auth': None, 'status': None, 'error_code': None,
                       'fault': None, 'bytes_in': 0, 'range': self.headers.get('Range'),
-                      'time': time.time()}
+                      'peer': self.client_address[1], 'time': time.time()}
         self.front.record(self.entry)
         try:
             length = self.body_length()
@@ -213,6 +217,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     return
                 if fault.action == 'error':
                     self.discard_body(length)
+                    if fault.body is not None:
+                        self.entry['status'] = fault.status
+                        return self.send_plain(fault.status, fault.body.encode('utf-8'))
                     return self.send_error_document(fault.status, fault.code, fault.message)
                 if fault.action == 'stall':
                     time.sleep(fault.seconds)
@@ -223,7 +230,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.discard_body(length)
                 return self.send_error_document(refusal.status, refusal.code,
                                                 refusal.message, refusal.extra)
-            self.dispatch(length, fault if fault and fault.action == 'truncate' else None)
+            self.dispatch(length, fault if fault and fault.action in ('truncate', 'etag') else None)
         except Refusal as refusal:
             self.close_connection = True
             self.send_error_document(refusal.status, refusal.code, refusal.message, refusal.extra)
@@ -344,10 +351,28 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     pass
             raise
 
+    def unaliased_completion(self, length):
+        """A CompleteMultipartUpload body read as S3 does, with a real XML
+        parser (MalformedXML when it is not well-formed), the hostile ETags
+        the front answered mapped back to s3rver's."""
+        body = b''.join(self.checked_body(length))
+        try:
+            document = ElementTree.fromstring(body)
+        except ElementTree.ParseError as error:
+            raise Refusal(400, 'MalformedXML', f'The XML you provided was not well-formed: {error}')
+        for etag in document.iter('{http://s3.amazonaws.com/doc/2006-03-01/}ETag'):
+            etag.text = self.front.etag_aliases.get(etag.text, etag.text)
+        return ElementTree.tostring(document, encoding='utf-8')
+
     def forward(self, length, truncate):
         spool = None
         if self.command == 'PUT' and 'uploadId' not in self.query and length > 0:
             spool = self.spooled_body(length)
+        elif self.command == 'POST' and 'uploadId' in self.query and self.front.etag_aliases:
+            spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
+            spool.write(self.unaliased_completion(length))
+            length = spool.tell()
+            spool.seek(0)
         conn = self.upstream()
         try:
             conn.putrequest(self.command, self.upstream_target(), skip_host=True,
@@ -377,7 +402,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.relay(response, truncate)
 
     def relay(self, response, truncate):
-        """Send s3rver's answer on, cut short when a truncate fault says so."""
+        """Send s3rver's answer on, cut short when a truncate fault says so,
+        with a hostile ETag when an etag fault says so."""
         self.entry['status'] = response.status
         self.send_response_only(response.status, response.reason)
         length = response.getheader('Content-Length')
@@ -386,6 +412,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             body = response.read()
             length = str(len(body))
         for name, value in response.getheaders():
+            if truncate and truncate.action == 'etag' and name.lower() == 'etag':
+                hostile = '"' + truncate.etag + value.strip('"') + '"'
+                self.front.etag_aliases[hostile] = value
+                value = hostile
             if name.lower() not in HOP_BY_HOP and name.lower() != 'content-length':
                 self.send_header(name, value)
         if length is not None:
@@ -394,7 +424,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.command == 'HEAD' or response.status in (204, 304):
             response.read()
             return
-        limit = truncate.bytes if truncate else None
+        limit = truncate.bytes if truncate and truncate.action == 'truncate' else None
         sent = 0
         chunks = [body] if body is not None else iter(lambda: response.read(CHUNK), b'')
         for chunk in chunks:
@@ -454,8 +484,10 @@ def start_s3rver(data_dir):
     def die_with_parent():
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
+    # s3rver makes ListObjectsV2 continuation tokens with DES, which OpenSSL 3
+    # keeps in its legacy provider: without it every truncated listing is a 500
     process = subprocess.Popen(
-        [node, program, '--directory', data_dir, '--address', '127.0.0.1', '--port', '0',
+        [node, '--openssl-legacy-provider', program, '--directory', data_dir, '--address', '127.0.0.1', '--port', '0',
          '--silent', '--no-vhost-buckets'],
         stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
     for line in process.stdout:

@@ -1,5 +1,6 @@
 # The file backend through `vproxy-transcode storage`: round trips with odd
-# keys, head/delete/presign, escapes out of the storage directory refused,
+# keys, head/delete/presign, ranged reads and prefix removal, escapes out of
+# the storage directory and symbolic links inside it refused,
 # out of space (RLIMIT_FSIZE with SIGXFSZ ignored: write() fails with EFBIG,
 # which works unprivileged) transient and leaving the old object intact.
 use strict;
@@ -109,11 +110,13 @@ make_path("$root/inside/target");
 symlink('inside/target', "$root/link-in") or die "symlink: $!";
 for my $key ('../outside/secret.txt', 'uploads/../../outside/secret.txt', '/etc/passwd',
 	"$outside/secret.txt", 'link-out/secret.txt', 'file-link-out', 'uploads//x', './x',
-	'uploads/.', 'uploads/..')
+	'uploads/.', 'uploads/..', 'link-in/x', 'link-in/new/x')
 {
 	for my $op (['get', $key, "$dir/escaped.bin"], ['head', $key], ['presign', $key],
 		['put', $files{one}, $key], ['delete', $key])
 	{
+		# deleting a key that is itself a link removes the link (below)
+		next if $op->[0] eq 'delete' && $key eq 'file-link-out';
 		my $r = run_storage(\%env, @$op);
 		is($r->{exit}, 77, "$op->[0] of '$key' refused with 77");
 		like($r->{last_error}, qr/refused/, 'the message says refused');
@@ -124,10 +127,67 @@ is(run_storage(\%env, 'put', $files{one}, 'link-out/sub/new/file.bin')->{exit}, 
 	'a put through a link out is refused');
 ok(!-e "$outside/sub/new", 'and created nothing outside');
 ok(-e "$outside/secret.txt", 'nothing deleted outside');
-is(run_storage(\%env, 'put', $files{small}, 'link-in/ok.bin')->{exit}, 0,
-	'a link that stays inside is followed');
-ok(same_file($files{small}, "$root/inside/target/ok.bin"), 'to the right place');
-is(run_storage(\%env, 'get', 'link-in/ok.bin', "$dir/in.bin")->{exit}, 0, 'and read back');
+like(run_storage(\%env, 'get', 'link-in/x', "$dir/in.bin")->{last_error},
+	qr/symbolic links inside the storage directory are not followed/,
+	'a link that stays inside is not followed either');
+ok(!-e "$root/inside/target/x", 'nothing was put through it');
+is(run_storage(\%env, 'delete', 'file-link-out')->{exit}, 0, 'deleting a key that is a link');
+ok(!-l "$root/file-link-out", 'removes the link');
+ok(-f "$outside/secret.txt", 'and never its target');
+
+# ranged reads: exact bytes, short at the end, read-ahead served from memory
+my $object = 'ranged/object.bin';
+is(run_storage(\%env, 'put', $files{large}, $object)->{exit}, 0, 'an object to read ranges of');
+my @ranges = ([ 0, 1 ], [ 1000, 70_000 ], [ 20 * 1024 * 1024 - 10, 100 ], [ 30 * 1024 * 1024, 5 ]);
+my $read = run_storage(\%env, 'read', $object, "$dir/ranges.bin",
+	map { ('--range', "$_->[0]:$_->[1]") } @ranges);
+is($read->{exit}, 0, 'read ranges') or diag $read->{stderr};
+is($read->{json}{size_bytes}, -s $files{large}, 'the object\'s size');
+is_deeply([ map { $_->{got} } @{ $read->{json}{ranges} } ], [ 1, 70_000, 10, 0 ],
+	'every range whole, the last ones cut at the end');
+open(my $whole, '<:raw', $files{large}) or die;
+my $expected = '';
+for my $range (@ranges)
+{
+	seek($whole, $range->[0], 0);
+	read($whole, my $part, $range->[1]);
+	$expected .= $part // '';
+}
+ok(do { open(my $in, '<:raw', "$dir/ranges.bin") or die; local $/; <$in> } eq $expected,
+	'the bytes of each range, in order');
+is($read->{json}{bytes_fetched}, 1 + 70_000 + 10, 'counted: the bytes read, no more');
+$read = run_storage(\%env, 'read', $object, "$dir/ranges.bin", '--readahead', 65536,
+	map { ('--range', ($_ * 1000) . ':1000') } 0 .. 63);
+is($read->{json}{requests}, 1, '64 small reads in a row: one read of the read-ahead');
+is($read->{json}{bytes_fetched}, 65536, 'counted: the read-ahead');
+is(run_storage(\%env, 'read', 'ranged/none.bin', "$dir/r.bin", '--range', '0:1')->{exit}, 66,
+	'ranged read of a missing object: 66');
+is(run_storage(\%env, 'read', $object, "$dir/r.bin", '--range', '-1:5')->{exit}, 64,
+	'a negative offset: 64');
+
+# prefix removal: the tree below, links removed and never followed, nothing else
+for my $key ('tmp/job-1/a.bin', 'tmp/job-1/seg/0001.h264', 'tmp/job-1/seg/deep/x.bin',
+	'tmp/job-10/keep.bin', 'tmp/job-1.bin')
+{
+	is(run_storage(\%env, 'put', $files{one}, $key)->{exit}, 0, "put $key");
+}
+symlink($outside, "$root/tmp/job-1/seg/dir-link") or die;
+symlink("$outside/secret.txt", "$root/tmp/job-1/file-link") or die;
+my $removal = run_storage(\%env, 'delete-prefix', 'tmp/job-1/');
+is($removal->{exit}, 0, 'delete-prefix') or diag $removal->{stderr};
+is($removal->{json}{removed}, 5, 'three objects and two links removed');
+ok(!-e "$root/tmp/job-1", 'the prefix\'s directory is gone');
+ok(-f "$root/tmp/job-10/keep.bin" && -f "$root/tmp/job-1.bin", 'keys that only start alike stay');
+ok(-f "$outside/secret.txt" && -d "$outside/sub", 'the links\' targets are untouched');
+is(run_storage(\%env, 'delete-prefix', 'tmp/job-1/')->{json}{removed}, 0,
+	'nothing below the prefix: success, 0 removed');
+is(run_storage(\%env, 'delete-prefix', 'no/such/dir/')->{json}{removed}, 0, 'nor a missing path');
+is(run_storage(\%env, 'delete-prefix', 'link-out/')->{exit}, 77, 'a prefix that is a link: 77');
+ok(-f "$outside/secret.txt", 'and nothing removed through it');
+for my $bad ('tmp', '/tmp/', 'tmp//x/', '../x/', 'a/../b/', './', '/')
+{
+	is(run_storage(\%env, 'delete-prefix', $bad)->{exit}, 64, "prefix '$bad' refused: 64");
+}
 
 # a key whose folder is a file
 is(run_storage(\%env, 'put', $files{one}, 'top-level.bin/below')->{exit}, 70,

@@ -5,6 +5,8 @@
 # in any output.
 use strict;
 use warnings;
+use File::Copy ();
+use File::Path ();
 use File::Temp qw(tempdir);
 use HTTP::Tiny;
 use IPC::Run ();
@@ -139,6 +141,95 @@ for my $bad ('0', '604801', '-1', 'x')
 	is(storage($env, 'presign', $key, '--expires', $bad)->{exit}, 64, "expiry $bad: 64");
 }
 is(storage($env, 'presign', $key, '--expires', '604800')->{exit}, 0, 'seven days is fine');
+
+# ranged reads: one GET with Range per read, on one kept-open connection,
+# If-Match on the ETag of the HeadObject, bytes counted
+my $ranged_key = $cases[0][0];
+my @ranges = ([ 0, 1 ], [ 5_000_000, 1_000_000 ], [ 40 * 1024 * 1024 + 12000, 1000 ],
+	[ 50 * 1024 * 1024, 10 ]);
+$s3->clear_requests;
+my $read = storage($env, 'read', $ranged_key, "$dir/ranges.bin",
+	map { ('--range', "$_->[0]:$_->[1]") } @ranges);
+is($read->{exit}, 0, 'ranged reads of an S3 object') or diag $read->{stderr};
+is($read->{json}{size_bytes}, -s $files{multipart}, 'its size, from HeadObject');
+is_deeply([ map { $_->{got} } @{ $read->{json}{ranges} } ], [ 1, 1_000_000, 345, 0 ],
+	'whole ranges, cut at the end');
+open(my $whole, '<:raw', $files{multipart}) or die;
+my $expected_ranges = '';
+for my $range (@ranges)
+{
+	seek($whole, $range->[0], 0);
+	read($whole, my $part, $range->[1]);
+	$expected_ranges .= $part // '';
+}
+close($whole);
+ok(do { open(my $in, '<:raw', "$dir/ranges.bin") or die; local $/; <$in> } eq $expected_ranges,
+	'the bytes of each range');
+my @gets = $s3->requests(method => 'GET');
+is_deeply([ map { $_->{range} } @gets ],
+	[ 'bytes=0-0', 'bytes=5000000-5999999', 'bytes=41955040-41955384' ],
+	'one GET with a Range header per read, nothing past the end asked');
+is(scalar(keys %{ { map { $_->{peer} => 1 } $s3->requests } }), 1,
+	'HeadObject and every range on one connection');
+is($read->{json}{bytes_fetched}, 1 + 1_000_000 + 345, 'bytes fetched counted');
+is($read->{json}{requests}, 3, 'reads counted');
+$s3->clear_requests;
+$read = storage($env, 'read', $ranged_key, "$dir/ranges.bin", '--readahead', 1048576,
+	map { ('--range', ($_ * 32768) . ':32768') } 0 .. 63);
+is($read->{json}{requests}, 2, '64 reads of 32 KiB with 1 MiB read-ahead: two GETs');
+is(scalar($s3->requests(method => 'GET')), 2, 'as the server saw them');
+is(storage($env, 'read', 'no/such key', "$dir/ranges.bin", '--range', '0:1')->{exit}, 66,
+	'ranged read of a missing object: 66');
+
+# prefix removal: every page of the listing (50 keys a page), nothing beside it
+my @below = map { sprintf('seg+%03d/chunk&%d.bin', $_ % 7, $_) } 1 .. 120;
+for my $name (@below)
+{
+	File::Path::make_path("$dir/tree/" . ($name =~ s{/[^/]*$}{}r));
+	File::Copy::copy($files{one}, "$dir/tree/$name") or die "copy: $!";
+}
+$s3->put_tree("$dir/tree", 'media', 'tmp/job 1');
+is(storage($env, 'put', $files{one}, $_)->{exit}, 0, "put $_") for ('tmp/job 10/keep.bin', 'tmp/job 1.bin');
+$s3->clear_requests;
+my $removal = storage($env, 'delete-prefix', 'tmp/job 1/');
+is($removal->{exit}, 0, 'delete-prefix on S3') or diag $removal->{stderr};
+is($removal->{json}{removed}, 120, 'every object below the prefix, over three pages');
+is(scalar($s3->requests(method => 'GET', query => { 'list-type' => 2 })), 3, 'three listing pages');
+is(scalar(grep { $_->{status} eq '204' } $s3->requests(method => 'DELETE')), 120,
+	'one DeleteObject each (s3rver answers some concurrent ones with a 500: retried)');
+is(storage($env, 'head', "tmp/job 1/$below[-1]")->{exit}, 66, 'they are gone');
+is(storage($env, 'head', 'tmp/job 10/keep.bin')->{exit}, 0, 'a prefix that only starts alike stays');
+is(storage($env, 'head', 'tmp/job 1.bin')->{exit}, 0, 'so does a key that starts alike');
+is(storage($env, 'delete-prefix', 'tmp/job 1/')->{json}{removed}, 0, 'nothing left: 0 removed');
+is(storage($prefixed, 'put', $files{one}, 'tmp/x/y.bin')->{exit}, 0, 'an object below a URL prefix');
+is(storage($prefixed, 'delete-prefix', 'tmp/')->{json}{removed}, 1, 'removed below the URL prefix');
+is(storage($prefixed, 'head', 'tmp/x/y.bin')->{exit}, 66, 'gone');
+is(storage($env, 'delete-prefix', 'tmp')->{exit}, 64, 'a prefix without its slash: 64');
+
+# temporary credentials: the session token from AWS_SESSION_TOKEN rides in
+# every request and is signed into presigned URLs, which botocore accepts
+my $token = 'IQoJb3JpZ2luX2VjE/temporary+token==';
+my $temporary = VproxyTest::S3->start(buckets => ['media'], session_token => $token);
+my %token_env = %{ $temporary->storage_env('media') };
+$token_env{AWS_SESSION_TOKEN} = delete $token_env{VPROXY_S3_SESSION_TOKEN};
+is(storage(\%token_env, 'put', $files{small}, 'temporary/a b.bin')->{exit}, 0,
+	'put with temporary credentials');
+my $token_url = storage(\%token_env, 'presign', 'temporary/a b.bin')->{json}{url} // '';
+like($token_url, qr/&X-Amz-Security-Token=IQoJb3JpZ2luX2VjE%2Ftemporary%2Btoken%3D%3D&X-Amz-SignedHeaders=host&/,
+	'the presigned URL carries the session token, encoded, in its sorted place');
+$temporary->clear_requests;
+my $token_get = HTTP::Tiny->new->get($token_url);
+is($token_get->{status}, 200, 'botocore (the front) accepts the presigned URL with its token');
+is(($temporary->requests(method => 'GET'))[0]{auth}, 'query', 'checked as a query signature');
+ok($token_get->{content} eq do { open(my $in, '<:raw', $files{small}) or die; local $/; <$in> },
+	'it gives the object');
+(my $tokenless = $token_url) =~ s/&X-Amz-Security-Token=[^&]*//;
+is(HTTP::Tiny->new->get($tokenless)->{status}, 403, 'without its token the URL is refused');
+my %no_token_env = %token_env;
+delete $no_token_env{AWS_SESSION_TOKEN};
+is(storage(\%no_token_env, 'head', 'temporary/a b.bin')->{exit}, 77,
+	'temporary credentials without their token: refused, 77');
+$temporary->stop;
 
 # delete; a missing object or bucket is 66, named
 is(storage($env, 'delete', $key)->{exit}, 0, 'delete');

@@ -3,7 +3,8 @@
 # PUTs, parts, HEAD and GET (retried, result intact), a download cut off
 # (resumed where it stopped), CompleteMultipartUpload failing inside an HTTP
 # 200, a part failing for good (75 or 77, upload aborted, nothing left
-# behind), a stop request in mid-transfer, and a full local disk.
+# behind), error documents with entities or a DOCTYPE, hostile ETags in the
+# completion, a stop request in mid-transfer, and a full local disk.
 use strict;
 use warnings;
 use File::Temp qw(tempdir);
@@ -117,6 +118,43 @@ $s3->inject_fault(method => 'PUT', status => 400, code => 'EntityTooSmall',
 $r = run_storage($env, 'put', $small, 'failed/small.bin');
 is($r->{exit}, 70, 'another 4xx: 70');
 like($r->{last_error}, qr/EntityTooSmall \(HTTP 400\)/, 'the S3 error code is named');
+
+# error documents read by an XML parser: entities and character references
+# decoded, a document type declaration (entities of the server's own, here a
+# "billion laughs") refused without expanding anything
+is(run_storage($env, 'put', $small, 'xml/errors.bin')->{exit}, 0, 'an object to fail reading');
+$s3->inject_fault(method => 'GET', key => 'xml/errors', status => 400,
+	body => '<?xml version="1.0" encoding="UTF-8"?>' . "\n"
+	  . '<Error><Code>Invalid&#65;rgument</Code><Message>caf&#xe9; &lt;b&gt; &amp; '
+	  . '&quot;q&quot; &apos;s&apos;<![CDATA[ <raw> ]]></Message><RequestId>1</RequestId></Error>');
+$r = run_storage($env, 'get', 'xml/errors.bin', "$dir/xml.bin");
+is($r->{exit}, 70, 'an S3 error document with entities: 70');
+my $expected_error = "InvalidArgument (HTTP 400): caf\x{e9} <b> & \"q\" 's' <raw> ";
+utf8::encode($expected_error);
+like($r->{last_error}, qr/\Q$expected_error\E$/, 'code and message decoded');
+my $laughs = '<!ENTITY a "aaaaaaaaaa">'
+  . join('', map { my $p = chr(ord('a') + $_ - 1); "<!ENTITY " . chr(ord('a') + $_) . " \"" . ("&$p;" x 10) . "\">" } 1 .. 8);
+$s3->inject_fault(method => 'GET', key => 'xml/errors', status => 400,
+	body => "<?xml version=\"1.0\"?><!DOCTYPE Error [$laughs]><Error><Code>&i;</Code></Error>");
+$r = run_storage($env, 'get', 'xml/errors.bin', "$dir/xml.bin");
+is($r->{exit}, 70, 'an error document with a DOCTYPE: 70');
+like($r->{last_error}, qr/BadRequest \(HTTP 400\)$/, 'read as no document: the code from the status');
+unlike($r->{last_error}, qr/aaaa/, 'no entity expanded');
+
+# hostile ETags (<, &, ", ', ]]>) in the answers to UploadPart: the
+# CompleteMultipartUpload body escapes them, and the front reads it with a
+# real XML parser and finds them whole
+$s3->clear_requests;
+$s3->inject_fault(method => 'PUT', query => { partNumber => undef }, action => 'etag',
+	etag => q{<&"]]>'}, count => -1);
+$r = run_storage($env, 'put', $large, 'xml/hostile-etags.bin');
+is($r->{exit}, 0, 'a multipart upload whose parts have hostile ETags') or diag $r->{stderr};
+is(scalar(grep { ($_->{fault} // '') eq 'etag' } $s3->requests(method => 'PUT')), 4,
+	'every part was answered a hostile ETag');
+is_deeply(statuses(method => 'POST', query => { uploadId => undef }), [200],
+	'CompleteMultipartUpload accepted at once');
+$s3->clear_faults;
+intact('xml/hostile-etags.bin', $large, 'hostile ETags');
 
 # a download cut off twice: resumed from where it stopped, not restarted
 ok($s3->aws_put($large, 'media', 'cut/large.bin'), 'an object to download');

@@ -1,9 +1,13 @@
 # S3 over https: the peer is verified by default (a self-signed certificate is
-# refused with 77, at once), and trusted when VPROXY_S3_CA_FILE names it.
+# refused with 77, at once), and trusted when VPROXY_S3_CA_FILE names it; a
+# job too, in its sandbox, which lets it read the CA file of its local part
+# and the system's certificates, and connect to the endpoint's port.
 use strict;
 use warnings;
 use File::Temp qw(tempdir);
 use Test::More;
+use VproxyTest::Job;
+use VproxyTest::Media;
 use VproxyTest::S3 qw(run_storage random_file same_file);
 
 my $dir = tempdir(CLEANUP => 1);
@@ -39,6 +43,23 @@ ok(!-e "$dir/untrusted.bin", 'no output file');
 
 $r = run_storage({ %$env, VPROXY_S3_CA_FILE => "$dir/no-such-ca.pem" }, 'head', $key);
 is($r->{exit}, 77, 'a CA file that does not exist: 77');
+
+SKIP:
+{
+	skip 'ffmpeg/ffprobe not installed', 6 unless have_program('ffmpeg') && have_program('ffprobe');
+	ok($s3->aws_put(fixture('three_frames'), 'media', 'uploads/m1/clip.mp4'), 'an original uploaded');
+	my $spec = job_spec(undef, 'uploads/m1/clip.mp4', job_type => 'thumbnail_generation',
+		storage => $s3->storage_spec('media'), temp_directory => $dir, params => { timestamp_seconds => 0 });
+	my $job = run_job($spec);
+	is($job->{status}, 0, 'a job over https with the CA file succeeds in its sandbox')
+		or diag $job->{stderr};
+	ok($s3->aws_get('media', 'thumbnails/m1/video-1.jpg', "$dir/thumb.jpg"), 'its thumbnail is stored');
+	is_deeply([ workspaces_in($dir) ], [], 'its temp directory is removed');
+	$spec->{storage}{ca_file} = '';
+	$job = run_job($spec);
+	is($job->{status}, 77, 'without it, the system\'s certificates do not trust the server: 77');
+	like($job->{last_error}, qr/certificate/i, 'and the message says so');
+}
 
 $s3->stop;
 done_testing();

@@ -184,7 +184,9 @@ my $size = -s $clip;
 # Specs a supervisor can get wrong: exit 64, field named.
 {
 	my %bad = (
-		'not JSON' => ['{"job_type": ', qr/not JSON/],
+		'not JSON' => [qq({"job_type": \n{}\n), qr/job spec \(line 1\) is not JSON/],
+		'no local part' => [ (split /\n/, job_input(spec('k')))[0] . "\n", qr/local part \(line 2\) is missing/ ],
+		'local part not JSON' => [ (split /\n/, job_input(spec('k')))[0] . "\n[1]\n", qr/local part \(line 2\) must be a JSON object/ ],
 		'unknown job type' => [ spec('k', job_type => 'transmogrify'), qr/unknown job_type/ ],
 		'negative thumbnail time' => [ spec('k', params => { timestamp_seconds => -1 }), qr/timestamp_seconds/ ],
 		'fractional crf' => [ spec('k', params => { crf => 20.5 }), qr/crf/ ],
@@ -224,6 +226,22 @@ my $size = -s $clip;
 	like($r->{last_error}, qr/stopped by signal 15/, 'SIGTERM: cause named');
 	ok(!-e "$root/$proxy_key", 'SIGTERM: no proxy stored');
 	leaves_no_workspace('SIGTERM');
+
+	# killed alone (the OOM killer, a crash): the remover, outside the sandbox, removes
+	# what the job left
+	my $killed = 0;
+	$r = run_job(spec('uploads/m1/long.mp4'), on_progress => sub {
+		my ($line, $harness) = @_;
+		if (!$killed && $line =~ / proxy$/ && $line =~ /^progress 0\.(\d+)/ && $1 > 1000)
+		{
+			$harness->signal('KILL');
+			$killed = 1;
+		}
+	});
+	is($r->{status}, 128 + 9, 'SIGKILL to the job alone during the proxy');
+	my $waited = 0;
+	$waited += 0.1, select(undef, undef, undef, 0.1) while workspaces_in($tmp) && $waited < 10;
+	leaves_no_workspace('SIGKILL');
 }
 
 # A workspace left by a killed job is swept by the next one; a live one is kept.
@@ -235,9 +253,14 @@ my $size = -s $clip;
 	make_path("$abandoned/sub", $alive);
 	open my $fh, '>', "$abandoned/sub/original.mp4" or die;
 	close $fh;
+	my $outside = scratch_dir();
+	open $fh, '>', "$outside/kept" or die;
+	close $fh;
+	symlink($outside, "$abandoned/sub/link") or die;
 	my $r = run_job(spec('uploads/m1/phone clip+1.mp4', job_type => 'metadata_extraction', outputs => {}));
 	is($r->{status}, 0, 'job next to abandoned workspaces succeeds');
 	ok(!-e $abandoned, "abandoned workspace of pid $dead_pid swept");
+	ok(-e "$outside/kept", 'a symbolic link in it removed, not followed');
 	ok(-d $alive, 'workspace of a live process kept');
 	rmdir $alive;
 }
@@ -248,11 +271,10 @@ SKIP:
 	skip 'unprivileged mount namespaces not available', 3
 	  unless system('unshare -rm true >/dev/null 2>&1') == 0;
 	my $small = scratch_dir();
-	my $spec = JSON::PP->new->encode(spec('uploads/m1/long.mp4', temp_directory => $small));
+	my $spec = job_input(spec('uploads/m1/long.mp4', temp_directory => $small));
 	my $program = transcode_program();
 	my $out = `unshare -rm sh -c 'mount -t tmpfs -o size=2m none "$small" && exec "$program" job' <<'EOF' 2>&1
-$spec
-EOF`;
+${spec}EOF`;
 	my $status = $? >> 8;
 	is($status, 75, 'no room in the temp directory: exit 75');
 	like($out, qr/out of temp space/, 'no room: cause named');

@@ -126,18 +126,19 @@ sub clean_run
 # A temp directory without room for the original: exit 75 before any byte is fetched.
 SKIP:
 {
-	skip 'unprivileged mount namespaces not available', 3
+	skip 'unprivileged mount namespaces not available', 4
 	  unless system('unshare -rm true >/dev/null 2>&1') == 0;
 	my $small = scratch_dir();
 	my $spec_file = scratch_dir() . '/spec.json';
 	open my $fh, '>:raw', $spec_file or die "$spec_file: $!";
-	print $fh JSON::PP->new->encode(spec(temp_directory => $small));
+	print $fh job_input(spec(temp_directory => $small));
 	close $fh;
 	my $program = transcode_program();
 	$s3->clear_requests;
-	my $out = `unshare -rm sh -c 'mount -t tmpfs -o size=64k none "$small" && exec "$program" job' <"$spec_file" 2>&1`;
+	my $out = `unshare -rm sh -c 'mount -t tmpfs -o size=64k none "$small" && exec "$program" job --progress-fd 1' <"$spec_file" 2>&1`;
 	is($? >> 8, 75, "no room for the original: exit 75") or diag $out;
 	like($out, qr/no room for \d+ bytes/, 'no room: cause named');
+	like($out, qr/^error no_temp_space$/m, 'no room: error code no_temp_space');
 	is(scalar(grep { $_->{key} =~ /Caf/ } $s3->requests(method => 'GET')), 0, 'no room: nothing downloaded');
 }
 

@@ -17,6 +17,8 @@ ok($vp->wait_until("SELECT count(*) = 2 FROM vproxy.workers WHERE state = 'idle'
 	'two workers start and go idle');
 is($vp->value("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'vproxy worker' AND datname = 'vproxy'"),
 	2, 'the workers are connected to vproxy.database');
+ok($vp->wait_until("SELECT count(*) = 2 FROM pg_stat_activity WHERE backend_type = 'vproxy worker' AND state = 'idle'"),
+	'idle, pg_stat_activity shows them idle');
 is($vp->value("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'vproxy launcher' AND datname IS NULL"),
 	1, 'the launcher is connected to no database');
 

@@ -17,8 +17,10 @@ my $sql = "BEGIN;\n";
 for my $i (0 .. $#priorities)
 {
 	# one transaction gives every job the same now(): spread created_at
-	# (and run_at) by a millisecond each so that age is defined
-	$sql .= "SELECT vproxy.vproxy_enqueue('$video', 'metadata_extraction', $priorities[$i]) AS job \\gset\n"
+	# (and run_at) by a millisecond each so that age is defined; params of
+	# their own, or the enqueue would return the job queued already
+	$sql .= "SELECT vproxy.vproxy_enqueue('$video', 'metadata_extraction', $priorities[$i], "
+	  . "'{\"timestamp_seconds\": $i}') AS job \\gset\n"
 	  . "UPDATE vproxy.processing_jobs SET created_at = created_at - interval '1 s' + interval '$i ms', "
 	  . "run_at = run_at - interval '1 s' + interval '$i ms' WHERE id = :'job';\n";
 }

@@ -1,7 +1,8 @@
 # The database comes first: a child runs at vproxy.child_nice with the
 # lowest best-effort IO priority, oom_score_adj 1000, the address-space limit
-# of vproxy.child_memory_limit and the threads of vproxy.transcode_threads,
-# read from /proc while its job runs.  A child that needs more memory than
+# of vproxy.child_memory_limit and the threads of vproxy.transcode_threads
+# (plus the one that reads the lease lines of its stdin), read from /proc
+# while its job runs.  A child that needs more memory than
 # the limit (an 8K 4:4:4 10-bit upload: 200 MB a frame, at a 300MB limit)
 # fails with "out of memory", is retried like any transient failure, and
 # leaves the server as it was (same postmaster, no crash restart); the same
@@ -102,7 +103,8 @@ SKIP:
 	skip 'ASan builds set no address-space limit', 1 if $asan;
 	is($seen->{limit}, 1024 * 1024 * 1024, 'its address space is limited to vproxy.child_memory_limit');
 }
-is($seen->{threads}, proxy_threads(1), 'transcode_threads = 1: the pipeline\'s threads and the decoder\'s');
+is($seen->{threads}, proxy_threads(1) + 1,
+	'transcode_threads = 1: the pipeline\'s threads and the decoder\'s, and the lease reader');
 is($vp->wait_for_job($seen->{job})->{status}, 'completed', 'the job completes within the limits');
 
 # the settings apply on reload, to the next child
@@ -114,7 +116,8 @@ sleep 1;    # the worker reloads at its next wake-up
 $seen = running_child($clip);
 is($seen->{nice}, expected_nice(16), 'after a reload the next child runs at the new nice value');
 is($seen->{limit}, 'unlimited', 'child_memory_limit = 0: no address-space limit');
-is($seen->{threads}, proxy_threads(4), 'transcode_threads = 4: the pipeline\'s threads and the decoder\'s');
+is($seen->{threads}, proxy_threads(4) + 1,
+	'transcode_threads = 4: the pipeline\'s threads and the decoder\'s, and the lease reader');
 is($vp->wait_for_job($seen->{job})->{status}, 'completed', 'that job completes too');
 
 # The state letter of a process (R, S, T for stopped...), '' once gone.

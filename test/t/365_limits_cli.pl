@@ -88,15 +88,20 @@ SKIP:
 
 # bad values are usage errors
 for my $bad (['--nice', '20'], ['--nice', '-1'], ['--threads', '-1'], ['--threads', '257'],
-	['--memory-limit', '1000'], ['--memory-limit', '4GB'], ['--memory-limit', '-5'],
-	['--yield-db-cpu', '-1'], ['--yield-to-postmaster', 'x'])
+	['--memory-limit', '1000'], ['--memory-limit', '10MB'], ['--memory-limit', '4 GiB'],
+	['--memory-limit', '-5'], ['--yield-db-cpu', '-1'], ['--yield-to-postmaster', 'x'])
 {
 	$r = run_transcode('proxy', $clip, "$dir/bad.mp4", @$bad);
 	is($r->{status}, 64, "proxy @$bad: exit 64");
 	like($r->{last_error}, qr/invalid value for \Q$bad->[0]\E/, "proxy @$bad: says which option");
 }
-$r = run_transcode('probe', $clip, '--threads', '1', '--nice', '3');
-is($r->{status}, 0, 'probe takes the limit options');
+$r = run_transcode('probe', $clip, '--nice', '-5');
+is($r->{last_error}, 'vproxy-transcode: invalid value for --nice: -5: nice must be a whole number from 0 to 19',
+	'the words of the check vproxy-worker shares');
+$r = run_transcode('probe', $clip, '--threads', '1', '--nice', '3', '--memory-limit', '4GB');
+is($r->{status}, 0, 'probe takes the limit options, sizes with units');
+$r = run_transcode('probe', $clip, '--threads=1', '--memory-limit=512MB');
+is($r->{status}, 0, 'and in the --option=value form');
 $r = run_transcode('probe', $clip, '--height', '3');
 is($r->{status}, 64, 'probe refuses other options');
 $r = run_transcode('thumbnail', $clip, "$dir/t.jpg", '--threads', '1', '--memory-limit', '0');

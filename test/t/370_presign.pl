@@ -12,6 +12,7 @@ use IPC::Run ();
 use PostgreSQL::Test::Utils;
 use Test::More;
 use VproxyTest::Cluster;
+use VproxyTest::Grants;
 use VproxyTest::S3 qw(random_file same_file);
 
 my $checker = File::Spec->rel2abs(dirname(__FILE__) . '/../s3/presign_check.py');
@@ -60,9 +61,10 @@ sub reload_until
 	ok($vp->wait_until($sql, 30), "setting in force: $sql");
 }
 
-my @keys = ('uploads/plain.mov', 'uploads/with space.mov', 'uploads/a+b=c&d.mov',
-	'uploads/100%.mov', "uploads/\x{fc}nic\x{f8}de/\x{30d5}\x{30a1}\x{30a4}\x{30eb}.mov",
-	'uploads/~tilde_(1)!*\'.mov');
+# (below the upload prefix of their tenant m1: uploads/m1/)
+my @keys = ('uploads/m1/plain.mov', 'uploads/m1/with space.mov', 'uploads/m1/a+b=c&d.mov',
+	'uploads/m1/100%.mov', "uploads/m1/\x{fc}nic\x{f8}de/\x{30d5}\x{30a1}\x{30a4}\x{30eb}.mov",
+	'uploads/m1/~tilde_(1)!*\'.mov');
 my $n = 0;
 my %video;
 for my $key (@keys)
@@ -89,9 +91,9 @@ for my $key (@keys)
 	$n++;
 }
 
-my $id = $video{'uploads/with space.mov'};
+my $id = $video{'uploads/m1/with space.mov'};
 my $get = $vp->value("SELECT vproxy.vproxy_url('$id', 'original')");
-like($get, qr{/tenant/uploads/with%20space\.mov\?}, 'a space is %20 in the path');
+like($get, qr{/tenant/uploads/m1/with%20space\.mov\?}, 'a space is %20 in the path');
 like(check('GET', $get, secret => 'not-the-secret'), qr/^SignatureDoesNotMatch/,
 	'a wrong secret is refused');
 (my $tampered = $get) =~ s/with%20space/with%20spaces/;
@@ -113,12 +115,10 @@ like($err, qr/video .* does not exist/, 'unknown video: an error');
 ($ret, $out, $err) = $vp->node->psql('vproxy', "SELECT vproxy.vproxy_url('$id', 'poster')");
 like($err, qr/unknown kind "poster"/, 'unknown kind: an error');
 
-# an application role with EXECUTE only gets URLs, never the secret
-$vp->sql("CREATE ROLE app LOGIN; GRANT USAGE ON SCHEMA vproxy TO app;
-	GRANT EXECUTE ON FUNCTION vproxy.vproxy_url(uuid, text, interval),
-		vproxy.vproxy_upload_url(uuid, interval) TO app;");
+# the application role of the README (its grants only) gets URLs, never the secret
+$vp->sql("CREATE ROLE app LOGIN;\n" . VproxyTest::Grants::sql('application'));
 my $app_url = $vp->node->safe_psql('vproxy', "SET ROLE app; SELECT vproxy.vproxy_url('$id', 'original')");
-is(check('GET', $app_url), 'ok', 'a role with EXECUTE only gets a valid URL');
+is(check('GET', $app_url), 'ok', 'the application role gets a valid URL');
 ($ret, $out, $err) = $vp->node->psql('vproxy', "SET ROLE app; SHOW vproxy.s3_secret_access_key");
 like($err, qr/permission denied|must be superuser/, 'but cannot read the secret');
 unlike($app_url, qr/\Q${\ $s3->secret_access_key }\E/, 'the URL does not hold the secret');
@@ -143,13 +143,13 @@ is($vp->node->safe_psql('vproxy', 'SHOW vproxy.s3_session_token'), '********', '
 $vp->sql("ALTER SYSTEM SET vproxy.s3_endpoint = ''");
 reload_until("SELECT vproxy.vproxy_url('$id', 'original') LIKE 'https://media.s3.%'");
 $get = $vp->value("SELECT vproxy.vproxy_url('$id', 'original')");
-like($get, qr{^https://media\.s3\.us-east-1\.amazonaws\.com/tenant/uploads/with%20space\.mov\?},
+like($get, qr{^https://media\.s3\.us-east-1\.amazonaws\.com/tenant/uploads/m1/with%20space\.mov\?},
 	'virtual-hosted URL on AWS');
 is(check('GET', $get, token => $token), 'ok', 'virtual-hosted GET verified by botocore');
 is(curl('GET', $get, "$scratch/virtual-get"), '200', 'virtual-hosted GET with curl (the test server as AWS)');
 ok(same_file("$scratch/virtual-get", "$scratch/upload-0"), 'the bytes are right');
 $put = $vp->value("SELECT vproxy.vproxy_upload_url('" . $video{ $keys[4] } . "')");
-like($put, qr{/tenant/uploads/%C3%BCnic%C3%B8de/%E3%83%95}, 'unicode keys are UTF-8, percent-encoded');
+like($put, qr{/tenant/uploads/m1/%C3%BCnic%C3%B8de/%E3%83%95}, 'unicode keys are UTF-8, percent-encoded');
 is(check('PUT', $put, token => $token), 'ok', 'virtual-hosted PUT of a unicode key verified by botocore');
 random_file("$scratch/virtual-put", 4321);
 is(curl('PUT', $put, "$scratch/virtual-put"), '200', 'virtual-hosted PUT with curl');

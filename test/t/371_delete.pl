@@ -3,7 +3,8 @@
 # the row and its jobs are gone, the NOTIFY arrives and the deletion job's
 # status stays readable; a delete while the proxy job runs stops its child
 # and leaves no object of the video; a delete during an S3 outage completes
-# after it.  First, the job runner's video_deletion on its own.
+# after it; keys the rules refuse are skipped, reported, and the row goes.
+# First, the job runner's video_deletion on its own.
 use strict;
 use warnings;
 use File::Basename qw(dirname);
@@ -38,10 +39,19 @@ my $scratch = PostgreSQL::Test::Utils::tempdir();
 	ok(!-e "$root/uploads/m1/a b.mp4" && !-e "$root/videos/m1/proxy/v.mp4" && !-e "$root/old/v.mp4",
 		'the files are gone');
 	is(run_job($spec)->{status}, 0, 'a second run (a retry) succeeds: objects already gone are fine');
+	# a key the claim skipped (the rules refuse it) is not in the spec: the
+	# others are removed all the same
+	VproxyTest::Media::write_file("$root/videos/m1/proxy/v.mp4", 'again');
 	delete $spec->{outputs}{thumbnail_key};
+	delete $spec->{original};
 	$r = run_job($spec);
-	is($r->{status}, 64, 'a deletion spec without the thumbnail key is refused');
-	like($r->{last_error}, qr/thumbnail_key/, 'naming the field');
+	is($r->{status}, 0, 'a deletion spec without some keys succeeds') or diag $r->{stderr};
+	is_deeply($r->{json}{deleted_keys}, [ 'videos/m1/proxy/v.mp4', 'old/v.mp4' ], 'removing the keys it has');
+	ok(!-e "$root/videos/m1/proxy/v.mp4", 'the file is gone');
+	$spec->{stale_keys} = ['../outside'];
+	$r = run_job($spec);
+	is($r->{status}, 64, 'an unsafe key in a deletion spec is refused');
+	like($r->{last_error}, qr/unsafe key "stale_keys"/, 'naming the field');
 }
 
 my $s3 = VproxyTest::S3->start(buckets => ['media']);
@@ -73,7 +83,7 @@ sub objects_of
 sub video_with_upload
 {
 	my ($file, $key) = @_;
-	my $id = $vp->add_video(key => $key, no_store => 1, size => -s $file);
+	my $id = $vp->add_video(key => $key, mall_id => (split m{/}, $key)[1], no_store => 1, size => -s $file);
 	my $url = $vp->value("SELECT vproxy.vproxy_upload_url('$id')");
 	IPC::Run::run([ 'curl', '-sS', '-g', '-w', '%{http_code}', '-T', $file, $url ],
 		'<', \'', '>', \my $status, '2>', \my $err);
@@ -140,6 +150,22 @@ is($done->{status}, 'completed', 'the deletion completes after the outage');
 cmp_ok($done->{attempts}, '>=', 2, 'on a later attempt');
 is(head('uploads/m1/three.webm'), '404', 'the original is gone');
 is($vp->value("SELECT count(*) FROM vproxy.videos WHERE id = '$v3'"), '0', 'the row is gone');
+
+# --- keys the rules refuse (rows written before 1.2.0, or by a superuser):
+# the deletion skips them, says so, and the row still goes; another
+# tenant's object is left alone
+my $other = video_with_upload($clip, 'uploads/m2/other.webm');
+my $odd = $vp->value("INSERT INTO vproxy.videos (mall_id, original_path, proxy_path, thumbnail_path)
+	VALUES ('m1', 'uploads/m1/../m2/other.webm', 'videos/m2/proxy/x.mp4', 'thumbnails/m1/odd.jpg') RETURNING id");
+$deletion = $vp->value("SELECT vproxy.vproxy_delete_video('$odd')");
+$done = $vp->wait_for_job($deletion);
+is($done->{status}, 'completed', 'a deletion with refused keys completes');
+is($vp->value("SELECT count(*) FROM vproxy.videos WHERE id = '$odd'"), '0', 'the row is gone');
+is_deeply([ map { $_->{key} } @{ $done->{result_data}{skipped_keys} } ],
+	[ 'uploads/m1/../m2/other.webm', 'videos/m2/proxy/x.mp4' ], 'the refused keys are reported as skipped');
+like($done->{result_data}{skipped_keys}[1]{reason}, qr/outside the prefixes of tenant m1/, 'with the reason');
+is(head('uploads/m2/other.webm'), 'found', 'the other tenant\'s original is untouched');
+ok($vp->value("SELECT count(*) = 1 FROM vproxy.videos WHERE id = '$other'"), 'and its row');
 
 $vp->assert_no_crash;
 done_testing();

@@ -3,7 +3,9 @@
 # Each inserts a video, uploads it through its presigned PUT URL, queues,
 # waits for the NOTIFY, fetches the proxy through its presigned URL (its
 # SHA-256 equals the job's result), deletes the video and hears that too;
-# afterwards no object and no row of the video is left.
+# afterwards no object and no row of the video is left.  An upload or a
+# deletion the storage refuses ends each with a non-zero exit, and a
+# deletion that failed is never printed as done.
 use strict;
 use warnings;
 use File::Basename qw(dirname);
@@ -60,9 +62,42 @@ sub check_run
 }
 
 my $clip = fixture('vp9_opus_webm');
-check_run('python', run_example('/usr/bin/python3', "$examples/python/vproxy_example.py", '--file', $clip));
+my %example = (
+	python => [ '/usr/bin/python3', "$examples/python/vproxy_example.py" ],
+	node => [ 'node', "$examples/node/vproxy_example.js" ]);
+check_run('python', run_example(@{ $example{python} }, '--file', $clip));
 ok(-d "$examples/node/node_modules/pg", 'node-postgres is installed (test/install-deps runs npm ci in examples/node)');
-check_run('node', run_example('node', "$examples/node/vproxy_example.js", '--file', $clip));
+check_run('node', run_example(@{ $example{node} }, '--file', $clip));
+
+# A step that fails stops the example with a non-zero exit, and a deletion
+# that did not complete is never reported as done.  Each case with a mall of
+# its own, so that no key is shared with another run.
+for my $name (qw(python node))
+{
+	$s3->inject_fault(method => 'PUT', key => "uploads/$name-upload-refused/", status => 403,
+		code => 'AccessDenied', message => 'Access Denied', count => -1);
+	my ($exit, @steps) = run_example(@{ $example{$name} }, '--file', $clip, '--mall', "$name-upload-refused");
+	isnt($exit, 0, "$name: a refused upload exits non-zero");
+	is_deeply([ map { $_->{step} } @steps ], ['inserted'], "$name: and stops after the insert");
+	$s3->clear_faults;
+
+	# every way of deleting an object refused: one by one, or in batches
+	$s3->inject_fault(method => 'DELETE', status => 403, code => 'AccessDenied',
+		message => 'Access Denied', count => -1);
+	$s3->inject_fault(method => 'POST', query => { delete => undef }, status => 403,
+		code => 'AccessDenied', message => 'Access Denied', count => -1);
+	($exit, @steps) = run_example(@{ $example{$name} }, '--file', $clip, '--mall', "$name-delete-refused");
+	$s3->clear_faults;
+	my %step = map { $_->{step} => $_ } @steps;
+	isnt($exit, 0, "$name: a deletion that fails exits non-zero");
+	is_deeply([ map { $_->{step} } @steps ],
+		[qw(inserted uploaded enqueued notified urls fetched deleting delete_failed)],
+		"$name: and says delete_failed, never deleted");
+	is($step{delete_failed}{payload}{status}, 'failed', "$name: with the failed deletion's NOTIFY");
+	my $video = $step{inserted}{video_id};
+	is($vp->value("SELECT processing_status FROM vproxy.videos WHERE id = '$video'"), 'deleting',
+		"$name: the video is still there, being deleted");
+}
 
 $vp->assert_no_crash;
 done_testing();

@@ -54,7 +54,9 @@ for my $backend ('file', 's3')
 		is($run->{status}, 64, "$backend, $name: exit 64 (bad job spec)");
 		like($run->{last_error}, qr/unsafe key/, "$backend, $name: the reason says so")
 		  or diag($run->{stderr});
-		is(scalar(@{ $run->{progress} }), 0, "$backend, $name: no progress (nothing started)");
+		is(scalar(grep { /^progress / } @{ $run->{progress} }), 0, "$backend, $name: no progress (nothing started)");
+		is(join(' ', grep { /^error / } @{ $run->{progress} }), 'error internal',
+			"$backend, $name: the code of a bad spec, internal");
 		is(scalar($s3->requests), 0, "$backend, $name: no request reached S3");
 		is(scalar(workspaces_in($tmp)), 0, "$backend, $name: no workspace made");
 	}

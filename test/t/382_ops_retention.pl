@@ -26,9 +26,11 @@ sub job_row
 	my $ended = $status =~ /^(completed|failed|cancelled)$/ ? "now() - interval '$age s'" : 'NULL';
 	my $run_at = $status eq 'pending' ? "now() + interval '1 day'" : 'now()';
 	my $lease = $status eq 'running' ? "gen_random_uuid(), now() + interval '1 day'" : 'NULL, NULL';
+	# params of their own: one queued or running job per video, type and params
 	return $vp->value("INSERT INTO vproxy.processing_jobs (video_id, status, created_at, completed_at, run_at,
-			lease_token, lease_expires_at)
-		VALUES ('$video_id', '$status', now() - interval '$age s', $ended, $run_at, $lease) RETURNING id");
+			lease_token, lease_expires_at, params)
+		VALUES ('$video_id', '$status', now() - interval '$age s', $ended, $run_at, $lease,
+				jsonb_build_object('fps', $age)) RETURNING id");
 }
 my %job = (
 	completed => job_row($video, 'completed', 50),

@@ -54,10 +54,14 @@ like($err, qr/permission denied/, 'nor write videos');
 ($ret, $out, $err) = $node->psql('vproxy', "SELECT count(*) FROM vproxy.processing_jobs",
 	extra_params => [ '-U', 'vproxy_worker' ]);
 like($err, qr/permission denied/, 'nor read the jobs (and their lease tokens)');
-($ret, $out, $err) = $node->psql('vproxy', "SELECT vproxy.worker_settings()::text",
+($ret, $out, $err) = $node->psql('vproxy', "SELECT vproxy.worker_checkin('h', 'n', 'host', 1, 1)::text",
 	extra_params => [ '-U', 'vproxy_worker' ]);
-like($out, qr/"storage"/, 'it reads the non-secret settings');
-unlike($out, qr/secret-of-the-server/, 'which hold no secret');
+like($out, qr/"lease_seconds": 10/, 'its check-in says the lease');
+unlike($out, qr/secret-of-the-server/, 'and no secret');
+($ret, $out, $err) = $node->psql('vproxy', "SELECT vproxy.worker_checkin('h', 'n', 'host', 1, 1, '{bogus}')",
+	extra_params => [ '-U', 'vproxy_worker' ]);
+like($err, qr/unknown job type "bogus"/, 'a check-in with an unknown job type is refused');
+$vp->sql("SELECT vproxy.worker_checkout('h')");
 
 # --- claim, finish and NOTIFY, woken by LISTEN; credentials from the environment
 my $w1 = VproxyTest::ExternalWorker->start($vp, name => 'alpha', transcode => $fake, env => \%env,
@@ -195,7 +199,8 @@ my $wrong = VproxyTest::ExternalWorker->start($vp, name => 'wrong', role => 'vpr
 is($wrong->wait_exit(30), 77, 'a wrong password: exit status 77');
 my @lines = split /\n/, $wrong->log_text;
 is(scalar @lines, 1, 'one line');
-like($lines[0], qr/level=error event=connect_failed error=".*password authentication failed/, 'naming the cause');
+like($lines[0], qr/level=error event=connect_failed sqlstate=28P01 error=".*password authentication failed/,
+	'naming the cause, with its SQLSTATE');
 my $right = VproxyTest::ExternalWorker->start($vp, name => 'right', role => 'vproxy_pw', transcode => $fake,
 	env => { %env, PGPASSWORD => 'right', FAKE_TRANSCODE_DIR => $fake_dir }, args => [ '--once' ]);
 is($right->wait_exit(30), 0, 'the right password works (member of the worker role)');

@@ -1,9 +1,10 @@
 # vproxy-worker under faults, on a fake transcode program: kill -9 of a
 # worker mid-job (its child dies with it; the other worker takes the job
 # after the lease and completes it on attempt 2), pg_terminate_backend of a
-# worker's connection and a fast restart of the server mid-job (the job
-# completes on attempt 1), and fencing: a worker cut off while its lease is
-# taken over kills its child and writes nothing when it comes back.
+# worker's connection and a fast restart of the server mid-job, within the
+# lease's fence (the job completes on attempt 1), and fencing: a worker cut
+# off while its lease is taken over kills its child and writes nothing when
+# it comes back.
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -97,7 +98,11 @@ like($holder->log_text, qr/event=job_finish worker=${\ $holder->name} job=$job /
 ok(!VproxyTest::Cluster::process_alive($holder_child), 'its child ended');
 is(completions($job), 1, 'one completion NOTIFY');
 
-# --- a fast restart of the server mid-job
+# --- a fast restart of the server mid-job, within the lease's fence (a
+# 60 s lease: 45 s without a renewal; the suite's 10 s lease leaves 3 s)
+$node->safe_psql('vproxy', 'ALTER SYSTEM SET vproxy.lease_duration = 60');
+$node->reload;
+$vp->wait_until("SELECT current_setting('vproxy.lease_duration') = '1min'");
 $video = $vp->add_video(key => 'uploads/m1/restart.mp4');
 control($video, 5);
 $job = $vp->enqueue($video);
@@ -110,6 +115,9 @@ $row = $vp->wait_for_job($job, timeout => 60);
 is("$row->{status} $row->{attempts}", 'completed 1', 'after a fast restart the job completed on attempt 1');
 like($holder->log_text, qr/event=job_finish worker=${\ $holder->name} job=$job /, 'by the same worker');
 $listener = $vp->listen;
+$node->safe_psql('vproxy', 'ALTER SYSTEM RESET vproxy.lease_duration');
+$node->reload;
+$vp->wait_until("SELECT current_setting('vproxy.lease_duration') = '10s'");
 
 # --- fencing: cut off while its lease is taken over
 $video = $vp->add_video(key => 'uploads/m1/fenced.mp4');

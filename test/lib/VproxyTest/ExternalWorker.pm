@@ -19,19 +19,17 @@ use POSIX ();
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
+use VproxyTest::Grants;
 
-# The grants of the README's worker role: the worker functions and nothing else.
+# The README's worker role, with its grants as src/server/README.md has them
+# (the worker functions and nothing else).
 sub create_role
 {
 	my ($vp, $role, $password) = @_;
 	my $pw = defined $password ? " PASSWORD '$password'" : '';
-	$vp->sql(qq{
-		CREATE ROLE $role LOGIN$pw;
-		GRANT USAGE ON SCHEMA vproxy TO $role;
-		GRANT EXECUTE ON FUNCTION vproxy.claim_job, vproxy.heartbeat_job, vproxy.finish_job,
-			vproxy.fail_job, vproxy.release_job, vproxy.next_claim_at, vproxy.worker_settings,
-			vproxy.worker_checkin, vproxy.worker_checkout TO $role;
-	});
+	my $grants = VproxyTest::Grants::sql('worker');
+	$grants =~ s/\bvproxy_worker\b/$role/g;
+	$vp->sql("CREATE ROLE $role LOGIN$pw;\n$grants");
 	return $role;
 }
 

@@ -1,5 +1,7 @@
-# VproxyTest::Job: run `vproxy-transcode job` as a worker would: the spec on
-# stdin, the result on stdout, the cause on stderr, progress on fd 3.
+# VproxyTest::Job: run `vproxy-transcode job` as a worker would: on stdin
+# the job spec (line 1, as claim_job makes it) and the worker's local part
+# (line 2: credentials, CA file, temp directory, limits); the result on
+# stdout, the cause on stderr, progress on fd 3.
 package VproxyTest::Job;
 
 use strict;
@@ -9,7 +11,7 @@ use IPC::Run qw(start pump finish timeout);
 use JSON::PP;
 use VproxyTest::Media qw(transcode_program);
 
-our @EXPORT = qw(run_job job_spec workspaces_in sanitizer_reports);
+our @EXPORT = qw(run_job job_spec job_input workspaces_in sanitizer_reports);
 
 my @reports;
 
@@ -29,7 +31,32 @@ sub job_spec
 	};
 }
 
-# Run a job.  $spec is a hash (encoded) or a string (sent as is).  Options:
+# The two lines a worker writes for a spec given as one hash, whose
+# "storage" may hold the credentials and the CA file and whose
+# "temp_directory", "limits" and "lease_until_ms" are the worker's: those go
+# to the local part, the rest is the spec.
+sub job_input
+{
+	my ($flat) = @_;
+	my %spec = %$flat;
+	my %storage = %{ delete $spec{storage} // {} };
+	my %local = (credentials => {});
+	for my $field (qw(access_key_id secret_access_key session_token))
+	{
+		$local{credentials}{$field} = delete $storage{$field} if exists $storage{$field};
+	}
+	$local{ca_file} = delete $storage{ca_file} if exists $storage{ca_file};
+	for my $field (qw(temp_directory limits lease_until_ms))
+	{
+		$local{$field} = delete $spec{$field} if exists $spec{$field};
+	}
+	$spec{storage} = \%storage if exists $flat->{storage};
+	my $json = JSON::PP->new->canonical;
+	return $json->encode(\%spec) . "\n" . $json->encode(\%local) . "\n";
+}
+
+# Run a job.  $spec is a hash (made into the two lines by job_input) or a
+# string (sent as is).  Options:
 # env (extra environment), on_progress (sub called with each progress line
 # and the IPC::Run harness, e.g. to signal the child), timeout (seconds).
 # Returns status (exit status or 128+signal), stdout, stderr, last_error,
@@ -37,7 +64,7 @@ sub job_spec
 sub run_job
 {
 	my ($spec, %opt) = @_;
-	my $in = ref $spec ? JSON::PP->new->canonical->encode($spec) : $spec;
+	my $in = ref $spec ? job_input($spec) : $spec;
 	my ($out, $err, $progress) = ('', '', '');
 	# stdin from a file: a scalar would stay open (and the child waiting) until finish
 	my $spec_file = VproxyTest::Media::scratch_dir() . '/spec.json';

@@ -1,36 +1,47 @@
 /*
- * log.c
- *		vproxy-worker's log: one line per event on stderr in logfmt, for a
- *		log collector:  time=2026-11-30T00:10:00.123Z level=info event=job_start job=… video=… attempt=1
+ * logfmt.c
+ *		One logfmt line per event on stderr (logfmt.h).
  */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
 
-#include "worker/worker.h"
+#include "common/logfmt.h"
+#include "common/text_clip.h"
 
-/* A logfmt value: bare when it can be, else double-quoted with escapes. */
+/*
+ * A logfmt value: bare when it can be, else double-quoted with escapes;
+ * cut on a character boundary to fit, invalid UTF-8 made '?'.
+ */
 const char *
-log_quote(const char *text, char *buffer, size_t size)
+logfmt_quote(const char *text, char *buffer, size_t size)
 {
-	bool		bare = text[0] != '\0';
+	char		valid[8192];
+	bool		bare;
 	size_t		out = 0;
 
-	for (const char *c = text; *c && bare; c++)
-		if (*c <= ' ' || *c == '"' || *c == '=' || *c == '\\' || (unsigned char) *c == 0x7f)
-			bare = false;
+	text_clip_copy(valid, sizeof(valid), text);
+	bare = valid[0] != '\0';
+	for (const char *c = valid; *c && bare; c++)
+		bare = (unsigned char) *c > ' ' && (unsigned char) *c < 0x7f &&
+			*c != '"' && *c != '=' && *c != '\\';
 	if (bare)
 	{
-		snprintf(buffer, size, "%s", text);
+		text_clip_copy(buffer, size, valid);
 		return buffer;
 	}
 	if (size < 3)
 		return "\"\"";
 	buffer[out++] = '"';
-	for (const char *c = text; *c && out + 3 < size; c++)
+	for (const char *c = valid; *c;)
 	{
+		size_t		n = text_clip_char_length(c, strlen(c));
+
+		if (out + n + 2 > size - 1)
+			break;
 		if (*c == '"' || *c == '\\')
 		{
 			buffer[out++] = '\\';
@@ -44,7 +55,11 @@ log_quote(const char *text, char *buffer, size_t size)
 		else if ((unsigned char) *c < ' ')
 			buffer[out++] = ' ';
 		else
-			buffer[out++] = *c;
+		{
+			memcpy(buffer + out, c, n);
+			out += n;
+		}
+		c += n;
 	}
 	buffer[out++] = '"';
 	buffer[out] = '\0';
@@ -53,7 +68,7 @@ log_quote(const char *text, char *buffer, size_t size)
 
 /* Write "time=… level=… event=…" and the caller's fields, as one line. */
 void
-log_event(const char *level, const char *event, const char *fmt,...)
+logfmt_event(const char *level, const char *event, const char *fmt,...)
 {
 	char		line[8192];
 	char		stamp[32];
@@ -78,6 +93,7 @@ log_event(const char *level, const char *event, const char *fmt,...)
 	if (len > sizeof(line) - 2)
 		len = sizeof(line) - 2;
 	line[len++] = '\n';
+	/* one write per line: the lines of threads never interleave */
 	fwrite(line, 1, len, stderr);
 	fflush(stderr);
 }
