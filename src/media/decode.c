@@ -1,7 +1,7 @@
 /*
  * decode.c
  *		Open decoders with the safety settings and check that a video's first
- *		frame decodes.
+ *		frame decodes into a picture.
  */
 #include <libavutil/opt.h>
 
@@ -63,8 +63,9 @@ send_packet(AVCodecContext *decoder, const AVPacket *packet, char *why)
 
 /*
  * Decode from the start of the video stream until one frame comes out
- * whole: a picture made up by error concealment does not count.
- * Leaves the input read past that point: reopen it to start over.
+ * usable: clean, or concealed but more than one flat colour
+ * (frame_usable.c).  Leaves the input read past that point: reopen it to
+ * start over.
  */
 int
 media_decode_first_frame(MediaInput *input, char *why)
@@ -86,7 +87,7 @@ media_decode_first_frame(MediaInput *input, char *why)
 	{
 		int			ret = avcodec_receive_frame(decoder, frame);
 
-		if (ret == 0 && media_frame_is_clean(frame))
+		if (ret == 0 && media_frame_is_usable(frame))
 			break;
 		if (ret == 0)
 		{
@@ -100,7 +101,7 @@ media_decode_first_frame(MediaInput *input, char *why)
 		}
 		if (ret == AVERROR_EOF || flushed)
 		{
-			status = media_fail(why, EX_DATAERR, "no frame of the video stream decodes without errors");
+			status = media_fail(why, EX_DATAERR, "no frame of the video stream decodes into a picture");
 			break;
 		}
 		/* EAGAIN, or a damaged packet: feed the next one */

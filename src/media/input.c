@@ -4,8 +4,8 @@
  *
  * Only the "file" protocol is allowed, so nothing a file says can make us
  * reach the network or another file (playlists, concat lists, data URLs), and
- * only real container demuxers are accepted (no image sequences, no hls, no
- * concat).  Probing is bounded in bytes and in time, decoders opened during
+ * only the demuxers of containers.c are accepted (no image sequences, no hls,
+ * no concat).  Probing is bounded in bytes and in time, decoders opened during
  * probing are refused oversized pictures, and a stop request interrupts any
  * blocking read.
  */
@@ -17,10 +17,6 @@
 #include <libavutil/dict.h>
 
 #include "media/media_internal.h"
-
-/* Container demuxers we accept, by libavformat short name. */
-static const char accepted_formats[] =
-"mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,mpegts,mpeg,flv,asf,mxf,ogg,nut,dv,ivf";
 
 #define PROBE_BYTES "10000000"
 #define ANALYZE_MICROSECONDS "10000000"
@@ -67,17 +63,44 @@ is_usable_audio(const AVStream *stream)
 		par->ch_layout.nb_channels > 0 && par->sample_rate > 0;
 }
 
-/* Video: default disposition first, then the most pixels. */
+/* Whether the demuxer read any packet of a stream, or its index counts frames. */
+static bool
+carries_frames(const AVStream *stream)
+{
+	return (stream->event_flags & AVSTREAM_EVENT_FLAG_NEW_PACKETS) || stream->nb_frames > 0;
+}
+
+/*
+ * Video: the stream a player plays.  One that carries frames (a programme's
+ * PID may carry none; the CLI ranks those last too), then the default
+ * disposition, then the most frames, then the longest, then the larger
+ * picture.  Not the larger picture first: a Motion Photo's second track is
+ * two stills larger than its motion, both marked default.
+ */
 static bool
 better_video(const AVStream *candidate, const AVStream *best)
 {
+	bool		candidate_frames = carries_frames(candidate);
+	bool		best_frames = carries_frames(best);
 	bool		candidate_default = candidate->disposition & AV_DISPOSITION_DEFAULT;
 	bool		best_default = best->disposition & AV_DISPOSITION_DEFAULT;
 	int64_t		candidate_area = (int64_t) candidate->codecpar->width * candidate->codecpar->height;
 	int64_t		best_area = (int64_t) best->codecpar->width * best->codecpar->height;
 
+	if (candidate_frames != best_frames)
+		return candidate_frames;
 	if (candidate_default != best_default)
 		return candidate_default;
+	if (candidate->nb_frames > 0 && best->nb_frames > 0 && candidate->nb_frames != best->nb_frames)
+		return candidate->nb_frames > best->nb_frames;
+	if (candidate->duration > 0 && best->duration > 0)
+	{
+		int			order = av_compare_ts(candidate->duration, candidate->time_base,
+										  best->duration, best->time_base);
+
+		if (order != 0)
+			return order > 0;
+	}
 	return candidate_area > best_area;
 }
 
@@ -230,7 +253,7 @@ media_open_container(const char *path, const MediaHooks *hooks,
 	if (detected != NULL)
 		*detected = iformat;
 	av_dict_set(&options, "protocol_whitelist", "file", 0);
-	av_dict_set(&options, "format_whitelist", accepted_formats, 0);
+	av_dict_set(&options, "format_whitelist", media_container_whitelist(), 0);
 	av_dict_set(&options, "probesize", PROBE_BYTES, 0);
 	av_dict_set(&options, "analyzeduration", ANALYZE_MICROSECONDS, 0);
 	av_dict_set(&options, "max_streams", MAX_STREAMS, 0);
@@ -240,14 +263,37 @@ media_open_container(const char *path, const MediaHooks *hooks,
 	return ret;
 }
 
+/*
+ * Read the first packets of an opened container to learn its streams'
+ * parameters, decoders refusing oversized pictures; 0 or a status.
+ */
+int
+media_find_stream_info(AVFormatContext *format, AVIOContext *pb,
+					   const MediaHooks *hooks, char *why)
+{
+	unsigned	stream_count = format->nb_streams;
+	AVDictionary **stream_options = probe_options(format);
+	int			ret;
+
+	if (stream_options == NULL)
+		return media_fail(why, EX_TEMPFAIL, "out of memory probing the input");
+	ret = avformat_find_stream_info(format, stream_options);
+	free_probe_options(stream_options, stream_count);
+	if (ret == AVERROR_EXIT)
+		return media_fail_stopped(why);
+	if (ret < 0)
+		return media_fail_input(why, pb, ret, "cannot read the stream parameters");
+	if (media_stop_requested(hooks))
+		return media_fail_stopped(why);
+	return 0;
+}
+
 /* Open `path`, read its headers and choose its streams; 0 or a status. */
 int
 media_input_open(const char *path, const MediaHooks *hooks,
 				 MediaInput *input, char *why)
 {
-	AVDictionary **stream_options;
 	struct stat st;
-	unsigned	stream_count;
 	const AVInputFormat *detected = NULL;
 	int			ret;
 
@@ -274,9 +320,9 @@ media_input_open(const char *path, const MediaHooks *hooks,
 						  "cannot open the input: %s", av_err2str(ret));
 	if (!media_input_read_failed(input->pb) &&
 		(ret == AVERROR(EINVAL) || ret == AVERROR_INVALIDDATA) &&
-		(detected == NULL || av_match_list(detected->name, accepted_formats, ',') <= 0))
-		return media_fail(why, EX_DATAERR, "not a video container vproxy accepts "
-						  "(MP4, MOV, MKV, WebM, AVI, MPEG-TS/PS, FLV, ASF, MXF, Ogg, NUT, DV, IVF)");
+		(detected == NULL || !media_container_accepted(detected->name)))
+		return media_fail(why, EX_DATAERR, "not a video container vproxy accepts (%s)",
+						  media_container_names());
 	if (ret < 0)
 	{
 		char		what[MEDIA_NAME_MAX + 32];
@@ -285,24 +331,17 @@ media_input_open(const char *path, const MediaHooks *hooks,
 		return media_fail_input(why, input->pb, ret, what);
 	}
 
-	stream_count = input->format->nb_streams;
-	stream_options = probe_options(input->format);
-	if (stream_options == NULL)
-		return media_fail(why, EX_TEMPFAIL, "out of memory probing the input");
-	ret = avformat_find_stream_info(input->format, stream_options);
-	free_probe_options(stream_options, stream_count);
-	if (ret == AVERROR_EXIT)
-		return media_fail_stopped(why);
-	if (ret < 0)
-		return media_fail_input(why, input->pb, ret, "cannot read the stream parameters");
-	if (media_stop_requested(hooks))
-		return media_fail_stopped(why);
+	if ((ret = media_find_stream_info(input->format, input->pb, hooks, why)) != 0)
+		return ret;
 
 	input->start_time = input->format->start_time == AV_NOPTS_VALUE ? 0 : input->format->start_time;
 	choose_streams(input);
 	if ((ret = validate_streams(input, why)) != 0)
 		return ret;
-	return media_input_timing(path, input, why);
+	if ((ret = media_input_timing(path, input, why)) != 0)
+		return ret;
+	timeline_init(&input->timeline, input->format, input->video, input->audio, input->start_time);
+	return 0;
 }
 
 /* Close the input; safe on a half-opened one. */
@@ -316,11 +355,15 @@ media_input_close(MediaInput *input)
 }
 
 /*
- * Read the next packet of a chosen stream: 0, 1 at the end of the input, or
- * a status.  Like the ffmpeg CLI, a damaged tail ends the input instead of
- * failing it (broken structure included); a stop request, a read the system
- * refused, or a refused allocation fail it (media_errno_status tells out of
- * memory from an impossible size).
+ * Read the next packet of a chosen stream, its timestamps put on the
+ * input's timeline (timeline.c): 0, 1 at the end of the input, or a status.
+ * After a seek (seek.c), every packet before the first video keyframe is
+ * dropped: no decoder shows those frames right without what came before,
+ * and the timeline goes on from where it stood at that keyframe.  Like the
+ * ffmpeg CLI, a damaged tail ends the input instead of failing it (broken
+ * structure included); a stop request, a read the system refused, or a
+ * refused allocation fail it (media_errno_status tells out of memory from
+ * an impossible size).
  */
 int
 media_read_packet(MediaInput *input, AVPacket *packet, char *why)
@@ -341,9 +384,19 @@ media_read_packet(MediaInput *input, AVPacket *packet, char *why)
 			return media_fail_input(why, input->pb, ret, "cannot read the input");
 		if (ret < 0)
 			return 1;
+		if (input->await_keyframe &&
+			(packet->stream_index != input->video->index || !(packet->flags & AV_PKT_FLAG_KEY)))
+		{
+			av_packet_unref(packet);
+			continue;
+		}
+		input->await_keyframe = false;
 		if (packet->stream_index == input->video->index ||
 			(input->audio != NULL && packet->stream_index == input->audio->index))
+		{
+			timeline_packet(&input->timeline, input->format->streams[packet->stream_index], packet);
 			return 0;
+		}
 		av_packet_unref(packet);
 	}
 }

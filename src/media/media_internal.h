@@ -11,6 +11,7 @@
 #include <libavformat/avformat.h>
 
 #include "media/media.h"
+#include "media/timeline.h"
 
 /* Refuse frames larger than this on a side or in area (decompression bombs). */
 #define MEDIA_MAX_SIDE 8192
@@ -28,6 +29,11 @@ typedef struct MediaInput
 	int64_t		file_size;
 	int64_t		duration;		/* AV_TIME_BASE units, > 0 (timing.c) */
 	AVRational	frame_rate;		/* of the video, plausible or 0/1 (timing.c) */
+	Timeline	timeline;		/* of the packets read (timeline.c) */
+	Timeline	whole_file;		/* of timing.c's pass over the whole file */
+	bool		whole_file_read;	/* whether timing.c made that pass */
+	bool		await_keyframe; /* after a seek: drop packets until a video
+								 * keyframe (seek.c) */
 	const MediaHooks *hooks;
 } MediaInput;
 
@@ -49,6 +55,11 @@ extern bool media_input_read_failed(const AVIOContext *pb);
 extern int	media_fail_input(char *why, const AVIOContext *pb, int averror,
 							 const char *what);
 
+/* containers.c */
+extern const char *media_container_whitelist(void);
+extern const char *media_container_names(void);
+extern bool media_container_accepted(const char *demuxer);
+
 /* timestamps.c */
 extern int64_t media_ts_add(int64_t a, int64_t b);
 extern int64_t media_ts_sub(int64_t a, int64_t b);
@@ -67,9 +78,15 @@ extern int	media_input_open(const char *path, const MediaHooks *hooks,
 							 MediaInput *input, char *why);
 extern void media_input_close(MediaInput *input);
 extern double media_duration_seconds(const MediaInput *input);
+extern int	media_find_stream_info(AVFormatContext *format, AVIOContext *pb,
+								   const MediaHooks *hooks, char *why);
 extern int	media_read_packet(MediaInput *input, AVPacket *packet, char *why);
 extern bool media_stop_requested(const MediaHooks *hooks);
 extern int	media_fail_stopped(char *why);
+
+/* seek.c */
+extern void media_seek_start(MediaInput *input);
+extern bool media_seek(MediaInput *input, int64_t time);
 
 /* source.c */
 extern const MediaSource *media_source_for(const char *path);
@@ -85,6 +102,9 @@ extern int	media_open_decoder(AVStream *stream, int threads,
 							   AVCodecContext **decoder, char *why);
 extern int	media_decode_first_frame(MediaInput *input, char *why);
 extern bool media_frame_is_clean(const AVFrame *frame);
+
+/* frame_usable.c */
+extern bool media_frame_is_usable(const AVFrame *frame);
 
 /* orientation.c */
 extern Orientation media_orientation(const AVStream *stream);

@@ -55,8 +55,9 @@ describe(const MediaInput *input, MediaInfo *info)
 	info->fps = av_q2d(media_frame_rate(input));
 	info->duration_seconds = media_duration_seconds(input);
 	set_name(info->codec, avcodec_get_name(par->codec_id));
-	info->bitrate = input->format->bit_rate > 0 ? input->format->bit_rate :
-		av_rescale(input->file_size, 8 * (int64_t) AV_TIME_BASE, input->duration);
+	/* where timestamps jumped, libavformat's rate is over its own wrong span */
+	info->bitrate = input->format->bit_rate > 0 && !(input->whole_file_read && input->whole_file.jumps > 0) ?
+		input->format->bit_rate : av_rescale(input->file_size, 8 * (int64_t) AV_TIME_BASE, input->duration);
 	info->file_size_bytes = input->file_size;
 	info->rotation = orientation.rotation;
 	set_name(info->pix_fmt, av_get_pix_fmt_name(par->format));

@@ -58,7 +58,7 @@ typedef struct ProxyRun
 	int64_t		frame_interval; /* nominal frame duration, stream time base */
 	AVFrame    *decoded;		/* scratch for the decoder; decoding thread */
 	AVFrame    *last_frame;		/* the latest frame given to the filter */
-	int64_t		frames_decoded; /* without errors; decoding thread */
+	int64_t		frames_decoded; /* usable (frame_usable.c); decoding thread */
 	int64_t		frames_filtered;	/* decoding thread */
 	int64_t		frames_encoded; /* encoding thread */
 

@@ -313,6 +313,12 @@ filter_frame(ProxyRun *run, AVFrame *frame, char *why)
 		return media_fail(why, EX_DATAERR, "a frame is %dx%d, larger than vproxy accepts",
 						  frame->width, frame->height);
 	frame->pts = frame->best_effort_timestamp;
+	/*
+	 * one the decoder gives back without a time (the last ones of a raw
+	 * stream) follows the latest, as the CLI times it
+	 */
+	if (frame->pts == AV_NOPTS_VALUE && run->video_end_pts != AV_NOPTS_VALUE)
+		frame->pts = media_ts_add(run->video_end_pts, run->video_offset);
 	/* a timestamp that cannot be shifted by the start time is damaged: skipped */
 	if (frame->pts != AV_NOPTS_VALUE &&
 		(frame->pts = media_ts_sub(frame->pts, run->video_offset)) == AV_NOPTS_VALUE)
@@ -325,7 +331,7 @@ filter_frame(ProxyRun *run, AVFrame *frame, char *why)
 	if (frame->pts != AV_NOPTS_VALUE &&
 		(frame->pts > run->video_limit_pts || frame->pts < run->video_floor_pts))
 		return 0;
-	if (media_frame_is_clean(frame))
+	if (media_frame_is_usable(frame))
 		run->frames_decoded++;
 	if (run->video_filter_open &&
 		(frame->width != run->filter_width || frame->height != run->filter_height ||
@@ -471,7 +477,7 @@ proxy_video_end_decoding(ProxyRun *run, char *why)
 	status = drain_decoder(run, why);
 	/* a segment that began too late is made again from further back (segment.c) */
 	if (status == 0 && run->frames_decoded == 0 && (run->segment == NULL || run->segment_started))
-		return media_fail(why, EX_DATAERR, "no frame of the video stream decodes without errors");
+		return media_fail(why, EX_DATAERR, "no frame of the video stream decodes into a picture");
 	if (status == 0)
 		status = finish_filter(run, run->video_end_pts, why);
 	if (status == 0 && run->frames_filtered == 0 && run->last_frame->buf[0] != NULL &&

@@ -16,6 +16,8 @@
 
 #define THUMBNAIL_DEFAULT_SECONDS 5.0
 #define THUMBNAIL_JPEG_QUALITY 95
+/* how long after a concealed frame a clean one is still preferred */
+#define CLEAN_WAIT_SECONDS 2
 
 typedef struct ThumbnailRun
 {
@@ -25,12 +27,19 @@ typedef struct ThumbnailRun
 	VideoFilter filter;
 	VideoFilterSpec spec;
 	Orientation orientation;
+	int			width;			/* asked for */
 	int64_t		target_pts;		/* first acceptable pts, stream time base */
-	AVFrame    *previous;		/* the last frame before the target */
+	int64_t		latest_end_pts; /* end of the latest frame, for one without a time */
+	AVFrame    *previous;		/* the latest usable frame before the target */
+	AVFrame    *concealed[3];	/* the first usable concealed frame at or after
+								 * the target (1), the frames before (0) and
+								 * after it (2), while a clean one is awaited */
+	int64_t		clean_wait_pts; /* a clean frame past this is not awaited */
 	AVFrame    *picture;		/* the chosen picture, filtered */
-	bool		fed;			/* the filter has had the target frame */
+	bool		fed;			/* the filter has had the chosen frame */
 	double		seek_seconds;	/* where the current attempt seeked to */
-	bool		seen_frame;		/* a clean frame came since the seek */
+	bool		seen_packet;	/* a video packet came since the seek */
+	bool		seen_frame;		/* a usable frame came since the seek */
 	bool		overshot;		/* the first one was already past the target */
 } ThumbnailRun;
 
@@ -70,7 +79,7 @@ thumbnail_size(int width, int display_width, int display_height,
 
 /* Build the filter for frames like `frame`. */
 static int
-open_filter(ThumbnailRun *run, const AVFrame *frame, int width, char *why)
+open_filter(ThumbnailRun *run, const AVFrame *frame, char *why)
 {
 	AVStream   *video = run->input.video;
 	AVRational	sar = av_guess_sample_aspect_ratio(run->input.format, video, (AVFrame *) frame);
@@ -85,7 +94,7 @@ open_filter(ThumbnailRun *run, const AVFrame *frame, int width, char *why)
 	run->spec.orientation = &run->orientation;
 	run->spec.deinterlace = frame->interlaced_frame;
 	run->spec.fps = 0;
-	thumbnail_size(width, display_width, display_height, &run->spec.width, &run->spec.height);
+	thumbnail_size(run->width, display_width, display_height, &run->spec.width, &run->spec.height);
 	run->spec.scale_flags = "bicubic";
 	run->spec.full_range = true;
 	run->spec.threads = 1;
@@ -123,65 +132,173 @@ filter_frame(ThumbnailRun *run, AVFrame *frame, char *why)
 	return 0;
 }
 
-/* Handle one decoded frame. */
+/*
+ * Take `frame` as the picture: the filter is built for it and gets the frame
+ * before it (the deinterlacer wants it; may be NULL or empty), it, and the
+ * frame after it when there is one (later frames follow as they come).
+ */
 static int
-take_frame(ThumbnailRun *run, AVFrame *frame, int width, char *why)
+choose_frame(ThumbnailRun *run, AVFrame *before, AVFrame *frame, AVFrame *after, char *why)
 {
 	int			status;
 
+	run->fed = true;
+	if ((status = open_filter(run, frame, why)) != 0)
+		return status;
+	if (run->spec.deinterlace && before != NULL && before->buf[0] != NULL &&
+		(status = filter_frame(run, before, why)) != 0)
+		return status;
+	if ((status = filter_frame(run, frame, why)) != 0)
+		return status;
+	if (after != NULL && after->buf[0] != NULL)
+		status = filter_frame(run, after, why);
+	return status;
+}
+
+/* Forget the concealed frame awaiting a clean one. */
+static void
+forget_concealed(ThumbnailRun *run)
+{
+	for (int i = 0; i < 3; i++)
+		av_frame_free(&run->concealed[i]);
+}
+
+/* Take the concealed frame after all: no clean one came in time. */
+static int
+choose_concealed(ThumbnailRun *run, char *why)
+{
+	int			status = choose_frame(run, run->concealed[0], run->concealed[1], run->concealed[2], why);
+
+	forget_concealed(run);
+	return status;
+}
+
+/*
+ * Keep a concealed frame at or after the target, with the frame before it;
+ * a clean frame is awaited for CLEAN_WAIT_SECONDS of the video's time.
+ */
+static int
+keep_concealed(ThumbnailRun *run, AVFrame *frame, char *why)
+{
+	int64_t		wait = av_rescale_q(CLEAN_WAIT_SECONDS, (AVRational) {1, 1}, run->input.video->time_base);
+
+	if (run->previous->buf[0] != NULL && (run->concealed[0] = av_frame_clone(run->previous)) == NULL)
+		return media_fail(why, EX_TEMPFAIL, "out of memory");
+	if ((run->concealed[1] = av_frame_clone(frame)) == NULL)
+		return media_fail(why, EX_TEMPFAIL, "out of memory");
+	run->clean_wait_pts = frame->pts == AV_NOPTS_VALUE ? AV_NOPTS_VALUE : media_ts_add(frame->pts, wait);
+	return 0;
+}
+
+/*
+ * Handle one decoded frame.  The picture is the first clean frame at or
+ * after the target; where that frame is concealed, the next clean one
+ * within CLEAN_WAIT_SECONDS, else the concealed one.  Frames of one flat
+ * colour are never shown (frame_usable.c).
+ */
+static int
+take_frame(ThumbnailRun *run, AVFrame *frame, char *why)
+{
+	int			status = 0;
+
 	frame->pts = frame->best_effort_timestamp;
-	if (!media_frame_is_clean(frame))
-	{
-		av_frame_unref(frame);
+	/* one given back without a time (a raw stream's last) follows the latest */
+	if (frame->pts == AV_NOPTS_VALUE)
+		frame->pts = run->latest_end_pts;
+	if (frame->pts != AV_NOPTS_VALUE && frame->pkt_duration > 0)
+		run->latest_end_pts = media_ts_add(frame->pts, frame->pkt_duration);
+	if (!media_frame_is_usable(frame))
 		return 0;
-	}
+	/* the chosen frame went in: the later ones follow it (the deinterlacer's next) */
+	if (run->fed)
+		return filter_frame(run, frame, why);
 	/* the seek landed past the target: the caller seeks earlier */
-	if (!run->fed && !run->seen_frame && run->seek_seconds > 0 &&
+	if (!run->seen_frame && run->seek_seconds > 0 &&
 		frame->pts != AV_NOPTS_VALUE && frame->pts > run->target_pts)
 	{
 		run->overshot = true;
-		av_frame_unref(frame);
 		return 0;
 	}
 	run->seen_frame = true;
-	if (!run->fed && frame->pts != AV_NOPTS_VALUE && frame->pts < run->target_pts)
+	if (run->concealed[1] != NULL && run->concealed[2] == NULL &&
+		(run->concealed[2] = av_frame_clone(frame)) == NULL)
+		return media_fail(why, EX_TEMPFAIL, "out of memory");
+	if (frame->pts != AV_NOPTS_VALUE && frame->pts < run->target_pts)
 	{
 		av_frame_unref(run->previous);
 		av_frame_move_ref(run->previous, frame);
 		return 0;
 	}
-	if (!run->fed)
+	if (media_frame_is_clean(frame))
 	{
-		run->fed = true;
-		if ((status = open_filter(run, frame, width, why)) != 0)
-			return status;
-		/* the deinterlacer wants the frame before */
-		if (run->spec.deinterlace && run->previous->buf[0] != NULL &&
-			(status = filter_frame(run, run->previous, why)) != 0)
-			return status;
+		status = choose_frame(run, run->previous, frame, NULL, why);
+		forget_concealed(run);
+		return status;
 	}
-	status = filter_frame(run, frame, why);
-	av_frame_unref(frame);
+	if (run->concealed[1] == NULL)
+		status = keep_concealed(run, frame, why);
+	else if (run->clean_wait_pts == AV_NOPTS_VALUE ||
+			 (frame->pts != AV_NOPTS_VALUE && frame->pts > run->clean_wait_pts))
+		return choose_concealed(run, why);
+	av_frame_unref(run->previous);
+	av_frame_move_ref(run->previous, frame);
 	return status;
 }
 
 /* Receive what the decoder has ready; stop once the picture is there. */
 static int
-drain_decoder(ThumbnailRun *run, AVFrame *frame, int width, char *why)
+drain_decoder(ThumbnailRun *run, AVFrame *frame, char *why)
+{
+	int			status = 0;
+
+	while (status == 0 && run->picture == NULL && !run->overshot &&
+		   avcodec_receive_frame(run->decoder, frame) >= 0)
+	{
+		status = take_frame(run, frame, why);
+		av_frame_unref(frame);
+	}
+	return status;
+}
+
+/* Feed one video packet to the decoder and take what comes out. */
+static int
+decode_packet(ThumbnailRun *run, const AVPacket *packet, AVFrame *frame, char *why)
 {
 	int			ret;
-	int			status;
 
-	while (run->picture == NULL && !run->overshot &&
-		   (ret = avcodec_receive_frame(run->decoder, frame)) >= 0)
-		if ((status = take_frame(run, frame, width, why)) != 0)
-			return status;
+	/* after a seek the first packet is a keyframe: past the target, seek earlier */
+	if (!run->seen_packet && run->seek_seconds > 0 &&
+		packet->pts != AV_NOPTS_VALUE && packet->pts > run->target_pts)
+	{
+		run->overshot = true;
+		return 0;
+	}
+	run->seen_packet = true;
+	ret = avcodec_send_packet(run->decoder, packet);
+	if (ret == AVERROR(ENOMEM))
+		return media_fail_av(why, ret, "cannot decode the video");
+	return drain_decoder(run, frame, why);
+}
+
+/* What is left at the end of the input: the concealed frame, or the last frame. */
+static int
+finish_picture(ThumbnailRun *run, AVFrame *frame, char *why)
+{
+	if (run->concealed[1] != NULL)
+		return choose_concealed(run, why);
+	/* past the last frame: the last one there is */
+	if (run->previous->buf[0] != NULL)
+	{
+		run->target_pts = run->previous->pts;
+		av_frame_move_ref(frame, run->previous);
+		return choose_frame(run, NULL, frame, NULL, why);
+	}
 	return 0;
 }
 
 /* Decode from the seek point until the picture is chosen. */
 static int
-find_picture(ThumbnailRun *run, int width, char *why)
+find_picture(ThumbnailRun *run, char *why)
 {
 	AVPacket   *packet = av_packet_alloc();
 	AVFrame    *frame = av_frame_alloc();
@@ -198,62 +315,41 @@ find_picture(ThumbnailRun *run, int width, char *why)
 			break;
 		}
 		if (status == 0 && packet->stream_index == run->input.video->index)
-		{
-			int			ret = avcodec_send_packet(run->decoder, packet);
-
-			if (ret == AVERROR(ENOMEM))
-				status = media_fail_av(why, ret, "cannot decode the video");
-			if (status == 0)
-				status = drain_decoder(run, frame, width, why);
-		}
+			status = decode_packet(run, packet, frame, why);
 		av_packet_unref(packet);
 	}
 	if (status == 0 && run->picture == NULL && !run->overshot)
 	{
 		avcodec_send_packet(run->decoder, NULL);
-		status = drain_decoder(run, frame, width, why);
+		status = drain_decoder(run, frame, why);
 	}
 	/* nothing decodable after the seek point (no keyframe there): seek earlier */
 	if (status == 0 && run->picture == NULL && !run->fed && !run->seen_frame &&
 		run->seek_seconds > 0)
 		run->overshot = true;
-	if (run->overshot)
-	{
-		av_packet_free(&packet);
-		av_frame_free(&frame);
-		return status;
-	}
-	/* past the last frame: the last one there is */
-	if (status == 0 && run->picture == NULL && !run->fed && run->previous->buf[0] != NULL)
-	{
-		run->target_pts = run->previous->pts;
-		av_frame_move_ref(frame, run->previous);
-		status = take_frame(run, frame, width, why);
-	}
+	if (status == 0 && run->picture == NULL && !run->fed && !run->overshot)
+		status = finish_picture(run, frame, why);
 	if (status == 0 && run->picture == NULL && run->fed)
 		status = filter_frame(run, NULL, why);
-	if (status == 0 && run->picture == NULL)
-		status = media_fail(why, EX_DATAERR, "no frame of the video stream decodes");
+	if (status == 0 && run->picture == NULL && !run->overshot)
+		status = media_fail(why, EX_DATAERR, "no frame of the video stream decodes into a picture");
 	av_packet_free(&packet);
 	av_frame_free(&frame);
 	return status;
 }
 
-/*
- * Go back to the very start of the file.  Where timestamps may jump
- * (MPEG-TS/PS, Ogg), a seek to the start time searches by timestamp and can
- * land after the first keyframe; there the first byte is the start.
- */
+/* Start an attempt from the input's current position. */
 static void
-seek_to_start(ThumbnailRun *run)
+start_attempt(ThumbnailRun *run, double seek_seconds)
 {
-	const AVInputFormat *iformat = run->input.format->iformat;
-
-	if ((iformat->flags & AVFMT_TS_DISCONT) && !(iformat->flags & AVFMT_NO_BYTE_SEEK) &&
-		av_seek_frame(run->input.format, -1, 0, AVSEEK_FLAG_BYTE) >= 0)
-		return;
-	avformat_seek_file(run->input.format, -1, INT64_MIN, run->input.start_time,
-					   run->input.start_time, 0);
+	run->seek_seconds = seek_seconds;
+	run->seen_packet = false;
+	run->seen_frame = false;
+	run->overshot = false;
+	run->latest_end_pts = AV_NOPTS_VALUE;
+	av_frame_unref(run->previous);
+	forget_concealed(run);
+	avcodec_flush_buffers(run->decoder);
 }
 
 /*
@@ -265,22 +361,17 @@ static void
 seek_to(ThumbnailRun *run, double seconds)
 {
 	int64_t		timestamp;
+	bool		seeked = false;
 
-	run->seek_seconds = seconds > 0 ? seconds : 0;
-	run->seen_frame = false;
-	run->overshot = false;
-	av_frame_unref(run->previous);
 	if (!(run->input.format->iformat->flags & AVFMT_SEEK_TO_PTS) &&
 		run->input.video->codecpar->video_delay > 0)
 		seconds -= 3.0 / 23.0;
 	timestamp = media_ts_add(run->input.start_time, seconds > 0 ? llround(seconds * AV_TIME_BASE) : 0);
-	if (seconds <= 0 || timestamp == AV_NOPTS_VALUE ||
-		avformat_seek_file(run->input.format, -1, INT64_MIN, timestamp, timestamp, 0) < 0)
-	{
-		run->seek_seconds = 0;
-		seek_to_start(run);
-	}
-	avcodec_flush_buffers(run->decoder);
+	if (seconds > 0 && timestamp != AV_NOPTS_VALUE)
+		seeked = media_seek(&run->input, timestamp);
+	else
+		media_seek_start(&run->input);
+	start_attempt(run, seeked ? seconds : 0);
 }
 
 /*
@@ -289,7 +380,7 @@ seek_to(ThumbnailRun *run, double seconds)
  * that decode.
  */
 static int
-find_picture_from_beginning(ThumbnailRun *run, int width, char *why)
+find_picture_from_beginning(ThumbnailRun *run, char *why)
 {
 	const MediaHooks *hooks = run->input.hooks;
 	int			status;
@@ -298,25 +389,21 @@ find_picture_from_beginning(ThumbnailRun *run, int width, char *why)
 	status = media_input_open(run->path, hooks, &run->input, why);
 	if (status != 0)
 		return status;
-	run->seek_seconds = 0;
-	run->seen_frame = false;
-	run->overshot = false;
-	av_frame_unref(run->previous);
-	avcodec_flush_buffers(run->decoder);
-	return find_picture(run, width, why);
+	start_attempt(run, 0);
+	return find_picture(run, why);
 }
 
 /*
- * Find the picture at `at` seconds.  Some formats (MPEG-TS) seek only
- * roughly and may land past the time asked for, or where nothing decodes;
- * then seek again earlier, then to the start, at last decode from the
- * beginning of a fresh opening: the frame at the time asked, else the
- * nearest one that decodes.
+ * Find the picture at `at` seconds.  Some formats (MPEG-TS, Ogg) seek only
+ * roughly and may land past the time asked for, or where no keyframe
+ * follows; then seek again earlier, further each time, then to the start,
+ * at last decode from the beginning of a fresh opening: the frame at the
+ * time asked, else the nearest one that decodes.
  */
 static int
-find_picture_at(ThumbnailRun *run, double at, int width, char *why)
+find_picture_at(ThumbnailRun *run, double at, char *why)
 {
-	static const double backoff[] = {0.0, 1.0, 5.0, -1.0};
+	static const double backoff[] = {0.0, 1.0, 5.0, 20.0, 60.0, -1.0};
 	int			status = 0;
 
 	for (size_t i = 0; i < sizeof(backoff) / sizeof(backoff[0]); i++)
@@ -326,12 +413,12 @@ find_picture_at(ThumbnailRun *run, double at, int width, char *why)
 		if (i > 0 && run->seek_seconds <= 0)
 			break;
 		seek_to(run, seek);
-		status = find_picture(run, width, why);
+		status = find_picture(run, why);
 		if (status != 0 || !run->overshot)
 			break;
 	}
 	if (status == EX_DATAERR && run->picture == NULL && !run->fed)
-		status = find_picture_from_beginning(run, width, why);
+		status = find_picture_from_beginning(run, why);
 	return status;
 }
 
@@ -379,8 +466,9 @@ media_make_thumbnail(const char *input, const char *output,
 		status = media_fail(why, EX_TEMPFAIL, "out of memory");
 	if (status == 0)
 		status = media_open_decoder(run.input.video, media_decoder_threads(false), &run.decoder, why);
+	run.width = options->width;
 	if (status == 0)
-		status = find_picture_at(&run, at, options->width, why);
+		status = find_picture_at(&run, at, why);
 	if (status == 0)
 		status = media_temp_path(output, temp_path, sizeof(temp_path), why);
 	if (status == 0)
@@ -397,6 +485,7 @@ media_make_thumbnail(const char *input, const char *output,
 	}
 	av_frame_free(&run.picture);
 	av_frame_free(&run.previous);
+	forget_concealed(&run);
 	media_video_filter_close(&run.filter);
 	avcodec_free_context(&run.decoder);
 	media_input_close(&run.input);

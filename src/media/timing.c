@@ -34,17 +34,22 @@
 /* no upload lasts longer: a longer span is damaged timestamps */
 #define MAX_DURATION_HOURS 48
 #define MAX_PLAUSIBLE_FPS 240
+/* no reordering shows a frame further from its decoding time */
+#define MAX_REORDER_GAP ((int64_t) 10 * AV_TIME_BASE)
 
 /* What a pass over the packets found; times in AV_TIME_BASE units. */
 typedef struct PacketScan
 {
 	int			video_index;	/* in the scanning context, -1: none */
 	int			audio_index;
+	int64_t		first;			/* earliest time any packet is shown */
 	int64_t		end;			/* latest end of any packet, AV_NOPTS_VALUE */
 	int64_t		video_first;	/* earliest video pts */
 	int64_t		video_last;		/* latest video pts */
 	int64_t		video_end;		/* latest video pts + duration */
 	int64_t		video_packets;
+	Timeline	timeline;		/* the scanned packets' timestamps, as read */
+	bool		whole;			/* the scan read the whole file from its start */
 } PacketScan;
 
 /* Whether `rate` could be a frame rate of a stream in `time_base`. */
@@ -93,11 +98,32 @@ later(int64_t a, int64_t b)
 	return a > b ? a : b;
 }
 
+/*
+ * When a packet is shown: its pts, but its dts where the pts is unknown or
+ * damaged (further from the dts than any reordering delays a frame: in a
+ * file whose timestamps jump, only the dts is re-based, and a pts hours
+ * from it would stretch the duration to hours).
+ */
+static int64_t
+shown_at(const AVStream *stream, const AVPacket *packet)
+{
+	int64_t		gap;
+
+	if (packet->pts == AV_NOPTS_VALUE || packet->dts == AV_NOPTS_VALUE)
+		return packet->pts != AV_NOPTS_VALUE ? packet->pts : packet->dts;
+	gap = media_ts_sub(packet->pts, packet->dts);
+	if (gap != AV_NOPTS_VALUE)
+		gap = av_rescale_q(gap, stream->time_base, AV_TIME_BASE_Q);
+	if (gap == AV_NOPTS_VALUE || gap > MAX_REORDER_GAP || gap < -MAX_REORDER_GAP)
+		return packet->dts;
+	return packet->pts;
+}
+
 /* Account one packet of a chosen stream. */
 static void
 scan_packet(PacketScan *scan, const AVStream *stream, const AVPacket *packet)
 {
-	int64_t		pts = packet->pts != AV_NOPTS_VALUE ? packet->pts : packet->dts;
+	int64_t		pts = shown_at(stream, packet);
 	int64_t		end;
 
 	if (pts == AV_NOPTS_VALUE)
@@ -110,6 +136,8 @@ scan_packet(PacketScan *scan, const AVStream *stream, const AVPacket *packet)
 	pts = av_rescale_q(pts, stream->time_base, AV_TIME_BASE_Q);
 	end = end == AV_NOPTS_VALUE ? pts : av_rescale_q(end, stream->time_base, AV_TIME_BASE_Q);
 	scan->end = later(scan->end, end);
+	if (scan->first == AV_NOPTS_VALUE || pts < scan->first)
+		scan->first = pts;
 	if (packet->stream_index != scan->video_index)
 		return;
 	scan->video_packets++;
@@ -145,7 +173,10 @@ scan_to_end(MediaInput *input, AVFormatContext *format, AVIOContext *pb,
 		if (ret < 0)
 			break;
 		if (packet->stream_index == scan->video_index || packet->stream_index == scan->audio_index)
+		{
+			timeline_packet(&scan->timeline, format->streams[packet->stream_index], packet);
 			scan_packet(scan, format->streams[packet->stream_index], packet);
+		}
 		av_packet_unref(packet);
 	}
 	av_packet_free(&packet);
@@ -154,23 +185,33 @@ scan_to_end(MediaInput *input, AVFormatContext *format, AVIOContext *pb,
 	return 0;
 }
 
-/* Start a scan of `format`: the chosen streams by index, the others discarded. */
+/*
+ * Start a scan of `format`: the chosen streams by index, the others
+ * discarded, timestamps put on a timeline as media_read_packet does.
+ */
 static void
 scan_init(const MediaInput *input, AVFormatContext *format, PacketScan *scan)
 {
 	scan->video_index = (unsigned) input->video->index < format->nb_streams ? input->video->index : -1;
 	scan->audio_index = input->audio != NULL &&
 		(unsigned) input->audio->index < format->nb_streams ? input->audio->index : -1;
-	scan->end = scan->video_first = scan->video_last = scan->video_end = AV_NOPTS_VALUE;
+	scan->first = scan->end = scan->video_first = scan->video_last = scan->video_end = AV_NOPTS_VALUE;
 	scan->video_packets = 0;
 	for (unsigned i = 0; i < format->nb_streams; i++)
 		if ((int) i != scan->video_index && (int) i != scan->audio_index)
 			format->streams[i]->discard = AVDISCARD_ALL;
+	timeline_init(&scan->timeline, format,
+				  scan->video_index >= 0 ? format->streams[scan->video_index] : NULL,
+				  scan->audio_index >= 0 ? format->streams[scan->audio_index] : NULL,
+				  input->start_time);
 }
 
 /*
  * Scan the packets of a second opening of `path`: only the last part of the
- * file when `tail` and the format seeks by bytes, else all of it.
+ * file when `tail` and the format seeks by bytes, else all of it.  Where
+ * timestamps may jump, the second opening is probed like the first, so that
+ * its packets, their durations and so the jumps of its timeline are the
+ * same as those the proxy and the thumbnail read.
  */
 static int
 scan_file(const char *path, MediaInput *input, bool tail, PacketScan *scan, char *why)
@@ -186,6 +227,8 @@ scan_file(const char *path, MediaInput *input, bool tail, PacketScan *scan, char
 		status = media_fail_stopped(why);
 	else if (ret < 0)
 		status = media_fail_input(why, pb, ret, "cannot open the input again to measure its duration");
+	if (status == 0 && !tail && (format->iformat->flags & AVFMT_TS_DISCONT))
+		status = media_find_stream_info(format, pb, input->hooks, why);
 	if (status == 0)
 		scan_init(input, format, scan);
 	if (status == 0 && tail && !(format->iformat->flags & AVFMT_NO_BYTE_SEEK))
@@ -196,6 +239,7 @@ scan_file(const char *path, MediaInput *input, bool tail, PacketScan *scan, char
 
 			if (position <= 0 || av_seek_frame(format, -1, position, AVSEEK_FLAG_BYTE) < 0)
 				break;
+			timeline_restart(&scan->timeline, 0, false);
 			status = scan_to_end(input, format, pb, scan, why);
 			found = scan->end != AV_NOPTS_VALUE;
 		}
@@ -208,7 +252,10 @@ scan_file(const char *path, MediaInput *input, bool tail, PacketScan *scan, char
 		}
 	}
 	else if (status == 0)
+	{
 		status = scan_to_end(input, format, pb, scan, why);
+		scan->whole = true;
+	}
 	avformat_close_input(&format);
 	media_close_io(&pb);
 	return status;
@@ -241,8 +288,34 @@ average_rate(const MediaInput *input, const PacketScan *scan)
 }
 
 /*
+ * The span of a scan's packets (AV_TIME_BASE units), 0 when none had a
+ * time.  A raw stream's video packets carry no timestamps: its frames
+ * follow one another at the stream's rate, as the CLI times them.
+ */
+static int64_t
+scanned_span(const MediaInput *input, const PacketScan *scan)
+{
+	int64_t		span;
+
+	if (scan->whole && !scan->timeline.video_timed && scan->video_packets > 0 &&
+		input->frame_rate.num > 0)
+		return av_rescale_q(scan->video_packets, av_inv_q(input->frame_rate), AV_TIME_BASE_Q);
+	if (scan->end == AV_NOPTS_VALUE)
+		return 0;
+	span = media_ts_sub(scan->end, input->start_time);
+	return span == AV_NOPTS_VALUE ? 0 : span;
+}
+
+/*
  * Fill input->duration and input->frame_rate (see the top of this file);
- * 0, or a status when the video has no duration at all.
+ * 0, or a status when the video has no duration at all.  Where timestamps
+ * may jump (MPEG-TS/PS, Ogg), the whole file is read, re-based as it is
+ * read (timeline.c): where they did jump, what libavformat states is the
+ * span from the first part's start to the last part's end, not the sum of
+ * the parts, and the duration is measured instead, from the earliest
+ * re-based time (libavformat's start time is the earliest raw timestamp:
+ * a first frame stamped a day before the rest, re-based to follow them,
+ * would start the video a day early).
  */
 int
 media_input_timing(const char *path, MediaInput *input, char *why)
@@ -252,6 +325,7 @@ media_input_timing(const char *path, MediaInput *input, char *why)
 		video->avg_frame_rate : video->r_frame_rate;
 	bool		rate_known = plausible_rate(stated, video->time_base);
 	bool		count_known = video->nb_frames > 0 && video->duration != AV_NOPTS_VALUE && video->duration > 0;
+	bool		discontinuous = (input->format->iformat->flags & AVFMT_TS_DISCONT) != 0;
 	PacketScan	scan;
 	bool		scanned = false;
 	bool		measured = false;
@@ -259,18 +333,23 @@ media_input_timing(const char *path, MediaInput *input, char *why)
 
 	input->duration = stated_duration(input);
 	input->frame_rate = rate_known ? stated : (AVRational) {0, 1};
-	if (input->duration <= 0 || (!rate_known && !count_known))
+	if (discontinuous || input->duration <= 0 || (!rate_known && !count_known))
 	{
 		/* the frame count needs every packet; the end only the last ones */
-		status = scan_file(path, input, rate_known || count_known, &scan, why);
+		status = scan_file(path, input, !discontinuous && (rate_known || count_known), &scan, why);
 		if (status != 0)
 			return status;
 		scanned = true;
-		if (input->duration <= 0 && scan.end != AV_NOPTS_VALUE)
+		if (scan.whole)
 		{
-			int64_t		duration = media_ts_sub(scan.end, input->start_time);
-
-			input->duration = duration == AV_NOPTS_VALUE ? 0 : duration;
+			input->whole_file = scan.timeline;
+			input->whole_file_read = true;
+		}
+		if (scan.timeline.jumps > 0 && scan.first != AV_NOPTS_VALUE)
+			input->start_time = scan.first;
+		if (input->duration <= 0 || scan.timeline.jumps > 0)
+		{
+			input->duration = scanned_span(input, &scan);
 			measured = true;
 		}
 	}

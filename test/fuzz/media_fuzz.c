@@ -8,7 +8,10 @@
  *		file: a transient status (75: a retry cannot help a file that is
  *		already here), any status but 0 and 65 (66, 70, 77: the input exists,
  *		the folder is writable), a success without its output, or a file
- *		left behind in the working folder.  Built by test/fuzz/build.
+ *		left behind in the working folder.  With MEDIA_FUZZ_FORMAT_LOG set,
+ *		it appends a line per input to that file: the demuxer that opened
+ *		it (else the one libavformat's probe takes it for) and whether probe
+ *		accepted it, the record per container (test/fuzz/formats).  Built by test/fuzz/build.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -18,12 +21,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <libavformat/avformat.h>
+
 #include "media/media.h"
 
 static char work_dir[4096];
 static char input_path[4200];
 static char thumbnail_path[4200];
 static char proxy_path[4200];
+static FILE *format_log;
 
 /* Stop the run with a message libFuzzer keeps with the crashing input. */
 static void
@@ -86,7 +92,45 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	snprintf(input_path, sizeof(input_path), "%s/input", work_dir);
 	snprintf(thumbnail_path, sizeof(thumbnail_path), "%s/thumbnail.jpg", work_dir);
 	snprintf(proxy_path, sizeof(proxy_path), "%s/proxy.mp4", work_dir);
+	if (getenv("MEDIA_FUZZ_FORMAT_LOG") != NULL &&
+		(format_log = fopen(getenv("MEDIA_FUZZ_FORMAT_LOG"), "a")) == NULL)
+	{
+		perror("MEDIA_FUZZ_FORMAT_LOG");
+		exit(1);
+	}
 	return 0;
+}
+
+/*
+ * Note which demuxer an input went to, and whether probe accepted it: the
+ * one that opened it, else the one libavformat's probe takes it for.
+ */
+static void
+note_format(const uint8_t *data, size_t size, int probe_status, const MediaInfo *info)
+{
+	AVProbeData probe = {.filename = input_path};
+	const AVInputFormat *format;
+	uint8_t    *buffer;
+	int			score = 0;
+
+	if (format_log == NULL)
+		return;
+	if (probe_status == 0)
+	{
+		fprintf(format_log, "%s accepted\n", info->format_name);
+		fflush(format_log);
+		return;
+	}
+	buffer = calloc(1, size + AVPROBE_PADDING_SIZE);
+	if (buffer == NULL)
+		defect("noting the format", ENOMEM, strerror(ENOMEM));
+	memcpy(buffer, data, size);
+	probe.buf = buffer;
+	probe.buf_size = (int) size;
+	format = av_probe_input_format3(&probe, 1, &score);
+	fprintf(format_log, "%s refused\n", format != NULL ? format->name : "(none)");
+	fflush(format_log);
+	free(buffer);
 }
 
 /* One input through the three commands. */
@@ -108,6 +152,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	probe_status = media_probe(input_path, NULL, &info, why);
 	check_status("probe", probe_status, why);
+	note_format(data, size, probe_status, &info);
 
 	media_thumbnail_defaults(&thumbnail_options);
 	thumbnail_status = media_make_thumbnail(input_path, thumbnail_path, &thumbnail_options,

@@ -188,6 +188,90 @@ sub set_flv_time
 	}
 }
 
+# The MPEG-TS packets of a PID that start a PES packet: offsets of their PES headers.
+sub pes_starts
+{
+	my ($data, $pid) = @_;
+	my @starts;
+	for (my $at = 0; $at + 188 <= length $$data; $at += 188)
+	{
+		my ($flags, $control) = unpack('x n C', substr($$data, $at, 4));
+		next unless ($flags & 0x1fff) == $pid && ($flags & 0x4000);
+		my $payload = $at + 4 + (($control & 0x20) ? 1 + ord(substr($$data, $at + 4, 1)) : 0);
+		push @starts, $payload if substr($$data, $payload, 3) eq "\0\0\1";
+	}
+	return @starts;
+}
+
+# Write a 33-bit PES timestamp (90 kHz) with its 4-bit prefix at $at.
+sub set_pes_time
+{
+	my ($data, $at, $prefix, $ts) = @_;
+	substr($$data, $at, 5) = pack('C5', ($prefix << 4) | ((($ts >> 30) & 7) << 1) | 1, ($ts >> 22) & 0xff,
+		((($ts >> 15) & 0x7f) << 1) | 1, ($ts >> 7) & 0xff, (($ts & 0x7f) << 1) | 1);
+}
+
+# found by fuzzing (this round's re-based timestamps): an MPEG-TS whose
+# second frame is decoded 13 minutes after the first (a jump, re-based to
+# follow it) and shown 17 hours after it is decoded.  Only the dts is
+# re-based, as in the CLI, so the measured duration ran to that pts: 17
+# hours of a copied frame, 45 s of a 64x48 proxy.  A pts further than 10 s
+# from its dts is damaged: the duration follows the dts, and the frame is
+# skipped like any other far outside the duration.
+{
+	my $dir = scratch_dir();
+	VproxyTest::Media::ffmpeg(qw(-f lavfi -i testsrc2=size=64x48:rate=10 -f lavfi -i sine=sample_rate=22050
+		-t 1 -c:v mpeg2video -bf 2 -c:a mp2 -f mpegts), "$dir/plain.ts");
+	my $data = VproxyTest::Media::read_file("$dir/plain.ts");
+	my @pes = grep { (ord(substr($data, $_ + 7, 1)) >> 6) == 3 } pes_starts(\$data, 0x100);
+	die "no PES with both timestamps" unless @pes >= 2;
+	my $dts = (11.4 + 780) * 90000;
+	set_pes_time(\$data, $pes[1] + 9, 3, $dts + 61000 * 90000);
+	set_pes_time(\$data, $pes[1] + 14, 1, $dts);
+	VproxyTest::Media::write_file("$dir/far_pts.ts", $data);
+	my $probe = run_transcode('probe', "$dir/far_pts.ts");
+	is($probe->{status}, 0, 'TS frame shown 17 h after it is decoded: probe succeeds') or diag $probe->{stderr};
+	cmp_ok($probe->{json}{duration_seconds} // 1e9, '<', 3, "TS frame shown 17 h after it is decoded: probe says about the file's 1 s ($probe->{json}{duration_seconds})");
+	my $result = run_transcode({ wrapper => [qw(timeout -s KILL 120)] }, 'proxy', "$dir/far_pts.ts", "$dir/out.mp4");
+	is($result->{status}, 0, 'TS frame shown 17 h after it is decoded: proxy made') or diag $result->{stderr};
+	cmp_ok(ffprobe_json("$dir/out.mp4")->{format}{duration} // 1e9, '<', 3, 'TS frame shown 17 h after it is decoded: the proxy lasts about 1 s');
+}
+
+# Set the timestamps of the PES packet at $at (one header): $pts, and $dts
+# when it has one.
+sub set_pes_times
+{
+	my ($data, $at, $pts, $dts) = @_;
+	my $flags = ord(substr($$data, $at + 7, 1)) >> 6;
+	set_pes_time($data, $at + 9, $flags == 3 ? 3 : 2, $pts);
+	set_pes_time($data, $at + 14, 1, $dts) if $flags == 3;
+}
+
+# found by fuzzing (this round's re-based timestamps): an MPEG-TS whose
+# first video frame is stamped before everything else but read after the
+# first audio (the fuzzed file: 25 hours before).  The CLI re-bases that
+# frame to follow the audio, and so does vproxy, but the file's start time
+# (libavformat's: the earliest raw timestamp) stayed back there, and the
+# proxy showed the frame from there on.  Where timestamps jumped, the start
+# is the earliest re-based time.  Made here: a 1 s TS at 100 s whose first
+# video PES says 45 s (55 s back: libavformat takes a timestamp over 60 s
+# back for a wrap of its 33-bit clock); the proxy lasted 57 s.
+{
+	my $dir = scratch_dir();
+	VproxyTest::Media::ffmpeg(qw(-f lavfi -i testsrc2=size=64x48:rate=10 -f lavfi -i sine=sample_rate=22050
+		-t 1 -c:v libx264 -preset ultrafast -c:a mp2 -output_ts_offset 100 -f mpegts), "$dir/plain.ts");
+	my $data = VproxyTest::Media::read_file("$dir/plain.ts");
+	my ($video) = pes_starts(\$data, 0x100);
+	set_pes_times(\$data, $video, 45 * 90000, 45 * 90000);
+	VproxyTest::Media::write_file("$dir/early.ts", $data);
+	my $probe = run_transcode('probe', "$dir/early.ts");
+	is($probe->{status}, 0, 'TS first frame 55 s early: probe succeeds') or diag $probe->{stderr};
+	cmp_ok($probe->{json}{duration_seconds} // 1e9, '<', 3, "TS first frame 55 s early: probe says about the file's 1 s ($probe->{json}{duration_seconds})");
+	my $result = run_transcode('proxy', "$dir/early.ts", "$dir/out.mp4");
+	is($result->{status}, 0, 'TS first frame 55 s early: proxy made') or diag $result->{stderr};
+	cmp_ok(ffprobe_json("$dir/out.mp4")->{format}{duration} // 1e9, '<', 3, 'TS first frame 55 s early: the proxy lasts about 1 s');
+}
+
 # a missing input is 66 for every command
 for my $command (qw(probe proxy thumbnail))
 {

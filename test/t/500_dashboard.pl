@@ -316,7 +316,8 @@ for my $k (1 .. 8)
 	die "fork: $!" unless defined $pid;
 	if ($pid == 0)
 	{
-		for (1 .. 40)
+		# (long enough for the reader thread to refresh the warm views)
+		for (my $i = 0; $i < 40 || time - $t0 < 2.5; $i++)
 		{
 			$d->get('/api/summary', token => $token);
 			$d->get('/metrics', token => $token);
@@ -335,8 +336,8 @@ my $summary_queries = () = $log =~ /execute <unnamed>: WITH clock AS MATERIALIZE
 my $job_queries = () = $log =~ /DETAIL:  parameters: \$1 = '$done_jobs[1]'/g;
 my $allowed = int($elapsed) + 2;
 ok($summary_queries >= 1 && $summary_queries <= $allowed,
-	sprintf('960 summary and metrics requests in %.1f s: %d summary queries', $elapsed, $summary_queries));
-ok($job_queries >= 1 && $job_queries <= $allowed, "640 requests of one job: $job_queries queries");
+	sprintf('summary and metrics requests of 8 clients in %.1f s: %d summary queries', $elapsed, $summary_queries));
+ok($job_queries >= 1 && $job_queries <= $allowed, "requests of one job by 8 clients: $job_queries queries");
 
 # --- a stalled or slow client stalls nobody
 my $stalled = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $d->port) or die $!;

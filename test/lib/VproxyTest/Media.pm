@@ -23,7 +23,7 @@ our @EXPORT = qw(
   fixture_info bad_input bad_input_names scratch_dir ffprobe_json
   video_stream audio_streams display_size expected_proxy_size
   top_level_boxes psnr keyframe_times run_quiet have_program fuzz_seeds
-  oracle_duration oracle_fps proxy_threads
+  oracle_duration oracle_fps proxy_threads upload_names upload_fixture upload_info
 );
 
 my $JSON = JSON::PP->new->canonical;
@@ -313,6 +313,98 @@ my %FIXTURES = (
 		'H.264 4:4:4 in MOV with a timecode (data) track'],
 );
 
+# Real-world uploads of issue 23, each tested against the ffmpeg CLI
+# (070_media_uploads.pl): name => [extension, ffmpeg arguments or a sub
+# making it, description, what probe must say (and `times`: when to check
+# the thumbnail against the CLI's frame; `deinterlace`: the CLI reference
+# deinterlaces like the thumbnail)].  Thumbnail times lie in the later part
+# of a frame interval, where `select=gte(t,T)` and vproxy's target agree.
+my %UPLOADS = (
+	dvb_capture_ts => ['ts', sub {
+		my ($path, $dir) = @_;
+		# a programme of two video PIDs, the first carrying nothing; the
+		# 1080i one open-GOP (I pictures with recovery points); the capture
+		# starts mid-GOP and loses one TS packet in twenty of the video PID,
+		# so that every frame the decoder gives is concealed, one of them a
+		# whole grey frame
+		ffmpeg(qw(-f lavfi -i testsrc2=size=640x360:rate=25 -f lavfi -i testsrc2=size=1920x1080:rate=50
+			-f lavfi -i sine=frequency=600:sample_rate=48000 -t 4 -map 0:v -map 1:v -map 2:a
+			-filter:v:1 tinterlace=mode=interleave_top -c:v:0 libx264 -preset ultrafast
+			-c:v:1 libx264 -preset veryfast -b:v:1 6M -flags:v:1 +ildct+ilme
+			-x264-params:v:1 tff=1:keyint=25:open-gop=1:bframes=2 -c:a mp2 -f mpegts), "$dir/full.ts");
+		my $data = read_file("$dir/full.ts");
+		unlink "$dir/full.ts";
+		my ($out, $lost, $count) = ('', 0, int(length($data) / 188));
+		for my $i (int($count * 0.45) .. $count - 1)
+		{
+			my $packet = substr($data, $i * 188, 188);
+			my $pid = unpack('n', substr($packet, 1, 2)) & 0x1fff;
+			next if $pid == 0x100 || ($pid == 0x101 && ++$lost % 20 == 0);
+			$out .= $packet;
+		}
+		write_file($path, $out);
+	}, 'DVB capture: 1080i H.264 starting mid-GOP, the first video PID empty, every frame concealed',
+		{ width => 1920, height => 1080, field_order => 'tt', times => [0.62, 1.5], deinterlace => 1 }],
+	joined_ts => ['ts', sub {
+		my ($path, $dir) = @_;
+		# a camera's recordings joined end to end: the second starts again
+		# at the first's time, the third an hour later
+		my @parts = (['testsrc2', 400, ''], ['testsrc', 700, ''], ['testsrc2', 1000, '3600']);
+		my $data = '';
+		for my $i (0 .. $#parts)
+		{
+			my ($source, $tone, $offset) = @{ $parts[$i] };
+			ffmpeg('-f', 'lavfi', '-i', "$source=size=320x240:rate=25", '-f', 'lavfi', '-i', "sine=frequency=$tone:sample_rate=48000",
+				qw(-t 2 -c:v libx264 -preset ultrafast -g 25 -pix_fmt yuv420p -c:a mp2),
+				($i == 2 ? ('-vf', 'negate') : ()), ($offset ? ('-output_ts_offset', $offset) : ()), "$dir/part$i.ts");
+			$data .= read_file("$dir/part$i.ts");
+			unlink "$dir/part$i.ts";
+		}
+		write_file($path, $data);
+	}, 'three MPEG-TS recordings joined: the timestamps jump back, then an hour on',
+		{ width => 320, height => 240, times => [1.024, 3.024, 7.024] }],
+	joined_vob => ['vob', sub {
+		my ($path, $dir) = @_;
+		my $data = '';
+		for my $i (1, 2)
+		{
+			ffmpeg('-f', 'lavfi', '-i', 'testsrc2=size=352x288:rate=25', '-f', 'lavfi', '-i', 'sine=frequency=' . 300 * $i . ':sample_rate=48000',
+				qw(-t 2 -c:v mpeg2video -b:v 2M -g 12 -c:a mp2 -f vob), ($i == 2 ? ('-vf', 'negate') : ()), "$dir/part$i.vob");
+			$data .= read_file("$dir/part$i.vob");
+			unlink "$dir/part$i.vob";
+		}
+		write_file($path, $data);
+	}, 'two DVD VOBs (MPEG-2, MPEG-PS) joined: the second starts again at the first\'s time',
+		{ width => 352, height => 288, times => [0.524, 2.524, 3.524] }],
+	motion_photo_mp4 => ['mp4', [qw(-f lavfi -i testsrc2=size=640x480:rate=1.1 -f lavfi -i testsrc2=size=480x360:rate=30
+		-f lavfi -i sine=frequency=500:sample_rate=48000 -map 0:v -map 1:v -map 2:a
+		-filter:v:0 trim=end_frame=2 -filter:v:1 trim=end_frame=53 -t 1.82
+		-c:v libx265 -preset ultrafast -x265-params log-level=error -tag:v hvc1 -c:a aac
+		-disposition:v:0 default -disposition:v:1 default)],
+		'Motion Photo: two HEVC tracks both default, two larger stills first, then the 53-frame motion',
+		{ width => 480, height => 360, fps => 30, frame_count => 53, times => [0.52] }],
+	theora444_ogg => ['ogv', [qw(-f lavfi -i testsrc2=size=320x240:rate=30 -f lavfi -i sine=frequency=500:sample_rate=48000
+		-t 8 -vf), "select='not(between(t\\,2\\,3.5))'", qw(-fps_mode vfr -pix_fmt yuv444p -c:v libtheora -g 150 -q:v 6
+		-c:a libvorbis)],
+		'screencast: Theora 4:4:4 in Ogg, keyframes 6.5 s apart, a still stretch without frames',
+		{ width => 320, height => 240, pix_fmt => 'yuv444p', times => [1.22, 3.62, 6.22, 7.12] }],
+	mpeg4_ts => ['ts', [qw(-f lavfi -i testsrc2=size=320x240:rate=25 -f lavfi -i sine=frequency=800:sample_rate=48000
+		-t 8 -c:v mpeg4 -q:v 4 -g 60 -c:a mp2)],
+		'DVR recording: MPEG-4 part 2 in MPEG-TS (its decoder shows garbage for a frame without its references, and says nothing)',
+		{ width => 320, height => 240, times => [1.264, 3.024, 5.704] }],
+	raw_h264 => ['h264', [qw(-f lavfi -i testsrc2=size=320x240:rate=30 -t 4 -c:v libx264 -preset ultrafast -bf 2 -f h264)],
+		'NVR export: raw H.264 elementary stream with B-frames, 30 fps in its timing information',
+		{ width => 320, height => 240, fps => 30, format_name => 'h264', times => [1.22] }],
+	raw_hevc => ['hevc', [qw(-f lavfi -i testsrc2=size=320x240:rate=30 -t 4 -c:v libx265 -preset ultrafast
+		-x265-params log-level=error:vui-timing-info=0 -f hevc)],
+		'NVR export: raw HEVC elementary stream without timing information (25 fps, as the CLI assumes)',
+		{ width => 320, height => 240, fps => 25, format_name => 'hevc', times => [1.224] }],
+	slow_motion_240fps_mp4 => ['mp4', [qw(-f lavfi -i testsrc2=size=320x240:rate=240 -f lavfi -i sine=frequency=900:sample_rate=48000
+		-t 2 -c:v libx264 -preset ultrafast -c:a aac)],
+		'phone slow motion: 240 fps H.264',
+		{ width => 320, height => 240, fps => 240, times => [0.7025] }],
+);
+
 # Bad inputs: name => [extension, sub making it, expected exit status].
 my %BAD = (
 	empty => ['mp4', sub { write_file($_[0], '') }, 65],
@@ -525,6 +617,20 @@ sub fixture
 # What a corpus clip is meant to be.
 sub fixture_info { return $FIXTURES{ $_[0] }[2] }
 
+# The names of the real-world uploads, sorted.
+sub upload_names { return sort keys %UPLOADS }
+
+# The path of a real-world upload, made on first use.
+sub upload_fixture
+{
+	my ($name) = @_;
+	my $item = $UPLOADS{$name} or die "no upload $name";
+	return make_item("upload_$name", $item->[0], $item->[1]);
+}
+
+# What a real-world upload imitates, and what must be seen of it.
+sub upload_info { return @{ $UPLOADS{ $_[0] } }[ 2, 3 ] }
+
 sub bad_input_names { return sort keys %BAD }
 
 # The path of a bad input and the exit status expected for it.
@@ -537,7 +643,8 @@ sub bad_input
 
 # The fuzzing seeds: the corpus's containers and codecs at a size a fuzzer
 # mutates quickly (64x48, under a second, a few kB each), written into $dir,
-# plus the corpus's clips and bad inputs under 64 kB.  Returns the paths.
+# plus the corpus's clips, bad inputs and uploads under 64 kB.  Returns the
+# paths.
 my %SEEDS = (
 	h264_aac_mp4 => [qw(-c:v libx264 -preset ultrafast -bf 2 -c:a aac -f mp4)],
 	h264_frag_mp4 => [qw(-c:v libx264 -preset ultrafast -g 3 -c:a aac -movflags frag_keyframe+empty_moov -f mp4)],
@@ -563,6 +670,30 @@ my %SEEDS = (
 	mpeg2_ps => [qw(-c:v mpeg2video -c:a mp2 -f vob)],
 	mpeg2_mxf => [qw(-r 25 -c:v mpeg2video -ar 48000 -c:a pcm_s16le -f mxf)],
 	vp8_ivf => [qw(-c:v libvpx -an -f ivf)],
+	h264_raw => [qw(-c:v libx264 -preset ultrafast -bf 2 -an -f h264)],
+	hevc_raw => [qw(-c:v libx265 -preset ultrafast -x265-params log-level=error -an -f hevc)],
+	mpeg4_ts => [qw(-c:v mpeg4 -g 3 -c:a mp2 -f mpegts)],
+	# a DV frame is 120-144 kB, over the fuzzer's inputs: the first 60 kB of one
+	dv_cut => sub {
+		my ($path, $dir) = @_;
+		ffmpeg(qw(-f lavfi -i testsrc2=size=720x576:rate=25 -f lavfi -i sine=sample_rate=48000
+			-t 0.08 -c:v dvvideo -pix_fmt yuv420p -c:a pcm_s16le -ac 2 -f dv), "$dir/seed.dv");
+		write_file($path, substr(read_file("$dir/seed.dv"), 0, 60000));
+		unlink "$dir/seed.dv";
+	},
+	# two recordings joined: the timestamps jump back (timeline.c)
+	joined_ts => sub {
+		my ($path, $dir) = @_;
+		my $data = '';
+		for my $part (1, 2)
+		{
+			ffmpeg(qw(-f lavfi -i testsrc2=size=64x48:rate=10 -f lavfi -i sine=frequency=440:sample_rate=22050
+				-t 0.5 -pix_fmt yuv420p -c:v libx264 -preset ultrafast -c:a mp2 -f mpegts), "$dir/part$part.ts");
+			$data .= read_file("$dir/part$part.ts");
+			unlink "$dir/part$part.ts";
+		}
+		write_file($path, $data);
+	},
 );
 
 sub fuzz_seeds
@@ -586,9 +717,9 @@ sub fuzz_seeds
 			1;
 		} or warn "fuzz seed $name not made: $@";
 	}
-	for my $name (fixture_names(), map { "bad_$_" } bad_input_names())
+	for my $name (fixture_names(), (map { "bad_$_" } bad_input_names()), map { "upload_$_" } upload_names())
 	{
-		my ($source) = $name =~ /^bad_(.*)/ ? bad_input($1) : fixture($name);
+		my ($source) = $name =~ /^bad_(.*)/ ? bad_input($1) : $name =~ /^upload_(.*)/ ? upload_fixture($1) : fixture($name);
 		next unless -s $source && -s $source < 65536;
 		my $path = "$dir/corpus_$name";
 		write_file($path, read_file($source));
@@ -601,12 +732,17 @@ sub fuzz_seeds
 sub ffprobe_json
 {
 	my ($path, @extra) = @_;
-	my $out = run_quiet('ffprobe', qw(-v error -of json -show_format -show_streams), @extra, $path);
+	# only fatal errors: a damaged file's decoding errors would mix with the JSON
+	my $out = run_quiet('ffprobe', qw(-v fatal -of json -show_format -show_streams), @extra, $path);
 	return decode_json($out);
 }
 
-# The stream ffmpeg's own choice would use: of the video streams that are
-# not cover art, the one with the largest picture (the first of equals).
+# The video stream a player plays, which vproxy must choose: of the video
+# streams that are not cover art, one whose picture size ffprobe found (a
+# programme's PID may carry no packet), then the one marked default, then
+# the most frames, then the longest, then the largest picture; the first of
+# equals.  (ffmpeg's own choice is the largest picture, which for a Motion
+# Photo is its two stills.)
 sub video_stream
 {
 	my ($probe) = @_;
@@ -614,9 +750,21 @@ sub video_stream
 	for my $s (@{ $probe->{streams} })
 	{
 		next unless $s->{codec_type} eq 'video' && !($s->{disposition}{attached_pic});
-		$best = $s if !$best || ($s->{width} // 0) * ($s->{height} // 0) > ($best->{width} // 0) * ($best->{height} // 0);
+		$best = $s if !$best || better_video($s, $best) > 0;
 	}
 	return $best;
+}
+
+# Compare two ffprobe video streams by the rule of video_stream: > 0 when $a is better.
+sub better_video
+{
+	my ($a, $b) = @_;
+	my $both = sub { my ($key) = @_; ($a->{$key} // 0) > 0 && ($b->{$key} // 0) > 0 };
+	return ((($a->{width} // 0) > 0) <=> (($b->{width} // 0) > 0))
+	  || (($a->{disposition}{default} // 0) <=> ($b->{disposition}{default} // 0))
+	  || ($both->('nb_frames') ? $a->{nb_frames} <=> $b->{nb_frames} : 0)
+	  || ($both->('duration') ? $a->{duration} <=> $b->{duration} : 0)
+	  || (($a->{width} // 0) * ($a->{height} // 0) <=> ($b->{width} // 0) * ($b->{height} // 0));
 }
 
 # The packets ffprobe reads of a file: [stream index, pts or dts, duration], seconds.
