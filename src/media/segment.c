@@ -163,29 +163,24 @@ segment_progress(const ProxyRun *run, int64_t pts)
 	return end > first ? fmin(1.0, fmax(0.0, (pts - first) / (end - first))) : 1.0;
 }
 
-/* Position the input at a keyframe `margin` seconds before the slot preceding the filter's first. */
-static int
-seek_before_start(ProxyRun *run, double margin, char *why)
+/*
+ * Position the input at a keyframe `margin` seconds before the slot
+ * preceding the filter's first (seek.c: where timestamps jumped it reads
+ * there, a raw stream starts from the beginning).
+ */
+static void
+seek_before_start(ProxyRun *run, double margin)
 {
 	AVStream   *video = run->input.video;
 	int64_t		target;
-	int			ret;
 
 	target = av_rescale_q(run->origin_slot - 1, av_inv_q(run->frame_rate), video->time_base);
 	target = media_ts_sub(target, llround(margin / av_q2d(video->time_base)));
 	target = media_ts_add(target, run->video_offset);
-	ret = target == AV_NOPTS_VALUE ? AVERROR(EINVAL) :
-		avformat_seek_file(run->input.format, video->index, INT64_MIN, target, target, 0);
-	if (ret == AVERROR_EXIT)
-		return media_fail_stopped(why);
-	if (ret < 0 && media_input_read_failed(run->input.pb))
-		return media_fail_input(why, run->input.pb, ret, "cannot read the input");
-	if (ret < 0)
-	{
-		run->segment_misaligned = true;
-		return media_fail_av(why, ret, "cannot seek to the segment");
-	}
-	return 0;
+	if (target == AV_NOPTS_VALUE)
+		media_seek_start(&run->input);
+	else
+		media_seek(&run->input, av_rescale_q(target, video->time_base, AV_TIME_BASE_Q));
 }
 
 /* The frames written against the plan: every slot of a segment that did not reach the end. */
@@ -251,7 +246,7 @@ run_segment(const char *input, const char *temp_path, const ProxyOptions *option
 		status = set_filter_timeline(&run, why);
 	}
 	if (status == 0 && seek)
-		status = seek_before_start(&run, seek_margins[attempt], why);
+		seek_before_start(&run, seek_margins[attempt]);
 	if (status == 0)
 		status = chunk_create(&run.chunk, temp_path, run.video_encoder,
 							  segment->first_slot, segment->next_slot, why);
