@@ -128,6 +128,9 @@ INSERT INTO vproxy.videos (mall_id, original_path) VALUES ('m1', E'uploads/m1/x\
 INSERT INTO vproxy.videos (mall_id, original_path) VALUES ('m1', 'uploads/m1/' || repeat('x', 1020));
 INSERT INTO vproxy.videos (mall_id, original_path) VALUES ('m1', 'uploads/m2/x.mov');
 INSERT INTO vproxy.videos (mall_id, original_path) VALUES ('m1', 'uploads/m10/x.mov');
+-- a key vproxy writes its outputs to is never an upload
+INSERT INTO vproxy.videos (mall_id, original_path) VALUES ('m1', 'videos/m1/proxy/00000000-0000-0000-0000-0000000000c1.mp4');
+INSERT INTO vproxy.videos (mall_id, original_path) VALUES ('m1', 'vproxy-split/00000000-0000-0000-0000-0000000000c1/1/video-0.chunk');
 INSERT INTO vproxy.videos (mall_id, original_path, proxy_path)
 VALUES ('m1', 'uploads/m1/x.mov', 'videos/m2/proxy/x.mp4');
 INSERT INTO vproxy.videos (id, mall_id, original_path)
@@ -163,6 +166,9 @@ TRUNCATE vproxy.videos CASCADE;
 \set recipe `test/lib/readme-block 'recipe: rls'`
 :recipe
 GRANT SELECT ON vproxy.job_statistics TO app;
+-- every view runs as its reader, so that row-level security holds through it
+SELECT c.relname AS view, 'security_invoker=true' = ANY (c.reloptions) AS runs_as_reader
+  FROM pg_class c WHERE c.relnamespace = 'vproxy'::regnamespace AND c.relkind = 'v' ORDER BY 1;
 \c - app
 SET app.mall_id = 'm1';
 INSERT INTO vproxy.videos (id, mall_id, original_path)

@@ -15,6 +15,29 @@ COMMENT ON SCHEMA vproxy_internal IS
 -- What 1.1.0 made and 1.2.0 makes again: views, triggers, every function
 -- ---------------------------------------------------------------------------
 
+-- Dropping them drops their grants: say whose, so that the DBA grants them
+-- again (granted here they would become the extension's initial privileges,
+-- which pg_dump leaves out).
+DO $$
+DECLARE
+	roles text;
+BEGIN
+	SELECT pg_catalog.string_agg(DISTINCT a.grantee::pg_catalog.regrole::text, ', ') INTO roles
+	  FROM (SELECT p.proacl AS acl, p.proowner AS owner FROM pg_catalog.pg_proc p
+			 WHERE p.pronamespace = 'vproxy'::pg_catalog.regnamespace
+			UNION ALL
+			SELECT c.relacl, c.relowner FROM pg_catalog.pg_class c
+			 WHERE c.relnamespace = 'vproxy'::pg_catalog.regnamespace AND c.relkind = 'v') o,
+		   pg_catalog.aclexplode(o.acl) a
+	 WHERE a.grantee <> 0 AND a.grantee <> o.owner;
+	IF roles IS NOT NULL THEN
+		RAISE WARNING 'the update drops the grants on vproxy''s functions and views held by %', roles
+			USING DETAIL = 'Every function and view of vproxy is made again by 1.2.0; grants on the tables stay.',
+			HINT = 'Run the grants of the README again once ALTER EXTENSION vproxy UPDATE has committed.';
+	END IF;
+END
+$$;
+
 DROP VIEW vproxy.workers, vproxy.job_statistics, vproxy.recent_failures, vproxy.slow_jobs;
 DROP TRIGGER videos_updated_at ON vproxy.videos;
 DROP TRIGGER videos_blank_checksum ON vproxy.videos;
@@ -385,7 +408,8 @@ $$;
 -- lock the parent first.
 -- ---------------------------------------------------------------------------
 
--- The temporary prefix of one run (attempt) of a split proxy.
+-- The temporary prefix of one run (attempt) of a split proxy (no upload may
+-- lie below vproxy-split/: SPLIT_PARTS_ROOT of src/server/keys.c).
 CREATE FUNCTION vproxy_internal.split_prefix(parent uuid, attempt int) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 	SELECT format('vproxy-split/%s/%s/', parent, attempt);
@@ -1790,7 +1814,7 @@ CREATE VIEW vproxy.workers WITH (security_invoker = true) AS
 -- split proxies, one row per run of a parent, with the state of its units
 -- (the segments, the audio, the stitch, the removal of the temporary
 -- objects)
-CREATE VIEW vproxy.split_jobs AS
+CREATE VIEW vproxy.split_jobs WITH (security_invoker = true) AS
 	SELECT p.id AS job_id, p.video_id, v.filename, p.status, p.progress, p.started_at, p.completed_at,
 		   u.params ->> 'prefix' AS temporary_prefix,
 		   count(*) FILTER (WHERE u.params ->> 'unit' = 'video') AS segments,

@@ -450,7 +450,8 @@ $$;
 -- lock the parent first.
 -- ---------------------------------------------------------------------------
 
--- The temporary prefix of one run (attempt) of a split proxy.
+-- The temporary prefix of one run (attempt) of a split proxy (no upload may
+-- lie below vproxy-split/: SPLIT_PARTS_ROOT of src/server/keys.c).
 CREATE FUNCTION vproxy_internal.split_prefix(parent uuid, attempt int) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 	SELECT format('vproxy-split/%s/%s/', parent, attempt);
@@ -1855,7 +1856,7 @@ CREATE VIEW vproxy.workers WITH (security_invoker = true) AS
 -- split proxies, one row per run of a parent, with the state of its units
 -- (the segments, the audio, the stitch, the removal of the temporary
 -- objects)
-CREATE VIEW vproxy.split_jobs AS
+CREATE VIEW vproxy.split_jobs WITH (security_invoker = true) AS
 	SELECT p.id AS job_id, p.video_id, v.filename, p.status, p.progress, p.started_at, p.completed_at,
 		   u.params ->> 'prefix' AS temporary_prefix,
 		   count(*) FILTER (WHERE u.params ->> 'unit' = 'video') AS segments,

@@ -330,3 +330,31 @@ storage_key_prefix_template_problem(const char *template)
 	sample[length + 1] = '\0';
 	return storage_key_output_problem(sample);
 }
+
+/*
+ * Whether some names filled into template could make key: a placeholder
+ * stands for any run of characters within one path segment.
+ */
+bool
+storage_key_template_matches(const char *template, const char *key)
+{
+	size_t		length;
+
+	for (;;)
+	{
+		if (*template == '{' && placeholder_at(template, &length) != PLACEHOLDER_UNKNOWN)
+		{
+			for (const char *rest = key;; rest++)
+			{
+				if (storage_key_template_matches(template + length, rest))
+					return true;
+				if (*rest == '\0' || *rest == '/')
+					return false;
+			}
+		}
+		if (*template == '\0' || *template != *key)
+			return *template == *key;
+		template++;
+		key++;
+	}
+}

@@ -68,4 +68,10 @@ extern bool storage_key_expand(const char *template, const StorageKeyNames *name
 extern bool storage_key_tenant_prefix(const char *template, const StorageKeyNames *names,
 									  char *buffer, size_t size);
 
+/*
+ * Whether some names filled into template could make key (each placeholder
+ * any run of characters within one path segment): a key of the outputs.
+ */
+extern bool storage_key_template_matches(const char *template, const char *key);
+
 #endif							/* VPROXY_COMMON_STORAGE_KEY_H */

@@ -95,26 +95,42 @@ tenant_prefixes(const StorageKeyNames *names)
 	return prefixes;
 }
 
+/* the root of a split proxy's parts, as vproxy_internal.split_prefix() makes them */
+#define SPLIT_PARTS_ROOT "vproxy-split/"
+
 /*
  * NULL if the application may write original_path for these names: a safe
- * key below vproxy.upload_prefix_template filled in; else why not, and the
- * SQLSTATE in *sqlstate.
+ * key below vproxy.upload_prefix_template filled in, and none that vproxy
+ * writes its outputs to (with templates that overlap the prefix, a tenant
+ * could otherwise name another tenant's proxy as its upload); else why not,
+ * the SQLSTATE in *sqlstate and a hint in *hint.
  */
 static char *
-original_path_problem(const char *original_path, const StorageKeyNames *names, int *sqlstate)
+original_path_problem(const char *original_path, const StorageKeyNames *names, int *sqlstate,
+					  char **hint)
 {
 	const char *problem = storage_key_problem(original_path);
 	char	   *prefix;
 
 	*sqlstate = ERRCODE_INVALID_PARAMETER_VALUE;
+	*hint = NULL;
 	if (problem != NULL)
 		return psprintf("%s", problem);
+	*sqlstate = ERRCODE_INSUFFICIENT_PRIVILEGE;
+	if (storage_key_template_matches(vproxy_proxy_key_template, original_path) ||
+		storage_key_template_matches(vproxy_thumbnail_key_template, original_path) ||
+		strncmp(original_path, SPLIT_PARTS_ROOT, strlen(SPLIT_PARTS_ROOT)) == 0)
+	{
+		*hint = psprintf("Keys that vproxy.proxy_key_template or vproxy.thumbnail_key_template can make, "
+						 "and those below \"%s\", are vproxy's outputs.", SPLIT_PARTS_ROOT);
+		return psprintf("is a key vproxy writes its outputs to");
+	}
 	if (vproxy_upload_prefix_template[0] == '\0')
 		return NULL;
 	prefix = expand(vproxy_upload_prefix_template, names);
 	if (strncmp(original_path, prefix, strlen(prefix)) == 0)
 		return NULL;
-	*sqlstate = ERRCODE_INSUFFICIENT_PRIVILEGE;
+	*hint = psprintf("Store the uploads of mall_id \"%s\" below that prefix.", names->mall_id);
 	return psprintf("is not below \"%s\" (vproxy.upload_prefix_template filled in for its mall_id)",
 					prefix);
 }
@@ -184,11 +200,12 @@ vproxy_original_path_problem(PG_FUNCTION_ARGS)
 	StorageKeyNames names;
 	char	   *problem;
 	int			sqlstate;
+	char	   *hint;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 	names_from_args(fcinfo, 1, false, &names, NULL);
-	problem = original_path_problem(text_arg(fcinfo, 0), &names, &sqlstate);
+	problem = original_path_problem(text_arg(fcinfo, 0), &names, &sqlstate, &hint);
 	if (problem == NULL)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(problem));
@@ -254,6 +271,7 @@ vproxy_check_video_keys(PG_FUNCTION_ARGS)
 	char	   *original_path;
 	char	   *problem;
 	int			sqlstate;
+	char	   *hint;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(trigger->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(trigger->tg_event) ||
@@ -288,14 +306,14 @@ vproxy_check_video_keys(PG_FUNCTION_ARGS)
 		 !differ(column_text(old_row, desc, "mall_id"), names.mall_id) &&
 		 !differ(column_text(old_row, desc, "pin_id"), names.pin_id)))
 		return PointerGetDatum(new_row);
-	problem = original_path_problem(original_path, &names, &sqlstate);
+	problem = original_path_problem(original_path, &names, &sqlstate, &hint);
 	if (problem != NULL)
 		ereport(ERROR,
 				(errcode(sqlstate),
 				 errmsg("original_path \"%s\" %s", original_path, problem),
-				 sqlstate == ERRCODE_INVALID_PARAMETER_VALUE ?
+				 hint == NULL ?
 				 errdetail("A storage key is relative, valid UTF-8, at most 1024 bytes, "
 						   "with no empty, \".\" or \"..\" component and no control character.") :
-				 errhint("Store the uploads of mall_id \"%s\" below that prefix.", names.mall_id)));
+				 errhint("%s", hint)));
 	return PointerGetDatum(new_row);
 }

@@ -5,8 +5,9 @@
  *		configuration (and for the tests of ranged reads and prefix removal).  Settings come
  *		from the environment so that secrets never appear on a command line:
  *		VPROXY_STORAGE_URL, VPROXY_S3_ENDPOINT, VPROXY_S3_REGION,
- *		VPROXY_S3_ACCESS_KEY_ID and VPROXY_S3_SECRET_ACCESS_KEY (else
- *		AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), VPROXY_S3_CA_FILE.
+ *		VPROXY_S3_ACCESS_KEY_ID, VPROXY_S3_SECRET_ACCESS_KEY and
+ *		VPROXY_S3_SESSION_TOKEN (else AWS_ACCESS_KEY_ID,
+ *		AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN), VPROXY_S3_CA_FILE.
  */
 #include <errno.h>
 #include <limits.h>
@@ -35,8 +36,9 @@ static const char storage_usage[] =
 "       vproxy-transcode storage read KEY FILE --range OFFSET:LENGTH... [--readahead BYTES]\n"
 "       vproxy-transcode storage delete-prefix PREFIX/\n"
 "settings: VPROXY_STORAGE_URL (file:///dir or s3://bucket[/prefix]), VPROXY_S3_ENDPOINT,\n"
-"          VPROXY_S3_REGION, VPROXY_S3_ACCESS_KEY_ID, VPROXY_S3_SECRET_ACCESS_KEY\n"
-"          (else AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), VPROXY_S3_CA_FILE\n";
+"          VPROXY_S3_REGION, VPROXY_S3_ACCESS_KEY_ID, VPROXY_S3_SECRET_ACCESS_KEY,\n"
+"          VPROXY_S3_SESSION_TOKEN (else AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,\n"
+"          AWS_SESSION_TOKEN), VPROXY_S3_CA_FILE\n";
 
 /* The parsed command line of one storage operation. */
 typedef struct StorageArgs

@@ -169,6 +169,29 @@ reload_until("SELECT vproxy.vproxy_url('$id', 'original') LIKE 'https://s3.us-ea
 is(check('GET', $vp->value("SELECT vproxy.vproxy_url('$id', 'original')")), 'ok',
 	'a bucket with dots is path-style on AWS, verified by botocore');
 
+# an upload prefix that overlaps the output keys: tenant "videos" below
+# "{mall_id}/" could name tenant m1's proxy as its upload, and sign it; a key
+# vproxy writes its outputs to is never an upload
+$vp->sql("ALTER SYSTEM SET vproxy.upload_prefix_template = '{mall_id}/'");
+reload_until("SELECT current_setting('vproxy.upload_prefix_template') = '{mall_id}/'");
+for my $key ("videos/m1/proxy/$id.mp4", "thumbnails/m1/$id.jpg", "vproxy-split/$id/1/video-0.chunk")
+{
+	my ($mall) = $key =~ m{^([^/]+)/};
+	($ret, $out, $err) = $vp->node->psql('vproxy', "SET ROLE app;
+		INSERT INTO vproxy.videos (mall_id, original_path) VALUES ('$mall', '$key')");
+	like($err, qr/ERROR:  original_path "\Q$key\E" is a key vproxy writes its outputs to/,
+		"tenant $mall below {mall_id}/ cannot take $key as its upload");
+}
+is($vp->value("SELECT count(*) FROM vproxy.videos WHERE mall_id IN ('videos', 'thumbnails', 'vproxy-split')"), '0',
+	'no such row was written');
+is($vp->value("SELECT vproxy_internal.split_prefix('$id', 1)"), "vproxy-split/$id/1/",
+	'the parts of a split proxy are where the rule looks for them');
+($ret, $out, $err) = $vp->node->psql('vproxy', "SET ROLE app;
+	INSERT INTO vproxy.videos (mall_id, original_path) VALUES ('videos', 'videos/own.mov')");
+is("$ret $err", '0 ', 'tenant videos still stores its uploads below its prefix');
+$vp->sql("ALTER SYSTEM RESET vproxy.upload_prefix_template");
+reload_until("SELECT current_setting('vproxy.upload_prefix_template') = 'uploads/{mall_id}/'");
+
 # the reloads logged "parameter ... changed": stars, never the token
 like($vp->log_text, qr/vproxy\.s3_session_token/, 'the log speaks of the token setting');
 unlike($vp->log_text, qr/\Q$token\E/, 'the token never reaches the log');

@@ -18,6 +18,7 @@ use warnings;
 use File::Spec;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use VproxyTest::Grants;
 use VproxyTest::Cluster;
 
 # the fake child: $FAKE_TRANSCODE_DIR/control/<video id> holds "SECONDS EXIT"
@@ -245,6 +246,24 @@ is($fresh_node->safe_psql('vproxy', "SELECT string_agg(conname || '=' || convali
 is($fresh_node->safe_psql('vproxy', "SELECT count(*) FROM vproxy.videos"), '2', 'the old rows are kept');
 ($ret, $out, $err) = $fresh_node->psql('vproxy', "INSERT INTO vproxy.videos (mall_id, original_path) VALUES ('../x', 'u.mov')");
 like($err, qr/violates check constraint "videos_mall_id_is_a_safe_name"/, 'a new row is checked all the same');
+
+# the update makes every function and view again, which drops their grants:
+# a WARNING names the roles, and the README's grants give them back
+$fresh_node->safe_psql('vproxy', "DROP EXTENSION vproxy; CREATE EXTENSION vproxy VERSION '1.1.0';
+	CREATE ROLE app; CREATE ROLE monitor;
+	GRANT USAGE ON SCHEMA vproxy TO app, monitor;
+	GRANT EXECUTE ON FUNCTION vproxy.vproxy_job_status(uuid) TO app;
+	GRANT SELECT ON vproxy.workers TO monitor;");
+($ret, $out, $err) = $fresh_node->psql('vproxy', 'ALTER EXTENSION vproxy UPDATE');
+is($ret, 0, '1.1.0 with grants to app and monitor updates');
+like($err, qr/WARNING:  the update drops the grants on vproxy's functions and views held by app, monitor\n/,
+	'with a WARNING naming the roles whose grants it drops');
+like($err, qr/HINT:  Run the grants of the README again/, 'and what to do');
+is($fresh_node->safe_psql('vproxy', "SELECT has_function_privilege('app', 'vproxy.vproxy_job_status(uuid)', 'EXECUTE'),
+		has_table_privilege('monitor', 'vproxy.workers', 'SELECT')"), 'f|f', 'the grants are gone indeed');
+$fresh_node->safe_psql('vproxy', VproxyTest::Grants::sql('application') . VproxyTest::Grants::sql('monitor'));
+is($fresh_node->safe_psql('vproxy', "SELECT has_function_privilege('app', 'vproxy.vproxy_job_status(uuid)', 'EXECUTE'),
+		has_table_privilege('monitor', 'vproxy.workers', 'SELECT')"), 't|t', 'the README\'s grants give them back');
 $fresh_node->stop;
 
 # pg_dump / pg_restore of the 1.2.0 database, with jobs in every state, into
