@@ -1,7 +1,8 @@
 /*
  * settings.c
- *		The vproxy.* settings.  Names, contexts and defaults of the ones in
- *		DESIGN.md are part of the contract.
+ *		The vproxy.* settings.  Their names, contexts and defaults are part of
+ *		the contract (DESIGN.md at the top of the tree, "Settings"); the one
+ *		table of them is in src/server/README.md.
  */
 #include "postgres.h"
 

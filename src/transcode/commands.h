@@ -5,7 +5,7 @@
  *		progress channel.
  *
  * A command returns the process exit status: 0, or a <sysexits.h> value as
- * documented in DESIGN.md (64 usage, 65 bad media, 66 missing input,
+ * documented in DESIGN.md at the top of the tree (64 usage, 65 bad media, 66 missing input,
  * 70 internal, 75 transient, 77 storage refused).  On success it has printed
  * exactly one JSON object on stdout; on failure its last line on stderr,
  * written by transcode_fail(), names the cause (valid UTF-8, cut on a

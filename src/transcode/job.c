@@ -461,7 +461,7 @@ run_deletion(JobRun *run)
 	return 0;
 }
 
-/* result_data of DESIGN.md for what the job made. */
+/* result_data (DESIGN.md at the top of the tree) for what the job made. */
 static json_t *
 build_result(const JobRun *run)
 {

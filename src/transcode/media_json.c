@@ -2,7 +2,7 @@
  * media_json.c
  *		MediaInfo and ThumbnailInfo as jansson objects.  The first seven keys
  *		of a video and the four of a thumbnail are the fixed contract
- *		(DESIGN.md); the others describe what a caller may want to know.
+ *		(DESIGN.md at the top of the tree); the others describe what a caller may want to know.
  */
 #include <math.h>
 #include <stdio.h>
