@@ -111,3 +111,16 @@ text_clip_copy(char *dst, size_t size, const char *src)
 	dst[out] = '\0';
 	return intact;
 }
+
+/* The first line of src, without trailing blanks, clipped and made valid. */
+void
+text_clip_first_line(char *dst, size_t size, const char *src)
+{
+	size_t		len;
+
+	text_clip_copy(dst, size, src != NULL ? src : "");
+	len = strcspn(dst, "\n");
+	dst[len] = '\0';
+	while (len > 0 && dst[len - 1] == ' ')
+		dst[--len] = '\0';
+}

@@ -27,4 +27,10 @@ extern size_t text_clip_char_length(const char *text, size_t len);
  */
 extern bool text_clip_copy(char *dst, size_t size, const char *src);
 
+/*
+ * The first line of src (a libpq message) into dst, without trailing
+ * blanks, clipped and made valid as by text_clip_copy; NULL gives "".
+ */
+extern void text_clip_first_line(char *dst, size_t size, const char *src);
+
 #endif							/* VPROXY_TEXT_CLIP_H */

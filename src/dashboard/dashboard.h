@@ -22,6 +22,7 @@
 #include <microhttpd.h>
 
 #include "common/logfmt.h"
+#include "common/text_clip.h"
 
 #define UUID_TEXT_LEN 36
 
@@ -85,7 +86,6 @@ extern int64_t dash_monotonic_ms(void);
 /* db.c */
 extern PGconn *db_connect(const char *conninfo, char *why, size_t why_size, bool *refused);
 extern int	db_check_first(const char *conninfo);
-extern void db_first_line(const char *message, char *buffer, size_t size);
 
 /* queries.c: every statement the dashboard sends */
 extern char *queries_run(PGconn *conn, const ViewSpec *spec, unsigned int *status,

@@ -12,19 +12,6 @@
 
 #include "dashboard/dashboard.h"
 
-/* The first line of libpq's message, without trailing blanks. */
-void
-db_first_line(const char *message, char *buffer, size_t size)
-{
-	size_t		len;
-
-	snprintf(buffer, size, "%s", message ? message : "");
-	len = strcspn(buffer, "\n");
-	buffer[len] = '\0';
-	while (len > 0 && buffer[len - 1] == ' ')
-		buffer[--len] = '\0';
-}
-
 /*
  * Connect and set the session up; NULL with the reason in why on failure,
  * *refused telling an authentication failure from an unreachable server.
@@ -41,14 +28,14 @@ db_connect(const char *conninfo, char *why, size_t why_size, bool *refused)
 	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
 	{
 		*refused = conn && (PQconnectionNeedsPassword(conn) || PQconnectionUsedPassword(conn));
-		db_first_line(conn ? PQerrorMessage(conn) : "out of memory", why, why_size);
+		text_clip_first_line(why, why_size, conn ? PQerrorMessage(conn) : "out of memory");
 		PQfinish(conn);
 		return NULL;
 	}
 	result = PQexec(conn, queries_session());
 	if (PQresultStatus(result) != PGRES_COMMAND_OK)
 	{
-		db_first_line(PQerrorMessage(conn), why, why_size);
+		text_clip_first_line(why, why_size, PQerrorMessage(conn));
 		PQclear(result);
 		PQfinish(conn);
 		return NULL;
@@ -99,7 +86,7 @@ db_check_first(const char *conninfo)
 	result = PQexec(conn, queries_check());
 	if (PQresultStatus(result) != PGRES_TUPLES_OK || PQntuples(result) != 1)
 	{
-		db_first_line(PQerrorMessage(conn), why, sizeof(why));
+		text_clip_first_line(why, sizeof(why), PQerrorMessage(conn));
 		logfmt_event("error", "connect_failed", "error=%s", logfmt_quote(why, quoted, sizeof(quoted)));
 		status = EX_UNAVAILABLE;
 	}

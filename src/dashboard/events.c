@@ -427,7 +427,7 @@ listen_connect(void)
 	result = PQexec(conn, queries_listen());
 	if (PQresultStatus(result) != PGRES_COMMAND_OK)
 	{
-		db_first_line(PQerrorMessage(conn), why, sizeof(why));
+		text_clip_first_line(why, sizeof(why), PQerrorMessage(conn));
 		logfmt_event("warning", "listen_failed", "error=%s", logfmt_quote(why, quoted, sizeof(quoted)));
 		PQclear(result);
 		PQfinish(conn);
@@ -482,7 +482,7 @@ listener_main(void *arg)
 		{
 			if (!PQconsumeInput(conn))
 			{
-				db_first_line(PQerrorMessage(conn), why, sizeof(why));
+				text_clip_first_line(why, sizeof(why), PQerrorMessage(conn));
 				logfmt_event("warning", "listener_connection_lost", "error=%s",
 						 logfmt_quote(why, quoted, sizeof(quoted)));
 				PQfinish(conn);

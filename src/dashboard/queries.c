@@ -324,7 +324,7 @@ queries_run(PGconn *conn, const ViewSpec *spec, unsigned int *status, char *why,
 	result = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(result) != PGRES_TUPLES_OK)
 	{
-		db_first_line(PQresultErrorMessage(result), why, why_size);
+		text_clip_first_line(why, why_size, PQresultErrorMessage(result));
 		PQclear(result);
 		*status = MHD_HTTP_SERVICE_UNAVAILABLE;
 		return error_json(why);

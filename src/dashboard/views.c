@@ -428,7 +428,7 @@ reader_main(void *arg)
 			snapshot = refresh(conn, &spec, dash_now_ms());
 			if (PQstatus(conn) != CONNECTION_OK)
 			{
-				db_first_line(PQerrorMessage(conn), why, sizeof(why));
+				text_clip_first_line(why, sizeof(why), PQerrorMessage(conn));
 				logfmt_event("warning", "reader_connection_lost", "error=%s",
 						 logfmt_quote(why, quoted, sizeof(quoted)));
 				PQfinish(conn);

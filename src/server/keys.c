@@ -9,19 +9,16 @@
  */
 #include "postgres.h"
 
-#include "access/genam.h"
 #include "access/htup_details.h"
-#include "access/table.h"
-#include "catalog/indexing.h"
-#include "catalog/pg_extension.h"
 #include "catalog/pg_type_d.h"
+#include "commands/extension.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/fmgroids.h"
 #include "utils/rel.h"
 #include "utils/uuid.h"
 
@@ -211,25 +208,13 @@ vproxy_original_path_problem(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(problem));
 }
 
-/* The owner of the extension vproxy, or InvalidOid. */
-static Oid
-extension_owner(void)
+/* Whether the current user is a superuser or the extension's owner (a restore writes as them). */
+static bool
+writes_as_owner(void)
 {
-	Relation	rel = table_open(ExtensionRelationId, AccessShareLock);
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tuple;
-	Oid			owner = InvalidOid;
+	Oid			extension = get_extension_oid("vproxy", true);
 
-	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
-				CStringGetDatum("vproxy"));
-	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
-	tuple = systable_getnext(scan);
-	if (HeapTupleIsValid(tuple))
-		owner = ((Form_pg_extension) GETSTRUCT(tuple))->extowner;
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-	return owner;
+	return superuser() || (OidIsValid(extension) && pg_extension_ownercheck(extension, GetUserId()));
 }
 
 /* A text column of a row as a C string, or NULL. */
@@ -284,7 +269,7 @@ vproxy_check_video_keys(PG_FUNCTION_ARGS)
 		old_row = trigger->tg_trigtuple;
 		new_row = trigger->tg_newtuple;
 	}
-	if (superuser() || GetUserId() == extension_owner())
+	if (writes_as_owner())
 		return PointerGetDatum(new_row);
 
 	if (old_row == NULL ?

@@ -17,6 +17,7 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include "common/text_clip.h"
 #include "worker/worker.h"
 
 #define BACKOFF_FIRST_MS 250
@@ -34,19 +35,6 @@ static const char *const session_setup =
 "SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0; "
 "SET lock_timeout = '5s'; SET default_transaction_isolation = 'read committed'; "
 "SET default_transaction_read_only = off";
-
-/* The first line of libpq's message, without "FATAL:" noise at the end. */
-static void
-first_line(const char *message, char *buffer, size_t size)
-{
-	size_t		len;
-
-	snprintf(buffer, size, "%s", message ? message : "");
-	len = strcspn(buffer, "\n");
-	buffer[len] = '\0';
-	while (len > 0 && buffer[len - 1] == ' ')
-		buffer[--len] = '\0';
-}
 
 /* Start a connection with the worker's application name. */
 static PGconn *
@@ -69,7 +57,7 @@ set_up_statement(Db *db, const char *sql)
 	PQclear(result);
 	if (!ok)
 	{
-		first_line(PQerrorMessage(db->conn), why, sizeof(why));
+		text_clip_first_line(why, sizeof(why), PQerrorMessage(db->conn));
 		db_lost(db, why);
 	}
 	return ok;
@@ -173,7 +161,7 @@ db_connect_first(Db *db)
 	{
 		int			status;
 
-		first_line(db->conn ? PQerrorMessage(db->conn) : "out of memory", why, sizeof(why));
+		text_clip_first_line(why, sizeof(why), db->conn ? PQerrorMessage(db->conn) : "out of memory");
 		(void) take_sqlstate(why, sqlstate);
 		status = db->conn && refused(db->conn, sqlstate) ? EX_NOPERM : EX_UNAVAILABLE;
 		logfmt_event("error", "connect_failed", "sqlstate=%s error=%s", sqlstate[0] ? sqlstate : "none",
@@ -234,7 +222,7 @@ db_step(Db *db, int64_t now_ms)
 		db->conn = start_connection(db);
 		if (db->conn == NULL || PQstatus(db->conn) == CONNECTION_BAD)
 		{
-			first_line(db->conn ? PQerrorMessage(db->conn) : "out of memory", why, sizeof(why));
+			text_clip_first_line(why, sizeof(why), db->conn ? PQerrorMessage(db->conn) : "out of memory");
 			db_lost(db, why);
 			return;
 		}
@@ -257,7 +245,7 @@ db_step(Db *db, int64_t now_ms)
 			}
 			break;
 		case PGRES_POLLING_FAILED:
-			first_line(PQerrorMessage(db->conn), why, sizeof(why));
+			text_clip_first_line(why, sizeof(why), PQerrorMessage(db->conn));
 			db_lost(db, why);
 			break;
 		default:
@@ -305,7 +293,7 @@ db_socket_ready(Db *db)
 		return;
 	if (!PQconsumeInput(db->conn))
 	{
-		first_line(PQerrorMessage(db->conn), why, sizeof(why));
+		text_clip_first_line(why, sizeof(why), PQerrorMessage(db->conn));
 		db_lost(db, why);
 		return;
 	}
@@ -331,7 +319,7 @@ db_call(Db *db, const char *sql, int nparams, const char *const *values, int tim
 		return NULL;
 	if (!PQsendQueryParams(db->conn, sql, nparams, NULL, values, NULL, NULL, 0))
 	{
-		first_line(PQerrorMessage(db->conn), why, sizeof(why));
+		text_clip_first_line(why, sizeof(why), PQerrorMessage(db->conn));
 		db_lost(db, why);
 		return NULL;
 	}
@@ -376,7 +364,7 @@ db_call(Db *db, const char *sql, int nparams, const char *const *values, int tim
 			break;
 	}
 	PQclear(result);
-	first_line(PQerrorMessage(db->conn), why, sizeof(why));
+	text_clip_first_line(why, sizeof(why), PQerrorMessage(db->conn));
 	db_lost(db, why[0] ? why : "connection broken");
 	return NULL;
 }

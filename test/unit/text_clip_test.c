@@ -16,6 +16,16 @@ clip(const char *text, size_t size)
 	return buffer;
 }
 
+/* text_clip_first_line into a buffer of size bytes (of a static one). */
+static const char *
+first_line(const char *src, size_t size)
+{
+	static char buffer[128];
+
+	text_clip_first_line(buffer, size, src);
+	return buffer;
+}
+
 int
 main(void)
 {
@@ -41,5 +51,11 @@ main(void)
 	tap_ok(text_clip_char_length("\xe2\x82\xac", 3) == 3, "a character's length");
 	tap_ok(text_clip_char_length("\xe2\x82\xac", 2) == 0, "not when cut by the length given");
 	tap_is(clip("", 1), "", "an empty text");
+	tap_is(first_line("FATAL:  role \"x\" does not exist  \nDETAIL: more\n", 64),
+		   "FATAL:  role \"x\" does not exist", "a libpq message's first line, without trailing blanks");
+	tap_is(first_line("no newline", 64), "no newline", "a message of one line");
+	tap_is(first_line("caf\xc3\xa9 \xff\nx", 64), "caf\xc3\xa9 ?", "made valid UTF-8 like a clip");
+	tap_is(first_line("abcdef\n", 4), "abc", "cut to the buffer");
+	tap_is(first_line(NULL, 8), "", "no message: empty");
 	return tap_done();
 }
