@@ -43,13 +43,6 @@ media_open_decoder(AVStream *stream, int threads, AVCodecContext **decoder,
 	return 0;
 }
 
-/* Whether a frame decoded without errors (no concealment, not corrupt). */
-bool
-media_frame_is_clean(const AVFrame *frame)
-{
-	return !(frame->flags & AV_FRAME_FLAG_CORRUPT) && frame->decode_error_flags == 0;
-}
-
 /* Send one packet (NULL: flush); a damaged packet is skipped, like the CLI. */
 static int
 send_packet(AVCodecContext *decoder, const AVPacket *packet, char *why)

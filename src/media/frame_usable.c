@@ -18,6 +18,13 @@
 /* Samples per side of the grid a frame is judged on. */
 #define GRID 64
 
+/* Whether a frame decoded without errors (no concealment, not corrupt). */
+bool
+media_frame_is_clean(const AVFrame *frame)
+{
+	return !(frame->flags & AV_FRAME_FLAG_CORRUPT) && frame->decode_error_flags == 0;
+}
+
 /*
  * Whether every sample of one component on the grid lies within a few
  * levels (at 8 bits; scaled to the component's depth) of the first.

@@ -101,9 +101,9 @@ extern AVRational media_frame_rate(const MediaInput *input);
 extern int	media_open_decoder(AVStream *stream, int threads,
 							   AVCodecContext **decoder, char *why);
 extern int	media_decode_first_frame(MediaInput *input, char *why);
-extern bool media_frame_is_clean(const AVFrame *frame);
 
 /* frame_usable.c */
+extern bool media_frame_is_clean(const AVFrame *frame);
 extern bool media_frame_is_usable(const AVFrame *frame);
 
 /* orientation.c */

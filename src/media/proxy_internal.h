@@ -137,7 +137,8 @@ extern int	proxy_output_encoded(ProxyRun *run, AVCodecContext *encoder,
 extern int	proxy_output_finish(ProxyRun *run, char *why);
 extern void proxy_output_close(ProxyRun *run);
 
-/* segment.c */
+/* segment_frames.c */
+extern int	segment_clean_frames_needed(const ProxyRun *run);
 extern int	segment_check_start(ProxyRun *run, const AVFrame *frame, char *why);
 extern bool segment_keep_frame(ProxyRun *run, AVFrame *frame);
 extern enum AVPictureType segment_picture_type(const ProxyRun *run, int64_t pts);

@@ -301,7 +301,7 @@ take_progress_line(SupChild *child, const char *line)
 		child->progress = fraction;
 		memcpy(child->stage, stage, sizeof(child->stage));
 	}
-	else if (sscanf(line, "error %31s", code) == 1 && sup_error_code_from_child(code))
+	else if (sscanf(line, "error %31s", code) == 1)
 		memcpy(child->error_code, code, sizeof(child->error_code));
 }
 

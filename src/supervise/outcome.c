@@ -68,8 +68,8 @@ sup_error_code_of_exit(int code)
 }
 
 /* Whether a child may name this code on its "error <code>" line. */
-bool
-sup_error_code_from_child(const char *code)
+static bool
+error_code_from_child(const char *code)
 {
 	for (size_t i = 0; i < sizeof(child_codes) / sizeof(child_codes[0]); i++)
 		if (strcmp(code, child_codes[i]) == 0)
@@ -125,7 +125,8 @@ sup_run_outcome(const SupRun *run, SupOutcome *outcome)
 		else
 			snprintf(message, sizeof(message), "vproxy-transcode exited with status %d", code);
 		set_outcome(outcome, sup_exit_status_retryable(code) ? SUP_RETRY : SUP_FAIL,
-					child->error_code[0] ? child->error_code : sup_error_code_of_exit(code),
+					error_code_from_child(child->error_code) ?
+					child->error_code : sup_error_code_of_exit(code),
 					message);
 	}
 	else if (child->exited && WIFSIGNALED(status))

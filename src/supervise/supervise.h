@@ -71,7 +71,7 @@ typedef struct SupChild
 	size_t		partial_len;
 	double		progress;		/* last progress line */
 	char		stage[32];
-	char		error_code[SUP_ERROR_CODE_MAX];	/* from "error <code>", or "" */
+	char		error_code[SUP_ERROR_CODE_MAX];	/* from "error <code>" (unchecked), or "" */
 	bool		exited;
 	int			wait_status;	/* from waitpid, once exited */
 	struct rusage usage;		/* the child's resources, once exited */
@@ -228,9 +228,6 @@ extern bool sup_exit_status_retryable(int code);
  * storage_refused, anything else internal.
  */
 extern const char *sup_error_code_of_exit(int code);
-
-/* Whether a child may name this code on its "error <code>" line. */
-extern bool sup_error_code_from_child(const char *code);
 
 /* What a finished run comes to, by the failure policy. */
 extern void sup_run_outcome(const SupRun *run, SupOutcome *outcome);

@@ -28,7 +28,6 @@
 #include "transcode/split_job.h"
 
 #define JOB_WHY_MAX 512
-#define EXTENSION_MAX 8
 
 /*
  * Room for the outputs: a 2 Mbit/s ceiling for the proxy, but never more than
@@ -166,21 +165,6 @@ failed_in(JobRun *run, JobPart part, int rc)
 	return rc;
 }
 
-/* "original" plus the key's extension when it is short and plain, for demuxer probing. */
-void
-original_file_name(const char *key, char *name, size_t size)
-{
-	const char *dot = strrchr(key, '.');
-	size_t		len = dot ? strlen(dot + 1) : 0;
-	bool		plain = len > 0 && len <= EXTENSION_MAX && strchr(dot, '/') == NULL;
-
-	for (size_t i = 0; plain && i < len; i++)
-		plain = (dot[1 + i] >= 'a' && dot[1 + i] <= 'z') ||
-			(dot[1 + i] >= 'A' && dot[1 + i] <= 'Z') ||
-			(dot[1 + i] >= '0' && dot[1 + i] <= '9');
-	snprintf(name, size, plain ? "original.%s" : "original", plain ? dot + 1 : "");
-}
-
 /*
  * Find the original: in place for the file backend (read through the
  * descriptor the storage checked, so that hash, probe and transcode all see
@@ -201,7 +185,7 @@ fetch_original(JobRun *run, const StorageHooks *hooks)
 		snprintf(run->input, sizeof(run->input), "/proc/self/fd/%d", run->original_fd);
 		return 0;
 	}
-	original_file_name(run->spec.original_key, name, sizeof(name));
+	workspace_original_name(run->spec.original_key, name, sizeof(name));
 	if (!workspace_file(&run->workspace, name, run->input, sizeof(run->input)))
 	{
 		snprintf(run->why, JOB_WHY_MAX, "temp directory path is too long");

@@ -36,6 +36,9 @@
 
 #include "transcode/job_workspace.h"
 
+/* the longest extension kept in the original's file name */
+#define EXTENSION_MAX 8
+
 #define WORKSPACE_PREFIX "vproxy-job-"
 /* a directory younger than this may not be locked by its maker yet */
 #define UNLOCKED_GRACE_SECONDS 60
@@ -262,4 +265,19 @@ workspace_remove(Workspace *workspace)
 	if (workspace->lock_fd >= 0)
 		close(workspace->lock_fd);
 	workspace->lock_fd = -1;
+}
+
+/* "original" plus the key's extension when it is short and plain, for demuxer probing. */
+void
+workspace_original_name(const char *key, char *name, size_t size)
+{
+	const char *dot = strrchr(key, '.');
+	size_t		len = dot ? strlen(dot + 1) : 0;
+	bool		plain = len > 0 && len <= EXTENSION_MAX && strchr(dot, '/') == NULL;
+
+	for (size_t i = 0; plain && i < len; i++)
+		plain = (dot[1 + i] >= 'a' && dot[1 + i] <= 'z') ||
+			(dot[1 + i] >= 'A' && dot[1 + i] <= 'Z') ||
+			(dot[1 + i] >= '0' && dot[1 + i] <= '9');
+	snprintf(name, size, plain ? "original.%s" : "original", plain ? dot + 1 : "");
 }

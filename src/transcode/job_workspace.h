@@ -34,6 +34,9 @@ extern int	workspace_require_space(const Workspace *workspace, int64_t bytes, ch
 extern bool workspace_file(const Workspace *workspace, const char *name,
 						   char *path, size_t size);
 
+/* "original" plus the key's extension when it is short and plain, for demuxer probing. */
+extern void workspace_original_name(const char *key, char *name, size_t size);
+
 /* Remove the workspace and everything in it. */
 extern void workspace_remove(Workspace *workspace);
 

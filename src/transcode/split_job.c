@@ -105,7 +105,7 @@ open_ranged(SplitJob *job, RangedOriginal *original)
 	int			rc;
 
 	memset(original, 0, sizeof(*original));
-	original_file_name(spec->original_key, name, sizeof(name));
+	workspace_original_name(spec->original_key, name, sizeof(name));
 	if (!workspace_file(job->workspace, name, original->path, sizeof(original->path)))
 		return split_fail(job, EX_SOFTWARE, "temp directory path is too long");
 	/* exact reads: media's source fetches blocks that grow as it reads on */

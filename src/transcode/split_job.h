@@ -36,7 +36,4 @@ extern int	split_job_plan(SplitJob *job, json_t **result);
 /* A unit of a split proxy: run it and set *result. */
 extern int	split_job_unit(SplitJob *job, json_t **result);
 
-/* "original" plus the key's extension when short and plain (job.c), for demuxer probing. */
-extern void original_file_name(const char *key, char *name, size_t size);
-
 #endif							/* VPROXY_TRANSCODE_SPLIT_JOB_H */
