@@ -4,7 +4,10 @@
  *		prefix's directory is reached by the key walk of file_keys.c (never
  *		through a symbolic link), then emptied depth first with openat and
  *		O_NOFOLLOW, and removed.  A symbolic link met on the way is removed
- *		itself, as an object; its target is never touched.
+ *		itself, as an object; its target is never touched.  As S3 has no
+ *		directories, the prefix's ancestors that this leaves empty go too,
+ *		but never a top-level one (shared by every writer of that area): a
+ *		split proxy's cleanup of "vproxy-split/JOB/1/" leaves no "JOB".
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -85,6 +88,33 @@ empty_directory(int dir_fd, const char *prefix, const StorageHooks *hooks, int64
 	return status;
 }
 
+/*
+ * Remove key's ancestor directories that are empty, deepest first, down to
+ * (not including) the top-level one; stop at the first that is not empty.
+ */
+static void
+remove_empty_ancestors(const char *root, char *key)
+{
+	char	   *slash;
+	char		why[STORAGE_WHY_MAX];
+
+	while ((slash = strrchr(key, '/')) != NULL && strchr(key, '/') != slash)
+	{
+		const char *name;
+		int			parent_fd;
+
+		*slash = '\0';
+		if (file_key_parent(root, key, false, &parent_fd, &name, why) != 0)
+			return;
+		if (unlinkat(parent_fd, name, AT_REMOVEDIR) != 0)
+		{
+			close(parent_fd);
+			return;
+		}
+		close(parent_fd);
+	}
+}
+
 /* Remove every object below prefix (a key ending in '/'), never following a link. */
 int
 file_prefix_remove(const char *root, const char *prefix, const StorageHooks *hooks,
@@ -116,6 +146,8 @@ file_prefix_remove(const char *root, const char *prefix, const StorageHooks *hoo
 				status = removal_failed(prefix, errno, why);
 		}
 		close(parent_fd);
+		if (status == 0)
+			remove_empty_ancestors(root, key);
 	}
 	free(key);
 	return status;

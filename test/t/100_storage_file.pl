@@ -182,6 +182,17 @@ ok(-f "$outside/secret.txt" && -d "$outside/sub", 'the links\' targets are untou
 is(run_storage(\%env, 'delete-prefix', 'tmp/job-1/')->{json}{removed}, 0,
 	'nothing below the prefix: success, 0 removed');
 is(run_storage(\%env, 'delete-prefix', 'no/such/dir/')->{json}{removed}, 0, 'nor a missing path');
+# the ancestors the removal leaves empty go (S3 has no directories), never a
+# top-level one nor one that still holds something
+for my $key ('split/job-2/1/a.bin', 'split/job-3/1/a.bin', 'split/job-3/2/b.bin')
+{
+	is(run_storage(\%env, 'put', $files{one}, $key)->{exit}, 0, "put $key");
+}
+is(run_storage(\%env, 'delete-prefix', 'split/job-2/1/')->{exit}, 0, 'delete-prefix split/job-2/1/');
+ok(!-e "$root/split/job-2", 'its emptied parent split/job-2 is gone');
+ok(-d "$root/split", 'the top-level split stays');
+is(run_storage(\%env, 'delete-prefix', 'split/job-3/1/')->{exit}, 0, 'delete-prefix split/job-3/1/');
+ok(!-e "$root/split/job-3/1" && -f "$root/split/job-3/2/b.bin", 'a parent that still holds an object stays');
 is(run_storage(\%env, 'delete-prefix', 'link-out/')->{exit}, 77, 'a prefix that is a link: 77');
 ok(-f "$outside/secret.txt", 'and nothing removed through it');
 for my $bad ('tmp', '/tmp/', 'tmp//x/', '../x/', 'a/../b/', './', '/')
