@@ -341,16 +341,23 @@ run_steps(JobRun *run)
 		snprintf(run->why, JOB_WHY_MAX, "temp directory path is too long");
 		return failed_in(run, PART_SETUP, EX_SOFTWARE);
 	}
-	/* a long video: a plan instead of a proxy, from its index alone (split_job.c) */
+	/*
+	 * A long video: a plan instead of a proxy, from its index alone
+	 * (split_job.c).  An original the plan cannot read goes the single
+	 * pass's way, which checks it first: a corrupt or replaced upload fails
+	 * as a checksum mismatch, not as bad media.
+	 */
 	if (job_makes_proxy(&run->spec) && run->spec.split_min_duration_seconds > 0)
 	{
 		SplitJob	split = split_job_of(run, &media_hooks, &storage_hooks);
 
 		enter_stage(run, "plan", 0.0, 0.0);
-		if ((rc = split_job_plan(&split, &run->result)) != 0)
+		rc = split_job_plan(&split, &run->result);
+		if (rc != 0 && job_should_stop(run))
 			return split_failed(run, &split, rc);
-		if (run->result != NULL)
+		if (rc == 0 && run->result != NULL)
 			return 0;
+		run->why[0] = '\0';
 	}
 	enter_stage(run, "fetch", 0.0, fetch_span * 0.8);
 	if ((rc = fetch_original(run, &storage_hooks)) != 0)

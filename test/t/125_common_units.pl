@@ -6,9 +6,11 @@
 use strict;
 use warnings;
 use File::Temp qw(tempdir);
+use FindBin;
 use Test::More;
 
-my $top = $ENV{TESTDIR} // '.';
+# (the tree this test is in: TESTDIR may be another directory)
+my $top = "$FindBin::Bin/../..";
 my $dir = tempdir(CLEANUP => 1);
 my @common = (glob("$top/src/common/*.c"), "$top/src/storage/openssl_hashes.c");
 my @tests = sort glob("$top/test/unit/*_test.c");

@@ -15,14 +15,15 @@ our @EXPORT = qw(run_job job_spec job_input workspaces_in sanitizer_reports);
 
 my @reports;
 
-# A proxy_generation spec for file storage below $root; %over replaces members.
+# A proxy_generation spec for file storage below $root (undef: %over names
+# the storage); %over replaces members.
 sub job_spec
 {
 	my ($root, $key, %over) = @_;
 	return {
 		job_id => 'job-1', video_id => 'video-1', attempt => 1,
 		job_type => 'proxy_generation',
-		storage => { url => "file://$root" },
+		storage => defined $root ? { url => "file://$root" } : undef,
 		original => { key => $key },
 		outputs => { proxy_key => 'videos/m1/proxy/video-1.mp4',
 			thumbnail_key => 'thumbnails/m1/video-1.jpg' },
