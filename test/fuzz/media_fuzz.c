@@ -25,6 +25,9 @@
 
 #include "media/media.h"
 
+/* the longest video (by the probe) the target makes a proxy of, in seconds */
+#define PROXY_SECONDS_MAX 120
+
 static char work_dir[4096];
 static char input_path[4200];
 static char thumbnail_path[4200];
@@ -159,9 +162,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 											NULL, &thumbnail_info, why);
 	check_status("thumbnail", thumbnail_status, why);
 
-	/* the documented settings, but x264's fastest preset */
+	/*
+	 * the documented settings, but x264's fastest preset; not for a video
+	 * the probe times at more than PROXY_SECONDS_MAX: a few bytes may state
+	 * hours (up to the 48 vproxy accepts), whose proxy is hours of copies of
+	 * one frame, a question of time (the job's deadline) and not of safety
+	 */
 	media_proxy_defaults(&proxy_options);
 	snprintf(proxy_options.preset, sizeof(proxy_options.preset), "ultrafast");
+	if (probe_status == 0 && info.duration_seconds > PROXY_SECONDS_MAX)
+	{
+		check_left_behind(thumbnail_status == 0, false);
+		unlink(input_path);
+		return 0;
+	}
 	proxy_status = media_make_proxy(input_path, proxy_path, &proxy_options, NULL, &info, why);
 	check_status("proxy", proxy_status, why);
 
